@@ -1,0 +1,3 @@
+"""sre-agent: a self-hosted AI alert investigator."""
+
+__version__ = "0.1.0"
