@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sre_agent_tools.result import DEFAULT_OUTPUT_LIMIT
-
-if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-    from prometheus_api_client import PrometheusConnect
 
 
 @dataclass
@@ -20,8 +16,11 @@ class ToolDeps:
     tools then answer with an error the model can read instead of raising.
     """
 
-    prometheus: PrometheusConnect | None = None
-    kube: ApiClient | None = None
+    #: a ``prometheus_api_client.PrometheusConnect`` (typed Any: LangGraph resolves
+    #: these annotations at run time, and the clients' classes are heavy to import)
+    prometheus: Any = None
+    #: a ``kubernetes.client.ApiClient``
+    kube: Any = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     #: Per-request timeout (seconds) for backend calls.
     timeout: float = 10.0

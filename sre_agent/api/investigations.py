@@ -1,0 +1,64 @@
+"""``GET /investigations`` and ``GET /investigations/{id}``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+
+from sre_agent.analysis import Analysis, render_markdown
+from sre_agent.api.deps import ServicesDep
+
+router = APIRouter()
+
+StatusFilter = Literal["queued", "running", "completed", "degraded", "failed", "cancelled"]
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    analysis = record.get("analysis") or {}
+    return {
+        "id": record["id"],
+        "alertname": record["alertname"],
+        "severity": record["severity"],
+        "namespace": record["namespace"],
+        "fingerprint": record["fingerprint"],
+        "status": record["status"],
+        "status_reason": record["status_reason"],
+        "alert_status": record["alert_status"],
+        "created_at": record["created_at"],
+        "finished_at": record["finished_at"],
+        "summary": analysis.get("summary"),
+    }
+
+
+@router.get("/investigations")
+async def list_investigations(
+    services: ServicesDep,
+    status: StatusFilter | None = None,
+    alertname: str | None = None,
+    namespace: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, Any]:
+    records = services.store.list(status=status, alertname=alertname, namespace=namespace,
+                                  limit=limit)
+    return {"investigations": [_summary(r) for r in records], "count": len(records)}
+
+
+@router.get("/investigations/{ident}", response_model=None)
+async def get_investigation(
+    ident: str, services: ServicesDep, format: Literal["json", "markdown"] = "json"
+) -> dict[str, Any] | PlainTextResponse:
+    record = services.store.get(ident)
+    if record is None:
+        raise HTTPException(404, f"no investigation with id {ident!r}")
+    if format == "markdown":
+        report = record.get("report")
+        if not report:
+            analysis = Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
+            alert = {**record["alert"], "resolved_at": record.get("resolved_at")}
+            report = render_markdown(alert, analysis, status=record["status"],
+                                     reason=record.get("status_reason"))
+        return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
+    record.pop("dedup_key", None)
+    return record

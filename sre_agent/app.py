@@ -1,0 +1,89 @@
+"""``create_app(settings)``: builds the FastAPI app. Clients, the database and
+the workers open in the lifespan and close there; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sre_agent_tools import ToolDeps
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sre_agent import __version__
+from sre_agent.agent import Investigator
+from sre_agent.backends import check_ollama, make_deps
+from sre_agent.prompts import Prompts, load_prompts
+from sre_agent.settings import Settings
+from sre_agent.store import Store
+from sre_agent.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    deps: ToolDeps
+    prompts: Prompts
+    worker: Worker
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.database_path)
+        store.open()
+        deps = make_deps(settings)
+        prompts = load_prompts(settings.prompts_dir)
+        worker = Worker(store, Investigator(settings, prompts, deps),
+                        concurrency=settings.max_concurrent,
+                        timeout=settings.investigation_timeout)
+        app.state.services = Services(settings, store, deps, prompts, worker)
+        ollama = await check_ollama(settings)
+        if ollama["ok"]:
+            log.info("Ollama ready at %s with model %s", settings.ollama_url, settings.model)
+        else:
+            log.warning("Ollama not usable at %s: %s. Alerts are still accepted and stored;"
+                        " investigations will end failed/degraded until it is"
+                        " (set SRE_AGENT_OLLAMA_URL / SRE_AGENT_MODEL).",
+                        settings.ollama_url, ollama.get("error"))
+        await worker.start()
+        try:
+            yield
+        finally:
+            await worker.stop()
+            if deps.kube is not None:
+                deps.kube.close()
+            store.close()
+
+    app = FastAPI(title="sre-agent", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal error; see the service log"}, status_code=500)
+
+    from sre_agent.api import health, investigations, webhook
+
+    app.include_router(webhook.router)
+    app.include_router(investigations.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,128 @@
+"""The ``sre-agent`` command: ``serve`` and ``investigate``.
+
+Errors end here, in one place: a line on stderr and an exit code
+(2 bad input or settings, 3 Ollama not usable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sre_agent import __version__
+from sre_agent.errors import AlertPayloadError, ConfigError, OllamaUnavailable
+from sre_agent.logs import configure_logging
+from sre_agent.settings import Settings, load_settings
+
+log = logging.getLogger("sre_agent.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sre-agent",
+        description="Self-hosted AI alert investigator (settings: SRE_AGENT_* environment)",
+    )
+    parser.add_argument("--version", action="version", version=f"sre-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API and the investigation workers")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    inv = sub.add_parser("investigate", help="investigate an Alertmanager body (or one alert)")
+    inv.add_argument("file", help="JSON file, or - for stdin")
+    inv.add_argument("--json", action="store_true", help="print the whole record(s) as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"sre-agent: bad setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            return serve(settings, args.host, args.port)
+        return asyncio.run(investigate(settings, args.file, as_json=args.json))
+    except (AlertPayloadError, ConfigError) as exc:
+        print(f"sre-agent: {exc}", file=sys.stderr)
+        return 2
+    except OllamaUnavailable as exc:
+        print(f"sre-agent: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from sre_agent.app import create_app
+
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    log.info("sre-agent %s: webhook URL http://%s:%d/webhook/alert (Ollama %s, model %s,"
+             " Prometheus %s, database %s)", __version__, shown, port, settings.ollama_url,
+             settings.model, settings.prometheus_url, settings.database_url)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None,
+                            access_log=False)
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def investigate(settings: Settings, file: str, *, as_json: bool) -> int:
+    from sre_agent.agent import Investigator
+    from sre_agent.alerts import load_alert_file
+    from sre_agent.backends import make_deps, require_ollama
+    from sre_agent.prompts import load_prompts
+    from sre_agent.store import Store
+    from sre_agent.worker import Worker
+
+    text = sys.stdin.read() if file == "-" else _read(file)
+    payload = load_alert_file(text)
+    firing = [a for a in payload.alerts if a.status == "firing"]
+    if not firing:
+        print("sre-agent: no firing alert in the input: nothing to investigate", file=sys.stderr)
+        return 0
+    await require_ollama(settings)
+    deps = make_deps(settings)
+    prompts = load_prompts(settings.prompts_dir)
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="sre-agent-") as tmp:
+        store = Store(Path(tmp) / "one-shot.db")
+        store.open()
+        worker = Worker(store, Investigator(settings, prompts, deps), concurrency=1,
+                        timeout=settings.investigation_timeout)
+        try:
+            for n, alert in enumerate(firing, 1):
+                record, _ = store.create_or_get(alert, payload.groupKey)
+                log.info("[%d/%d] investigating %s (%s)", n, len(firing), alert.name,
+                         alert.severity)
+                await worker.process(record["id"])
+                records.append(store.get(record["id"]) or record)
+        finally:
+            store.close()
+            if deps.kube is not None:
+                deps.kube.close()
+    if as_json:
+        print(json.dumps(records if len(records) > 1 else records[0], indent=2))
+    else:
+        print("\n---\n\n".join(r.get("report") or "" for r in records), end="")
+    return 0 if all(r["status"] == "completed" for r in records) else 1
+
+
+def _read(file: str) -> str:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AlertPayloadError(f"cannot read {file}: {exc.strerror}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""One typed settings object, read from the environment (prefix ``SRE_AGENT_``).
+
+Built once by the CLI (or a test) and passed down; nothing reads the
+environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sre_agent.errors import ConfigError
+
+KNOWN_SEVERITIES = ("critical", "error", "warning", "info", "none")
+
+
+def _default_ollama_url() -> str:
+    host = os.environ.get("OLLAMA_HOST", "").strip()
+    if not host:
+        return "http://localhost:11434"
+    if "://" not in host:
+        host = f"http://{host}"
+    return host
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="SRE_AGENT_", extra="ignore")
+
+    ollama_url: str = Field(default_factory=_default_ollama_url)
+    model: str = "qwen2.5:7b-instruct"
+    prometheus_url: str = "http://localhost:9090"
+    kubeconfig: Path | None = None
+    database_url: str = "sqlite:///./sre-agent.db"
+    webhook_token: SecretStr | None = None
+    severities: Annotated[tuple[str, ...], NoDecode] = ("critical", "warning")
+    max_concurrent: int = Field(default=1, ge=1, le=64)
+    investigation_timeout: float = Field(default=300.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Seconds an LLM request may take before it is abandoned.
+    llm_timeout: float = Field(default=240.0, gt=0)
+    #: Seconds a Prometheus or Kubernetes request may take.
+    backend_timeout: float = Field(default=10.0, gt=0)
+    #: Ollama context window (tokens); Ollama's own default silently truncates long prompts.
+    num_ctx: int = Field(default=8192, ge=2048)
+    #: Characters one tool call may hand the model.
+    tool_output_limit: int = Field(default=4000, ge=200)
+    #: Upper bounds on one investigation's agent loop.
+    max_model_calls: int = Field(default=6, ge=1)
+    max_tool_calls: int = Field(default=8, ge=0)
+    prompts_dir: Path | None = None
+    log_level: str = "INFO"
+
+    @field_validator("severities", mode="before")
+    @classmethod
+    def _split_severities(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("at least one severity is needed, e.g. 'critical,warning'")
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    @field_validator("ollama_url", "prometheus_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError(
+                f"only sqlite:///PATH is supported (e.g. sqlite:///./sre-agent.db), got {value!r}"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; a bad value becomes one ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"SRE_AGENT_{field.upper()}: {message}") from None

@@ -1,0 +1,109 @@
+"""The investigation queue: asyncio workers with bounded concurrency and a
+deadline per investigation.
+
+Status moves queued -> running -> completed | degraded | failed; an alert that
+resolves while still queued ends ``cancelled``. Work that was queued or
+running when the process died is taken up again by :meth:`Worker.start`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sre_agent.agent import Investigator, Result, RunLog
+from sre_agent.analysis import render_markdown
+from sre_agent.store import FINAL, Store
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, store: Store, investigator: Investigator, *, concurrency: int,
+                 timeout: float) -> None:
+        self.store = store
+        self.investigator = investigator
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finished: dict[str, asyncio.Event] = {}
+
+    async def start(self) -> None:
+        resumed = self.store.requeue_unfinished()
+        for ident in resumed:
+            self.submit(ident)
+        if resumed:
+            log.info("resuming %d investigation(s) left unfinished by the last run", len(resumed))
+        self._tasks = [asyncio.create_task(self._loop(), name=f"worker-{i}")
+                       for i in range(self.concurrency)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def submit(self, ident: str) -> None:
+        self.queue.put_nowait(ident)
+
+    @property
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    async def wait(self, ident: str, timeout: float) -> dict[str, Any] | None:
+        """The record once it is final, or as it is when ``timeout`` runs out."""
+        event = self._finished.setdefault(ident, asyncio.Event())
+        record = self.store.get(ident)
+        if record is not None and record["status"] not in FINAL:
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except TimeoutError:
+                pass
+            record = self.store.get(ident)
+        return record
+
+    async def _loop(self) -> None:
+        while True:
+            ident = await self.queue.get()
+            try:
+                await self.process(ident)
+            except Exception:  # never let one investigation take a worker down
+                log.exception("investigation %s: unexpected error", ident)
+            finally:
+                self.queue.task_done()
+                self._finished.setdefault(ident, asyncio.Event()).set()
+
+    async def process(self, ident: str) -> None:
+        record = self.store.claim(ident)
+        if record is None:  # cancelled (resolved) or already done
+            return
+        alert = record["alert"]
+        name = alert["labels"].get("alertname")
+        log.info("investigation %s started: %s", ident, name)
+        run = RunLog()
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(self.investigator.run(alert, run), self.timeout)
+        except TimeoutError:
+            reason = f"deadline of {self.timeout:g} s reached (SRE_AGENT_INVESTIGATION_TIMEOUT)"
+            result = Result("degraded" if run.evidence else "failed", reason)
+        except Exception as exc:
+            log.exception("investigation %s failed", ident)
+            result = Result("failed", f"internal error: {exc.__class__.__name__}: {exc}")
+        elapsed = time.perf_counter() - started
+        alert_view = {**alert, "resolved_at": record.get("resolved_at")}
+        report = render_markdown(alert_view, result.analysis, status=result.status,
+                                 reason=result.reason, raw_text=result.raw_text,
+                                 evidence=run.evidence)
+        self.store.finish(
+            ident, status=result.status, reason=result.reason, evidence=run.evidence,
+            tool_calls=run.tool_calls, llm_usage=run.usage(),
+            analysis=result.analysis.model_dump() if result.analysis else None,
+            raw_text=result.raw_text, report=report, duration_s=elapsed,
+        )
+        log.info("investigation %s %s in %.1f s (%d LLM calls, %d tool calls)%s", ident,
+                 result.status, elapsed, run.llm_calls, len(run.tool_calls),
+                 f": {result.reason}" if result.reason else "")

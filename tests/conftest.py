@@ -1,0 +1,73 @@
+"""Fixtures shared by every test: the scripted Ollama, the fake Kubernetes API,
+and settings pointing sre-agent at them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sre_agent.settings import Settings, load_settings
+from tests.support.fake_kube import FakeKube
+from tests.support.fake_ollama import FakeOllama
+from tests.support.net import free_port
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = FIXTURES / "alertmanager"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up the developer's own SRE_AGENT_* or OLLAMA_HOST."""
+    for name in list(os.environ):
+        if name.startswith("SRE_AGENT_") or name == "OLLAMA_HOST":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def ollama() -> Iterator[FakeOllama]:
+    with FakeOllama() as fake:
+        yield fake
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    """The homepage world: a crash-looping api pod, a deployment one replica short."""
+    with FakeKube() as fake:
+        fake.load_file(FIXTURES / "world-homepage.yaml")
+        yield fake
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, ollama: FakeOllama, kube: FakeKube) -> Callable[..., Settings]:
+    """Settings for an sre-agent wired to the fakes; Prometheus unreachable unless given."""
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "ollama_url": ollama.url,
+            "prometheus_url": f"http://127.0.0.1:{free_port()}",
+            "kubeconfig": kubeconfig,
+            "database_url": f"sqlite:///{tmp_path / 'sre-agent.db'}",
+            "backend_timeout": 2.0,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as SRE_AGENT_* variables, for a service subprocess."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if name == "webhook_token":
+            value = settings.webhook_token.get_secret_value() if settings.webhook_token else None
+        elif name == "severities":
+            value = ",".join(value)
+        env[f"SRE_AGENT_{name.upper()}"] = str(value)
+    return env

@@ -1,0 +1,3 @@
+"""Fixtures for tests against the real Prometheus / Alertmanager."""
+
+from tests.support.prometheus import prometheus  # noqa: F401

@@ -1,0 +1,186 @@
+"""The PromQL tools against a real Prometheus holding the homepage scenario."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sre_agent_tools.deps import ToolDeps
+from sre_agent_tools.prometheus import (
+    MAX_INSTANT_SERIES,
+    MAX_RANGE_SERIES,
+    SHOWN_POINTS,
+    expr_from_generator_url,
+    make_prometheus,
+    query_instant,
+    query_range,
+)
+
+from tests.support.prometheus import API_POD, WEB_POD, PrometheusServer, free_port
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path("/work/shared/examples/alertmanager/group-firing-homepage.json")
+
+
+@pytest.fixture
+def deps(prometheus: PrometheusServer) -> Iterator[ToolDeps]:
+    client = make_prometheus(prometheus.url, timeout=5)
+    yield ToolDeps(prometheus=client, timeout=5)
+    client.close()
+
+
+def _alert_expr(alertname: str) -> str:
+    alerts = json.loads(EXAMPLE.read_text())["alerts"]
+    url = next(a["generatorURL"] for a in alerts if a["labels"]["alertname"] == alertname)
+    expr = expr_from_generator_url(url)
+    assert expr
+    return expr
+
+
+async def test_instant_query_lists_series_with_values(deps: ToolDeps) -> None:
+    result = await query_instant(deps, 'kube_deployment_spec_replicas{namespace="homepage"}')
+    assert result.status == "ok"
+    lines = result.text.splitlines()
+    assert len(lines) == 2
+    api = next(line for line in lines if 'deployment="bruno-site-api"' in line)
+    assert api.startswith("kube_deployment_spec_replicas{")
+    assert api.endswith("=> 3")
+
+
+async def test_instant_query_at_a_past_time(deps: ToolDeps) -> None:
+    query = 'kube_deployment_status_replicas_available{deployment="bruno-site-api"}'
+    assert (await query_instant(deps, query)).text.endswith("=> 2")
+    assert (await query_instant(deps, query, time="now-1h")).text.endswith("=> 3")
+
+
+async def test_instant_scalar(deps: ToolDeps) -> None:
+    result = await query_instant(deps, "scalar(sum(up))")
+    assert result.status == "ok"
+    assert result.text == "scalar => 2"
+
+
+async def test_range_query_summarises_the_replica_drop(deps: ToolDeps) -> None:
+    query = 'kube_deployment_status_replicas_available{deployment="bruno-site-api"}'
+    result = await query_range(deps, query, start="now-1h")
+    assert result.status == "ok", result.text
+    assert "min=2 max=3" in result.text
+    assert "first=3 last=2 trend=falling" in result.text
+    points = re.findall(r"\b\d\d:\d\d=\d", result.text.split("points:")[1])
+    assert len(points) <= SHOWN_POINTS
+    # A summary, not the ~120 raw samples.
+    assert len(result.text) < 600
+    assert len(result.text.splitlines()) == 4
+
+
+async def test_range_query_counter_rises(deps: ToolDeps) -> None:
+    result = await query_range(
+        deps, f'kube_pod_container_status_restarts_total{{pod="{API_POD}"}}', start="-2h", step="5m"
+    )
+    assert result.status == "ok"
+    assert "trend=rising" in result.text
+    assert "step 300s" in result.text
+
+
+async def test_alert_expression_from_generator_url_fires(deps: ToolDeps) -> None:
+    result = await query_instant(deps, _alert_expr("KubeDeploymentReplicasMismatch"))
+    assert result.status == "ok", result.text
+    assert 'deployment="bruno-site-api"' in result.text
+    assert "bruno-site-web" not in result.text
+
+    crash = await query_instant(deps, _alert_expr("KubePodCrashLooping"))
+    assert API_POD in crash.text
+
+    throttling = await query_instant(deps, _alert_expr("CPUThrottlingHigh"))
+    assert WEB_POD in throttling.text
+    assert throttling.text.endswith("=> 0.41")
+
+
+async def test_bad_promql_returns_prometheus_parse_message(deps: ToolDeps) -> None:
+    for call in (query_instant(deps, "sum(rate(up[5m])"), query_range(deps, "sum(rate(up[5m])")):
+        result = await call
+        assert result.status == "error"
+        assert result.text.startswith("PromQL error:")
+        assert "parse error" in result.text
+        assert "unclosed left parenthesis" in result.text
+
+
+async def test_unknown_metric_is_no_data_with_hint(deps: ToolDeps) -> None:
+    result = await query_instant(deps, 'kube_deployment_replicas_wanted{namespace="homepage"}')
+    assert result.status == "no_data"
+    assert '{__name__=~"kube_deployment.*"}' in result.text
+    assert (await query_range(deps, "no_such_metric")).status == "no_data"
+
+
+async def test_unreachable_prometheus_fails_fast() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_prometheus(url, timeout=2)
+    deps = ToolDeps(prometheus=client, timeout=2)
+    started = time.monotonic()
+    result = await query_instant(deps, "up")
+    elapsed = time.monotonic() - started
+    client.close()
+    assert result.status == "error"
+    assert result.text.startswith(f"Prometheus unreachable at {url}: ")
+    assert "Connection refused" in result.text
+    assert elapsed < 3
+
+
+async def test_not_configured() -> None:
+    result = await query_range(ToolDeps(prometheus=None), "up")
+    assert result == result.__class__("error", result.text)
+    assert "not configured" in result.text
+
+
+async def test_many_series_are_capped(deps: ToolDeps) -> None:
+    instant = await query_instant(deps, "kube_pod_status_phase")
+    assert instant.status == "ok"
+    lines = instant.text.splitlines()
+    assert len(lines) == MAX_INSTANT_SERIES + 1
+    assert lines[-1].startswith(f"… {40 - MAX_INSTANT_SERIES} more series")
+
+    ranged = await query_range(deps, "kube_pod_status_phase")
+    assert ranged.text.startswith("40 series")
+    # Whole series up to the size limit, then a count of the rest.
+    shown = ranged.text.count("\n  points: ")
+    assert 0 < shown <= MAX_RANGE_SERIES
+    assert ranged.text.splitlines()[-1].startswith(f"… {40 - shown} more series")
+    assert len(ranged.text) <= deps.output_limit
+
+
+async def test_output_is_capped_to_the_limit(prometheus: PrometheusServer) -> None:
+    client = make_prometheus(prometheus.url, timeout=5)
+    deps = ToolDeps(prometheus=client, output_limit=500, timeout=5)
+    result = await query_instant(deps, "kube_pod_status_phase")
+    client.close()
+    assert len(result.text) <= 500
+    lines = result.text.splitlines()
+    assert all(line.endswith(("=> 0", "=> 1")) for line in lines[:-1])
+    assert lines[-1].startswith(f"… {40 - (len(lines) - 1)} more series")
+
+
+async def test_bad_time_is_an_error_the_model_can_fix(deps: ToolDeps) -> None:
+    result = await query_range(deps, "up", start="yesterday")
+    assert result.status == "error"
+    assert "not a time" in result.text
+
+
+async def test_silent_prometheus_times_out() -> None:
+    # Accepts connections (kernel backlog) but never answers.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        client = make_prometheus(url, timeout=1)
+        started = time.monotonic()
+        result = await query_range(ToolDeps(prometheus=client, timeout=1), "up")
+        elapsed = time.monotonic() - started
+        client.close()
+    assert result.status == "error"
+    assert result.text == f"Prometheus unreachable at {url}: no answer within 1s."
+    assert elapsed < 3

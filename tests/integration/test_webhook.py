@@ -1,0 +1,179 @@
+"""The webhook as Alertmanager and a careless client see it: every bad request
+gets a 4xx naming the problem, good ones get a 202 at once, and repeats are
+recognised."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sre_agent.app import create_app
+from tests.conftest import EXAMPLES
+from tests.support.model_scripts import investigator
+
+FIRING = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
+RESOLVED = json.loads((EXAMPLES / "group-resolved-homepage.json").read_text())
+TOKEN = "tok-" + "x" * 28
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def client(make_settings, ollama):
+    ollama.default = investigator
+    with TestClient(create_app(make_settings(webhook_token=TOKEN))) as client:
+        yield client
+
+
+def _body(mutate=None) -> bytes:
+    body = copy.deepcopy(FIRING)
+    if mutate:
+        mutate(body)
+    return json.dumps(body).encode()
+
+
+BAD_BODIES = [
+    ("empty body", b"", 400, "malformed JSON"),
+    ("not JSON", b"{alerts: [", 400, "malformed JSON"),
+    ("not UTF-8", b"\xff\xfe{}", 400, "malformed JSON"),
+    ("JSON array", b"[]", 422, "JSON object"),
+    ("JSON string", b'"firing"', 422, "JSON object"),
+    ("wrong version", _body(lambda b: b.update(version="3")), 422, "version"),
+    ("no alerts", _body(lambda b: b.pop("alerts")), 422, "alerts"),
+    ("alerts not a list", _body(lambda b: b.update(alerts={"a": 1})), 422, "alerts"),
+    ("no status", _body(lambda b: b.pop("status")), 422, "status"),
+    ("alert without labels", _body(lambda b: b["alerts"][0].pop("labels")), 422, "alerts.0.labels"),
+    ("label not a string", _body(lambda b: b["alerts"][0]["labels"].update(x=1)), 422, "labels.x"),
+    ("no alertname", _body(lambda b: b["alerts"][1]["labels"].pop("alertname")), 422, "alertname"),
+    ("bad startsAt", _body(lambda b: b["alerts"][0].update(startsAt="soon")), 422, "startsAt"),
+    ("no fingerprint", _body(lambda b: b["alerts"][2].pop("fingerprint")), 422, "fingerprint"),
+    ("bad alert status", _body(lambda b: b["alerts"][0].update(status="on")), 422, "status"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "message"),
+                         [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES])
+def test_bad_bodies_get_a_4xx_that_says_why_and_store_nothing(client, body, code, message):
+    response = client.post("/webhook/alert", content=body,
+                           headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == code, response.text
+    assert message in response.json()["error"]
+    assert "Traceback" not in response.text
+    assert client.get("/investigations").json()["count"] == 0
+
+
+def test_bad_query_parameter_is_a_4xx(client):
+    response = client.post("/webhook/alert?wait=maybe", content=_body(), headers=AUTH)
+    assert response.status_code == 422
+    assert "wait" in response.json()["error"]
+
+
+def test_body_over_the_limit_is_413(client):
+    huge = _body(lambda b: b["commonAnnotations"].update(x="y" * (1024 * 1024)))
+    response = client.post("/webhook/alert", content=huge, headers=AUTH)
+    assert response.status_code == 413
+    assert "limit" in response.json()["error"]
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+    {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"},
+])
+def test_token_is_required(client, headers):
+    response = client.post("/webhook/alert", content=_body(), headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert client.get("/investigations").json()["count"] == 0
+
+
+def test_firing_group_is_accepted_at_once_and_deduplicated(client, ollama):
+    started = time.perf_counter()
+    first = client.post("/webhook/alert", content=_body(), headers=AUTH)
+    elapsed = time.perf_counter() - started
+    assert first.status_code == 202
+    assert elapsed < 0.5  # never waits for the model
+    body = first.json()
+    assert body["service"] == "sre-agent" and body["message"] and body["timestamp"]
+    by_name = {r["alert_name"]: r for r in body["results"]}
+    assert set(by_name) == {"KubeDeploymentReplicasMismatch", "KubePodCrashLooping",
+                            "CPUThrottlingHigh"}
+    # CPUThrottlingHigh is severity info: not investigated.
+    assert by_name["CPUThrottlingHigh"]["status"] == "skipped"
+    assert by_name["CPUThrottlingHigh"]["investigation_id"] is None
+    for name in ("KubeDeploymentReplicasMismatch", "KubePodCrashLooping"):
+        assert by_name[name]["status"] in ("queued", "running", "completed")
+        assert by_name[name]["fingerprint"] and by_name[name]["severity"] == "warning"
+
+    # The same group again (repeat_interval, or the second HA Alertmanager).
+    again = client.post("/webhook/alert", content=_body(), headers=AUTH).json()
+    for result in again["results"]:
+        if result["alert_name"] != "CPUThrottlingHigh":
+            assert result["investigation_id"] == by_name[result["alert_name"]]["investigation_id"]
+            assert result["duplicate"] is True
+    listing = client.get("/investigations").json()
+    assert listing["count"] == 2
+
+    # wait=true on a third delivery returns the finished analyses.
+    waited = client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH).json()
+    crash = next(r for r in waited["results"] if r["alert_name"] == "KubePodCrashLooping")
+    assert crash["status"] == "completed"
+    assert "# KubePodCrashLooping" in crash["analysis"]
+    assert "## Likely root cause" in crash["analysis"]
+    assert client.get("/investigations").json()["count"] == 2
+
+
+def test_resolved_delivery_marks_the_investigation(client):
+    first = client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH).json()
+    ident = next(r["investigation_id"] for r in first["results"]
+                 if r["alert_name"] == "KubePodCrashLooping")
+    resolved = client.post("/webhook/alert", content=json.dumps(RESOLVED), headers=AUTH)
+    assert resolved.status_code == 202
+    result = next(r for r in resolved.json()["results"] if r["alert_name"] == "KubePodCrashLooping")
+    assert result["status"] == "resolved" and result["investigation_id"] == ident
+    record = client.get(f"/investigations/{ident}").json()
+    assert record["alert_status"] == "resolved"
+    assert record["resolved_at"].startswith("2026-11-27T00:04:59")
+    assert record["status"] == "completed"  # the analysis stays
+
+
+def test_resolved_before_start_is_not_investigated(make_settings, ollama):
+    # Two workers' worth of queue, but the model hangs on the first alert.
+    from tests.support.fake_ollama import hang
+
+    ollama.default = hang(5)
+    with TestClient(create_app(make_settings(webhook_token=TOKEN))) as client:
+        first = client.post("/webhook/alert", content=_body(), headers=AUTH).json()
+        client.post("/webhook/alert", content=json.dumps(RESOLVED), headers=AUTH)
+        statuses = {r["alert_name"]: client.get(f"/investigations/{r['investigation_id']}").json()
+                    for r in first["results"] if r["investigation_id"]}
+    queued_one = statuses["KubePodCrashLooping"]  # second in the group: still queued
+    assert queued_one["status"] == "cancelled"
+    assert "resolved before" in queued_one["status_reason"]
+
+
+def test_read_api(client):
+    client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH)
+    listing = client.get("/investigations", params={"alertname": "KubePodCrashLooping"}).json()
+    assert listing["count"] == 1
+    ident = listing["investigations"][0]["id"]
+    record = client.get(f"/investigations/{ident}").json()
+    assert record["alert"]["labels"]["pod"] == "bruno-site-api-7d9f8c6b5-x2x4q"
+    assert record["llm_usage"]["calls"] == 2
+    assert record["llm_usage"]["prompt_tokens"] > 0
+    assert sorted(c["name"] for c in record["tool_calls"]) == ["kubectl_describe", "kubectl_logs"]
+    assert all(c["status"] == "ok" and c["duration_ms"] >= 0 for c in record["tool_calls"])
+    markdown = client.get(f"/investigations/{ident}", params={"format": "markdown"})
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert "SITE_API_UPSTREAM_URL" in markdown.text
+    assert client.get("/investigations/nope").status_code == 404
+    assert client.get("/investigations", params={"status": "weird"}).status_code == 422
+    assert client.get("/investigations", params={"limit": 0}).status_code == 422
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["database"]["ok"] and body["ollama"]["ok"] and body["kubernetes"]["ok"]
+    assert body["prometheus"]["ok"] is False  # nothing listens there in this test

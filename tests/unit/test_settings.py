@@ -1,0 +1,74 @@
+"""Settings come from SRE_AGENT_* variables; a bad one stops start-up with one clear line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from sre_agent.errors import ConfigError
+from sre_agent.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SRE_AGENT_") or name == "OLLAMA_HOST":
+            monkeypatch.delenv(name)
+
+
+def test_defaults_match_the_design():
+    s = load_settings()
+    assert s.ollama_url == "http://localhost:11434"
+    assert s.prometheus_url == "http://localhost:9090"
+    assert s.database_url == "sqlite:///./sre-agent.db"
+    assert s.severities == ("critical", "warning")
+    assert s.max_concurrent == 1
+    assert s.investigation_timeout == 300
+    assert s.webhook_token is None
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("SRE_AGENT_SEVERITIES", "Critical, info")
+    monkeypatch.setenv("SRE_AGENT_MAX_CONCURRENT", "3")
+    monkeypatch.setenv("SRE_AGENT_WEBHOOK_TOKEN", "s3cret")
+    s = load_settings()
+    assert s.severities == ("critical", "info")
+    assert s.max_concurrent == 3
+    assert s.webhook_token is not None and s.webhook_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+def test_ollama_host_is_honoured(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "gpu-box:11434")
+    assert load_settings().ollama_url == "http://gpu-box:11434"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SRE_AGENT_MAX_CONCURRENT", "zero", "SRE_AGENT_MAX_CONCURRENT"),
+        ("SRE_AGENT_MAX_CONCURRENT", "0", "greater than or equal to 1"),
+        ("SRE_AGENT_OLLAMA_URL", "gpu-box:11434", "http://"),
+        ("SRE_AGENT_DATABASE_URL", "postgres://x", "sqlite:///"),
+        ("SRE_AGENT_INVESTIGATION_TIMEOUT", "-5", "SRE_AGENT_INVESTIGATION_TIMEOUT"),
+        ("SRE_AGENT_SEVERITIES", " , ", "at least one severity"),
+    ],
+)
+def test_bad_values_name_the_variable(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert name in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_cli_refuses_to_start_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "SRE_AGENT_MAX_CONCURRENT": "lots", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "sre_agent.cli", "serve"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "SRE_AGENT_MAX_CONCURRENT" in lines[0]

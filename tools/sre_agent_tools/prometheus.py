@@ -1,0 +1,419 @@
+"""PromQL tools: instant and range queries that answer in a few compact lines.
+
+The model never sees raw samples: an instant query gives one line per series,
+a range query a per-series summary (min/max/avg, first/last, trend and a
+handful of points). Backend trouble comes back as an error result the model
+can read and act on (fix the query, or move on), never as an exception.
+
+``deps.prometheus`` is the synchronous ``prometheus_api_client`` client, so
+every call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import logging
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+import urllib3
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from sre_agent_tools.deps import ToolDeps
+from sre_agent_tools.result import ToolResult, cap
+
+__all__ = [
+    "expr_from_generator_url",
+    "format_value",
+    "make_prometheus",
+    "parse_duration",
+    "parse_time",
+    "query_instant",
+    "query_range",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Series shown by an instant query before the rest are only counted.
+MAX_INSTANT_SERIES = 30
+#: Series summarised by a range query before the rest are only counted.
+MAX_RANGE_SERIES = 20
+#: Points a default range query asks Prometheus for.
+TARGET_POINTS = 120
+#: Points shown per series in a range summary.
+SHOWN_POINTS = 6
+DEFAULT_RANGE = timedelta(hours=1)
+
+_NOT_CONFIGURED = ToolResult("error", "Prometheus is not configured: no PromQL tool can answer.")
+
+# ---------------------------------------------------------------- client
+
+
+def make_prometheus(url: str, timeout: float) -> PrometheusConnect:
+    """A client that fails fast: one connection retry, no read retry, a request timeout.
+
+    The library's default retries a refused connection three times with
+    backoff (about 6 s), too slow for an agent that should move on.
+    """
+    retry = Retry(
+        total=1,
+        connect=1,
+        read=0,
+        backoff_factor=0.1,
+        status_forcelist=(502, 503, 504),
+        raise_on_status=False,
+        allowed_methods=("GET", "POST"),
+    )
+    return PrometheusConnect(url=url.rstrip("/"), timeout=timeout, retry=retry)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- parsing
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_duration(s: str | float | int) -> timedelta:
+    """A Prometheus-style duration (``30s``, ``5m``, ``1h30m``, ``2d``); a bare number: seconds."""
+    if isinstance(s, int | float):
+        if s < 0:
+            raise ValueError(f"negative duration: {s}")
+        return timedelta(seconds=s)
+    text = s.strip().lower()
+    if _NUMBER.fullmatch(text):
+        return timedelta(seconds=float(text))
+    pos = 0
+    seconds = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or pos != len(text):
+        raise ValueError(f"not a duration: {s!r} (use e.g. 30s, 5m, 1h30m, 2d)")
+    return timedelta(seconds=seconds)
+
+
+def parse_time(value: str | None, default: datetime) -> datetime:
+    """A point in time (UTC) from RFC3339, unix seconds or a relative form.
+
+    Relative: ``now``, ``now-30m``, ``-2h``, or a bare duration (``30m``) meaning
+    that long ago. None or an empty string gives ``default``.
+    """
+    if value is None or not str(value).strip():
+        return default
+    text = str(value).strip()
+    now = datetime.now(UTC)
+    lowered = text.lower()
+    if lowered == "now":
+        return now
+    if lowered.startswith("now"):
+        rest = lowered[3:].strip()
+        if rest[:1] in ("-", "+"):
+            delta = parse_duration(rest[1:].strip())
+            return now - delta if rest[0] == "-" else now + delta
+        raise ValueError(f"not a time: {value!r}")
+    if lowered.startswith("-"):
+        return now - parse_duration(lowered[1:])
+    if _NUMBER.fullmatch(text):
+        return datetime.fromtimestamp(float(text), UTC)
+    if _DURATION_PART.match(lowered):
+        try:
+            return now - parse_duration(lowered)
+        except ValueError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"not a time: {value!r} (use RFC3339, unix seconds, now, now-30m or -2h)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def expr_from_generator_url(url: str) -> str | None:
+    """The alert rule's PromQL, from the ``g0.expr`` parameter of Alertmanager's generatorURL."""
+    if not url:
+        return None
+    values = parse_qs(urlsplit(url).query).get("g0.expr")
+    if not values or not values[0].strip():
+        return None
+    return values[0]
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def format_value(value: float | str) -> str:
+    """A number in a few characters: integers as such, others to 3 significant digits."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == int(v) and abs(v) < 1e6:
+        return str(int(v))
+    return f"{v:.3g}"
+
+
+def _series_name(metric: dict[str, str]) -> str:
+    labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
+    name = metric.get("__name__", "")
+    return f"{name}{{{labels}}}" if labels or not name else name
+
+
+def _more(hidden: int) -> str:
+    return (
+        f"… {hidden} more series (aggregate with sum by (...), or pick with topk/bottomk, "
+        "or add label filters)"
+    )
+
+
+def _fit(header: str, blocks: list[str], total: int, limit: int) -> str:
+    """As many whole series as fit in ``limit`` characters, then how many were left out.
+
+    Counting the rest beats cutting mid-line: the model learns the query was
+    too wide and by how much.
+    """
+    reserve = len(_more(total)) + 2
+    lines = [header] if header else []
+    used = len(header)
+    for block in blocks:
+        if used + len(block) + 1 > limit - reserve:
+            if len(lines) == (1 if header else 0):  # even one series is too long: cut it
+                lines.append(cap(block, max(0, limit - reserve - used - 1)))
+            break
+        lines.append(block)
+        used += len(block) + 1
+    shown = len(lines) - (1 if header else 0)
+    if shown < total:
+        lines.append(_more(total - shown))
+    return cap("\n".join(lines), limit)
+
+
+def _trend(values: list[float]) -> str:
+    """rising/falling when the move from first to last is most of the spread; a wobble
+    within 10% of the magnitude is flat; anything else (up and back) is spiky."""
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2:
+        return "flat"
+    low, high = min(finite), max(finite)
+    spread = high - low
+    scale = max(abs(high), abs(low))
+    if spread == 0 or spread <= 0.1 * scale:
+        return "flat"
+    delta = finite[-1] - finite[0]
+    if abs(delta) >= 0.5 * spread:
+        return "rising" if delta > 0 else "falling"
+    return "spiky"
+
+
+def _point_time(ts: float, long_span: bool) -> str:
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%m-%d %H:%M" if long_span else "%H:%M")
+
+
+def _summarise(item: dict[str, Any], long_span: bool) -> str:
+    samples = [(float(ts), float(v)) for ts, v in item.get("values", [])]
+    values = [v for _, v in samples]
+    finite = [v for v in values if math.isfinite(v)] or values
+    head = _series_name(item.get("metric", {}))
+    if not samples:
+        return f"{head}: no samples"
+    stats = (
+        f"min={format_value(min(finite))} max={format_value(max(finite))} "
+        f"avg={format_value(sum(finite) / len(finite))} first={format_value(values[0])} "
+        f"last={format_value(values[-1])} trend={_trend(values)} samples={len(samples)}"
+    )
+    n = len(samples)
+    picks = sorted({round(i * (n - 1) / (SHOWN_POINTS - 1)) for i in range(SHOWN_POINTS)})
+    points = " ".join(
+        f"{_point_time(samples[i][0], long_span)}={format_value(samples[i][1])}" for i in picks
+    )
+    return f"{head}\n  {stats}\n  points: {points}"
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _error_body(exc: PrometheusApiClientException) -> tuple[int | None, dict[str, Any] | str]:
+    """Status code and JSON body from the library's ``HTTP Status Code N (b'...')`` message."""
+    match = re.match(r"HTTP Status Code (\d+) \((.*)\)\s*$", str(exc), re.DOTALL)
+    if not match:
+        return None, str(exc)
+    code = int(match.group(1))
+    raw: Any = match.group(2)
+    try:
+        raw = ast.literal_eval(raw)
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        return code, json.loads(raw)
+    except (ValueError, SyntaxError):
+        return code, str(raw)
+
+
+def _backend_error(deps: ToolDeps, exc: Exception) -> ToolResult:
+    url = getattr(deps.prometheus, "url", "?")
+    logger.debug("prometheus call failed: %r", exc)
+    if isinstance(exc, PrometheusApiClientException):
+        code, body = _error_body(exc)
+        if isinstance(body, dict):
+            kind, message = body.get("errorType", ""), body.get("error", "")
+            if kind == "bad_data":
+                return ToolResult(
+                    "error",
+                    f"PromQL error: {message}. Check the syntax, function names and "
+                    "brackets, then retry with a corrected query.",
+                )
+            if kind == "timeout":
+                return ToolResult(
+                    "error",
+                    f"Prometheus query timed out ({message}). Narrow the query: fewer series, "
+                    "a shorter range or a larger step.",
+                )
+            return ToolResult("error", f"Prometheus answered HTTP {code}: {kind}: {message}")
+        return ToolResult("error", f"Prometheus answered HTTP {code}: {str(body)[:300]}")
+    if isinstance(exc, requests.RequestException):
+        return ToolResult(
+            "error", f"Prometheus unreachable at {url}: {_unreachable_reason(exc, deps.timeout)}."
+        )
+    return ToolResult("error", f"Unexpected answer from Prometheus at {url}: {exc!r}"[:500])
+
+
+def _unreachable_reason(exc: requests.RequestException, timeout: float) -> str:
+    """A short why: requests wraps urllib3's error (often a timeout) in a ConnectionError."""
+    inner: object = exc.args[0] if exc.args else exc
+    inner = getattr(inner, "reason", inner)
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
+    timed_out = isinstance(inner, urllib3.exceptions.TimeoutError) and not isinstance(
+        inner, urllib3.exceptions.NewConnectionError
+    )
+    if isinstance(exc, requests.ConnectTimeout | requests.ReadTimeout) or timed_out:
+        return f"no answer within {timeout:g}s"
+    text = re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", str(inner)).removeprefix(
+        "Failed to establish a new connection: "
+    )
+    return text[:200] or type(exc).__name__
+
+
+def _metric_hint(query: str) -> str:
+    """Suggest a name search for the first thing in ``query`` that looks like a metric."""
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", query)
+    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", bare):
+        word = match.group(0)
+        after = bare[match.end() :].lstrip()
+        keywords = {"and", "or", "unless", "offset", "bool", "inf", "nan"}
+        if after.startswith("(") or word.lower() in keywords:
+            continue
+        stem = "_".join(word.split("_")[:2])
+        return (
+            f'Check the metric name, e.g. count by (__name__)({{__name__=~"{stem}.*"}}), '
+            "and the label values."
+        )
+    return "Check the metric names and label values."
+
+
+async def _call(deps: ToolDeps, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, timeout=deps.timeout, **kwargs)
+
+
+# ---------------------------------------------------------------- tools
+
+
+async def query_instant(deps: ToolDeps, query: str, time: str | None = None) -> ToolResult:
+    """Run an instant PromQL query: one line per series, ``{labels} => value``.
+
+    ``time`` is RFC3339, unix seconds, or relative (``now-30m``, ``-2h``); default now.
+    """
+    if deps.prometheus is None:
+        return _NOT_CONFIGURED
+    params: dict[str, Any] = {"timeout": f"{deps.timeout:g}s"}
+    try:
+        if time:
+            params["time"] = parse_time(time, datetime.now(UTC)).timestamp()
+    except ValueError as exc:
+        return ToolResult("error", str(exc))
+    try:
+        result = await _call(deps, deps.prometheus.custom_query, query, params=params)
+    except Exception as exc:  # backend trouble becomes a result the model can read
+        return _backend_error(deps, exc)
+    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+        return ToolResult("ok", cap(f"scalar => {format_value(result[1])}", deps.output_limit))
+    if not result:
+        return ToolResult("no_data", f"No series matched {query}. {_metric_hint(query)}")
+    lines = [
+        f"{_series_name(item.get('metric', {}))} => {format_value(item['value'][1])}"
+        for item in result[:MAX_INSTANT_SERIES]
+    ]
+    return ToolResult("ok", _fit("", lines, len(result), deps.output_limit))
+
+
+async def query_range(
+    deps: ToolDeps,
+    query: str,
+    start: str | None = None,
+    end: str | None = None,
+    step: str | None = None,
+) -> ToolResult:
+    """Run a PromQL range query and summarise each series (min/max/avg, trend, a few points).
+
+    Times are RFC3339, unix seconds, or relative (``now-30m``, ``-2h``, ``30m`` ago);
+    default the last hour. ``step`` (``30s``, ``5m``) defaults to about 120 points.
+    """
+    if deps.prometheus is None:
+        return _NOT_CONFIGURED
+    try:
+        end_at = parse_time(end, datetime.now(UTC))
+        start_at = parse_time(start, end_at - DEFAULT_RANGE)
+        if start_at >= end_at:
+            return ToolResult("error", f"start ({start_at:%Y-%m-%dT%H:%M:%SZ}) is not before end.")
+        span = (end_at - start_at).total_seconds()
+        step_s = max(1.0, math.ceil(span / TARGET_POINTS))
+        if step:
+            # Prometheus refuses more than 11,000 points per series; stay well below.
+            step_s = max(parse_duration(step).total_seconds(), span / 1000, 0.001)
+    except ValueError as exc:
+        return ToolResult("error", str(exc))
+    try:
+        result = await _call(
+            deps,
+            deps.prometheus.custom_query_range,
+            query,
+            start_time=start_at,
+            end_time=end_at,
+            step=f"{step_s:g}",
+            params={"timeout": f"{deps.timeout:g}s"},
+        )
+    except Exception as exc:  # backend trouble becomes a result the model can read
+        return _backend_error(deps, exc)
+    window = f"{start_at:%Y-%m-%d %H:%M}–{end_at:%H:%M} UTC, step {step_s:g}s"
+    if not result:
+        return ToolResult(
+            "no_data", f"No series matched {query} in {window}. {_metric_hint(query)}"
+        )
+    long_span = span >= 86400
+    blocks = [_summarise(item, long_span) for item in result[:MAX_RANGE_SERIES]]
+    header = f"{len(result)} series, {window}"
+    return ToolResult("ok", _fit(header, blocks, len(result), deps.output_limit))
