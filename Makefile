@@ -34,6 +34,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check sre_agent tools tests
+	$(BIN)/ruff format --check sre_agent tools tests
 
 bench: install system-deps
 	$(BIN)/python scripts/bench.py

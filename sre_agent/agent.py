@@ -42,7 +42,9 @@ Outcome = Literal["completed", "degraded", "failed"]
 
 #: What the Ollama client raises when the model server fails (HTTP error, refused, timeout).
 LLM_ERRORS: tuple[type[BaseException], ...] = (
-    ollama.ResponseError, httpx.TransportError, ConnectionError,
+    ollama.ResponseError,
+    httpx.TransportError,
+    ConnectionError,
 )
 
 
@@ -121,20 +123,25 @@ class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
         if isinstance(message, ToolMessage) and message.status == "error":
             status = "error"
         args = redact_obj(dict(call.get("args") or {}))
-        self.run.tool_calls.append({
-            "name": call.get("name"),
-            "args": args,
-            "duration_ms": round(elapsed * 1000, 1),
-            "status": status,
-            "output_chars": len(text),
-        })
-        self.run.evidence.append({
-            "title": f"{call.get('name')}({_format_args(args)})",
-            "tool": call.get("name"),
-            "output": redact(text),
-        })
-        log.info("tool %s %s in %.0f ms (%d chars)", call.get("name"), status, elapsed * 1000,
-                 len(text))
+        self.run.tool_calls.append(
+            {
+                "name": call.get("name"),
+                "args": args,
+                "duration_ms": round(elapsed * 1000, 1),
+                "status": status,
+                "output_chars": len(text),
+            }
+        )
+        self.run.evidence.append(
+            {
+                "title": f"{call.get('name')}({_format_args(args)})",
+                "tool": call.get("name"),
+                "output": redact(text),
+            }
+        )
+        log.info(
+            "tool %s %s in %.0f ms (%d chars)", call.get("name"), status, elapsed * 1000, len(text)
+        )
         return message
 
 
@@ -183,10 +190,12 @@ class Investigator:
             system_prompt=self.prompts.render("system"),
             middleware=[
                 Recorder(run),
-                ModelCallLimitMiddleware(run_limit=self.settings.max_model_calls,
-                                         exit_behavior="end"),
-                ToolCallLimitMiddleware(run_limit=self.settings.max_tool_calls,
-                                        exit_behavior="continue"),
+                ModelCallLimitMiddleware(
+                    run_limit=self.settings.max_model_calls, exit_behavior="end"
+                ),
+                ToolCallLimitMiddleware(
+                    run_limit=self.settings.max_tool_calls, exit_behavior="continue"
+                ),
             ],
             context_schema=ToolDeps,
         )
@@ -215,8 +224,9 @@ class Investigator:
                 error = str(exc)
         return await self._repair(alert, run, final_text, error)
 
-    async def _repair(self, alert: dict[str, Any], run: RunLog, final_text: str | None,
-                      error: str) -> Result:
+    async def _repair(
+        self, alert: dict[str, Any], run: RunLog, final_text: str | None, error: str
+    ) -> Result:
         """One more call, constrained to the Analysis JSON schema, with the validation error."""
         notes = self._notes(alert, run, final_text)
         prompt = self.prompts.render("repair", error=error, notes=notes)
@@ -244,7 +254,9 @@ class Investigator:
         budget = self.settings.tool_output_limit * 2
         parts = [self.prompts.render("investigation", **alert_fields(alert))]
         for item in run.evidence:
-            parts.append(f"## {item['title']}\n{item['output'][: budget // max(1, len(run.evidence))]}")
+            parts.append(
+                f"## {item['title']}\n{item['output'][: budget // max(1, len(run.evidence))]}"
+            )
         if final_text:
             parts.append(f"## Your previous answer\n{final_text[:budget]}")
         return "\n\n".join(parts)

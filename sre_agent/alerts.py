@@ -99,12 +99,14 @@ def parse_payload(data: Any) -> WebhookPayload:
         raise AlertPayloadError("body must be a JSON object (an Alertmanager v4 payload)")
     if "version" in data and data["version"] != "4":
         raise AlertPayloadError(
-            f"unsupported payload version {data['version']!r}: expected \"4\" (Alertmanager webhook)"
+            f'unsupported payload version {data["version"]!r}: expected "4" (Alertmanager webhook)'
         )
     try:
         return WebhookPayload.model_validate(data)
     except ValidationError as exc:
-        raise AlertPayloadError(f"invalid Alertmanager payload: {describe_validation_error(exc)}") from None
+        raise AlertPayloadError(
+            f"invalid Alertmanager payload: {describe_validation_error(exc)}"
+        ) from None
 
 
 def load_alert_file(text: str) -> WebhookPayload:

@@ -84,14 +84,21 @@ def parse_analysis(text: str) -> Analysis:
         return Analysis.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+            for e in exc.errors()[:5]
         )
         raise ValueError(f"the JSON does not match the Analysis schema: {problems}") from None
 
 
-def render_markdown(alert: dict[str, Any], analysis: Analysis | None, *, status: str,
-                    reason: str | None = None, raw_text: str | None = None,
-                    evidence: list[dict[str, Any]] | None = None) -> str:
+def render_markdown(
+    alert: dict[str, Any],
+    analysis: Analysis | None,
+    *,
+    status: str,
+    reason: str | None = None,
+    raw_text: str | None = None,
+    evidence: list[dict[str, Any]] | None = None,
+) -> str:
     """The report a person reads: alert header, then the analysis (or what we have)."""
     labels = alert.get("labels", {})
     annotations = alert.get("annotations", {})
@@ -117,7 +124,9 @@ def render_markdown(alert: dict[str, Any], analysis: Analysis | None, *, status:
         if analysis.impact:
             lines += ["", "## Impact", analysis.impact]
         if analysis.mitigation:
-            lines += ["", "## Mitigation"] + [f"{i}. {m}" for i, m in enumerate(analysis.mitigation, 1)]
+            lines += ["", "## Mitigation"] + [
+                f"{i}. {m}" for i, m in enumerate(analysis.mitigation, 1)
+            ]
         if analysis.follow_up_queries or analysis.follow_up_commands:
             lines += ["", "## Follow-up"]
             lines += [f"- `{q}`" for q in analysis.follow_up_queries]
@@ -127,6 +136,11 @@ def render_markdown(alert: dict[str, Any], analysis: Analysis | None, *, status:
     if evidence and analysis is None:
         lines += ["", "## Evidence gathered"]
         for item in evidence:
-            lines += ["", f"### {item.get('title', item.get('tool', 'evidence'))}", "```",
-                      str(item.get("output", "")).strip(), "```"]
+            lines += [
+                "",
+                f"### {item.get('title', item.get('tool', 'evidence'))}",
+                "```",
+                str(item.get("output", "")).strip(),
+                "```",
+            ]
     return "\n".join(lines).rstrip() + "\n"

@@ -41,18 +41,24 @@ def create_app(settings: Settings) -> FastAPI:
         store.open()
         deps = make_deps(settings)
         prompts = load_prompts(settings.prompts_dir)
-        worker = Worker(store, Investigator(settings, prompts, deps),
-                        concurrency=settings.max_concurrent,
-                        timeout=settings.investigation_timeout)
+        worker = Worker(
+            store,
+            Investigator(settings, prompts, deps),
+            concurrency=settings.max_concurrent,
+            timeout=settings.investigation_timeout,
+        )
         app.state.services = Services(settings, store, deps, prompts, worker)
         ollama = await check_ollama(settings)
         if ollama["ok"]:
             log.info("Ollama ready at %s with model %s", settings.ollama_url, settings.model)
         else:
-            log.warning("Ollama not usable at %s: %s. Alerts are still accepted and stored;"
-                        " investigations will end failed/degraded until it is"
-                        " (set SRE_AGENT_OLLAMA_URL / SRE_AGENT_MODEL).",
-                        settings.ollama_url, ollama.get("error"))
+            log.warning(
+                "Ollama not usable at %s: %s. Alerts are still accepted and stored;"
+                " investigations will end failed/degraded until it is"
+                " (set SRE_AGENT_OLLAMA_URL / SRE_AGENT_MODEL).",
+                settings.ollama_url,
+                ollama.get("error"),
+            )
         await worker.start()
         try:
             yield
@@ -66,8 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,15 +25,18 @@ def make_kube(settings: Settings) -> Any | None:
     configuration = client.Configuration()
     try:
         if settings.kubeconfig is not None:
-            config.load_kube_config(config_file=str(settings.kubeconfig),
-                                    client_configuration=configuration)
+            config.load_kube_config(
+                config_file=str(settings.kubeconfig), client_configuration=configuration
+            )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
         elif (Path.home() / ".kube" / "config").is_file():
             config.load_kube_config(client_configuration=configuration)
         else:
-            log.warning("Kubernetes is not configured (no SRE_AGENT_KUBECONFIG, not in a cluster,"
-                        " no ~/.kube/config): Kubernetes tools will report that")
+            log.warning(
+                "Kubernetes is not configured (no SRE_AGENT_KUBECONFIG, not in a cluster,"
+                " no ~/.kube/config): Kubernetes tools will report that"
+            )
             return None
     except Exception as exc:  # a broken kubeconfig degrades the tools, not the service
         log.warning("Kubernetes configuration unusable: %s", exc)
@@ -61,13 +64,19 @@ async def check_ollama(settings: Settings, timeout: float = 3.0) -> dict[str, An
             response.raise_for_status()
             models = [m.get("name", "") for m in response.json().get("models", [])]
     except (httpx.HTTPError, ValueError) as exc:
-        return {"ok": False, "url": settings.ollama_url, "error": f"{exc.__class__.__name__}: {exc}"}
+        return {
+            "ok": False,
+            "url": settings.ollama_url,
+            "error": f"{exc.__class__.__name__}: {exc}",
+        }
     wanted = settings.model if ":" in settings.model else f"{settings.model}:latest"
     has_model = wanted in models or settings.model in models
     result: dict[str, Any] = {"ok": has_model, "url": settings.ollama_url, "model": settings.model}
     if not has_model:
-        result["error"] = (f"model {settings.model!r} is not pulled on this Ollama"
-                           f" (run `ollama pull {settings.model}`)")
+        result["error"] = (
+            f"model {settings.model!r} is not pulled on this Ollama"
+            f" (run `ollama pull {settings.model}`)"
+        )
     return result
 
 
@@ -87,11 +96,17 @@ async def check_prometheus(settings: Settings, timeout: float = 3.0) -> dict[str
         async with httpx.AsyncClient(timeout=timeout) as http:
             response = await http.get(f"{settings.prometheus_url}/-/ready")
         ok = response.status_code == 200
-        return {"ok": ok, "url": settings.prometheus_url,
-                **({} if ok else {"error": f"HTTP {response.status_code}"})}
+        return {
+            "ok": ok,
+            "url": settings.prometheus_url,
+            **({} if ok else {"error": f"HTTP {response.status_code}"}),
+        }
     except httpx.HTTPError as exc:
-        return {"ok": False, "url": settings.prometheus_url,
-                "error": f"{exc.__class__.__name__}: {exc}"}
+        return {
+            "ok": False,
+            "url": settings.prometheus_url,
+            "error": f"{exc.__class__.__name__}: {exc}",
+        }
 
 
 async def check_kubernetes(deps: ToolDeps, timeout: float = 3.0) -> dict[str, Any]:

@@ -67,11 +67,20 @@ def serve(settings: Settings, host: str, port: int) -> int:
     from sre_agent.app import create_app
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    log.info("sre-agent %s: webhook URL http://%s:%d/webhook/alert (Ollama %s, model %s,"
-             " Prometheus %s, database %s)", __version__, shown, port, settings.ollama_url,
-             settings.model, settings.prometheus_url, settings.database_url)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None,
-                            access_log=False)
+    log.info(
+        "sre-agent %s: webhook URL http://%s:%d/webhook/alert (Ollama %s, model %s,"
+        " Prometheus %s, database %s)",
+        __version__,
+        shown,
+        port,
+        settings.ollama_url,
+        settings.model,
+        settings.prometheus_url,
+        settings.database_url,
+    )
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_config=None, access_log=False
+    )
     uvicorn.Server(config).run()
     return 0
 
@@ -97,13 +106,18 @@ async def investigate(settings: Settings, file: str, *, as_json: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="sre-agent-") as tmp:
         store = Store(Path(tmp) / "one-shot.db")
         store.open()
-        worker = Worker(store, Investigator(settings, prompts, deps), concurrency=1,
-                        timeout=settings.investigation_timeout)
+        worker = Worker(
+            store,
+            Investigator(settings, prompts, deps),
+            concurrency=1,
+            timeout=settings.investigation_timeout,
+        )
         try:
             for n, alert in enumerate(firing, 1):
                 record, _ = store.create_or_get(alert, payload.groupKey)
-                log.info("[%d/%d] investigating %s (%s)", n, len(firing), alert.name,
-                         alert.severity)
+                log.info(
+                    "[%d/%d] investigating %s (%s)", n, len(firing), alert.name, alert.severity
+                )
                 await worker.process(record["id"])
                 records.append(store.get(record["id"]) or record)
         finally:

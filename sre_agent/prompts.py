@@ -39,10 +39,11 @@ class Prompts:
 def load_prompts(directory: Path | None = None) -> Prompts:
     directory = directory or default_prompts_dir()
     partials_dir = directory / "partials"
-    partials = {
-        p.stem: p.read_text(encoding="utf-8").strip()
-        for p in sorted(partials_dir.glob("*.md"))
-    } if partials_dir.is_dir() else {}
+    partials = (
+        {p.stem: p.read_text(encoding="utf-8").strip() for p in sorted(partials_dir.glob("*.md"))}
+        if partials_dir.is_dir()
+        else {}
+    )
     digest = hashlib.sha256()
     templates: dict[str, str] = {}
     for path in sorted(directory.glob("*.md")):

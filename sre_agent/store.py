@@ -105,7 +105,9 @@ class Store:
 
     def _migrate(self) -> None:
         with self._tx() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, applied_at TEXT)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, applied_at TEXT)"
+            )
             done = {row[0] for row in db.execute("SELECT id FROM migrations")}
             for number, sql in enumerate(MIGRATIONS, 1):
                 if number in done:
@@ -122,21 +124,24 @@ class Store:
     def create_or_get(self, alert: Alert, group_key: str = "") -> tuple[dict[str, Any], bool]:
         """The investigation of this firing: a new queued one, or the one we already have."""
         key = alert.dedup_key()
-        record = redact_obj({
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "startsAt": alert.startsAt.isoformat(),
-            "endsAt": alert.ended_at.isoformat() if alert.ended_at else None,
-            "generatorURL": alert.generatorURL,
-            "fingerprint": alert.fingerprint,
-            "expr": alert.expr,
-            "status": alert.status,
-        })
+        record = redact_obj(
+            {
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "startsAt": alert.startsAt.isoformat(),
+                "endsAt": alert.ended_at.isoformat() if alert.ended_at else None,
+                "generatorURL": alert.generatorURL,
+                "fingerprint": alert.fingerprint,
+                "expr": alert.expr,
+                "status": alert.status,
+            }
+        )
         with self._tx() as db:
             row = db.execute("SELECT id FROM investigations WHERE dedup_key=?", (key,)).fetchone()
             if row is not None:
-                db.execute("UPDATE investigations SET deliveries = deliveries + 1 WHERE id=?",
-                           (row["id"],))
+                db.execute(
+                    "UPDATE investigations SET deliveries = deliveries + 1 WHERE id=?", (row["id"],)
+                )
                 created, ident = False, row["id"]
             else:
                 ident = uuid.uuid4().hex[:16]
@@ -144,8 +149,17 @@ class Store:
                     "INSERT INTO investigations (id, dedup_key, fingerprint, alertname, severity,"
                     " namespace, group_key, alert, status, created_at)"
                     " VALUES (?,?,?,?,?,?,?,?, 'queued', ?)",
-                    (ident, key, alert.fingerprint, alert.name, alert.severity, alert.namespace,
-                     group_key, json.dumps(record), now_iso()),
+                    (
+                        ident,
+                        key,
+                        alert.fingerprint,
+                        alert.name,
+                        alert.severity,
+                        alert.namespace,
+                        group_key,
+                        json.dumps(record),
+                        now_iso(),
+                    ),
                 )
                 created = True
         found = self.get(ident)
@@ -156,8 +170,9 @@ class Store:
         """Record that this firing resolved; a still-queued investigation is not started."""
         resolved_at = (alert.ended_at or datetime.now(UTC)).isoformat()
         with self._tx() as db:
-            row = db.execute("SELECT id, status FROM investigations WHERE dedup_key=?",
-                             (alert.dedup_key(),)).fetchone()
+            row = db.execute(
+                "SELECT id, status FROM investigations WHERE dedup_key=?", (alert.dedup_key(),)
+            ).fetchone()
             if row is None:
                 return None
             db.execute(
@@ -185,20 +200,38 @@ class Store:
                 return None
         return self.get(ident)
 
-    def finish(self, ident: str, *, status: str, reason: str | None,
-               evidence: list[dict[str, Any]], tool_calls: list[dict[str, Any]],
-               llm_usage: dict[str, Any], analysis: dict[str, Any] | None,
-               raw_text: str | None, report: str, duration_s: float) -> None:
+    def finish(
+        self,
+        ident: str,
+        *,
+        status: str,
+        reason: str | None,
+        evidence: list[dict[str, Any]],
+        tool_calls: list[dict[str, Any]],
+        llm_usage: dict[str, Any],
+        analysis: dict[str, Any] | None,
+        raw_text: str | None,
+        report: str,
+        duration_s: float,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
                 " llm_usage=?, analysis=?, raw_text=?, report=?, finished_at=?, duration_s=?"
                 " WHERE id=?",
-                (status, redact(reason) if reason else None, json.dumps(redact_obj(evidence)),
-                 json.dumps(redact_obj(tool_calls)), json.dumps(llm_usage),
-                 json.dumps(redact_obj(analysis)) if analysis is not None else None,
-                 redact(raw_text) if raw_text else None, redact(report), now_iso(),
-                 round(duration_s, 3), ident),
+                (
+                    status,
+                    redact(reason) if reason else None,
+                    json.dumps(redact_obj(evidence)),
+                    json.dumps(redact_obj(tool_calls)),
+                    json.dumps(llm_usage),
+                    json.dumps(redact_obj(analysis)) if analysis is not None else None,
+                    redact(raw_text) if raw_text else None,
+                    redact(report),
+                    now_iso(),
+                    round(duration_s, 3),
+                    ident,
+                ),
             )
 
     def requeue_unfinished(self) -> list[str]:
@@ -218,13 +251,22 @@ class Store:
             row = self._db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
         return _decode(row) if row else None
 
-    def list(self, *, status: str | None = None, alertname: str | None = None,
-             namespace: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        alertname: str | None = None,
+        namespace: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
         if self._db is None:
             raise RuntimeError("store is not open")
         where, params = [], []
-        for column, value in (("status", status), ("alertname", alertname),
-                              ("namespace", namespace)):
+        for column, value in (
+            ("status", status),
+            ("alertname", alertname),
+            ("namespace", namespace),
+        ):
             if value:
                 where.append(f"{column}=?")
                 params.append(value)

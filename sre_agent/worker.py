@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, store: Store, investigator: Investigator, *, concurrency: int,
-                 timeout: float) -> None:
+    def __init__(
+        self, store: Store, investigator: Investigator, *, concurrency: int, timeout: float
+    ) -> None:
         self.store = store
         self.investigator = investigator
         self.concurrency = concurrency
@@ -37,8 +38,9 @@ class Worker:
             self.submit(ident)
         if resumed:
             log.info("resuming %d investigation(s) left unfinished by the last run", len(resumed))
-        self._tasks = [asyncio.create_task(self._loop(), name=f"worker-{i}")
-                       for i in range(self.concurrency)]
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"worker-{i}") for i in range(self.concurrency)
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -95,15 +97,32 @@ class Worker:
             result = Result("failed", f"internal error: {exc.__class__.__name__}: {exc}")
         elapsed = time.perf_counter() - started
         alert_view = {**alert, "resolved_at": record.get("resolved_at")}
-        report = render_markdown(alert_view, result.analysis, status=result.status,
-                                 reason=result.reason, raw_text=result.raw_text,
-                                 evidence=run.evidence)
-        self.store.finish(
-            ident, status=result.status, reason=result.reason, evidence=run.evidence,
-            tool_calls=run.tool_calls, llm_usage=run.usage(),
-            analysis=result.analysis.model_dump() if result.analysis else None,
-            raw_text=result.raw_text, report=report, duration_s=elapsed,
+        report = render_markdown(
+            alert_view,
+            result.analysis,
+            status=result.status,
+            reason=result.reason,
+            raw_text=result.raw_text,
+            evidence=run.evidence,
         )
-        log.info("investigation %s %s in %.1f s (%d LLM calls, %d tool calls)%s", ident,
-                 result.status, elapsed, run.llm_calls, len(run.tool_calls),
-                 f": {result.reason}" if result.reason else "")
+        self.store.finish(
+            ident,
+            status=result.status,
+            reason=result.reason,
+            evidence=run.evidence,
+            tool_calls=run.tool_calls,
+            llm_usage=run.usage(),
+            analysis=result.analysis.model_dump() if result.analysis else None,
+            raw_text=result.raw_text,
+            report=report,
+            duration_s=elapsed,
+        )
+        log.info(
+            "investigation %s %s in %.1f s (%d LLM calls, %d tool calls)%s",
+            ident,
+            result.status,
+            elapsed,
+            run.llm_calls,
+            len(run.tool_calls),
+            f": {result.reason}" if result.reason else "",
+        )

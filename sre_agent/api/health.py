@@ -28,7 +28,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     except Exception as exc:
         database = {"ok": False, "error": str(exc)}
     ollama, prometheus, kubernetes = await asyncio.gather(
-        check_ollama(services.settings), check_prometheus(services.settings),
+        check_ollama(services.settings),
+        check_prometheus(services.settings),
         check_kubernetes(services.deps),
     )
     body = {

@@ -40,8 +40,9 @@ async def list_investigations(
     namespace: str | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
-    records = services.store.list(status=status, alertname=alertname, namespace=namespace,
-                                  limit=limit)
+    records = services.store.list(
+        status=status, alertname=alertname, namespace=namespace, limit=limit
+    )
     return {"investigations": [_summary(r) for r in records], "count": len(records)}
 
 
@@ -55,10 +56,13 @@ async def get_investigation(
     if format == "markdown":
         report = record.get("report")
         if not report:
-            analysis = Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
+            analysis = (
+                Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
+            )
             alert = {**record["alert"], "resolved_at": record.get("resolved_at")}
-            report = render_markdown(alert, analysis, status=record["status"],
-                                     reason=record.get("status_reason"))
+            report = render_markdown(
+                alert, analysis, status=record["status"], reason=record.get("status_reason")
+            )
         return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
     record.pop("dedup_key", None)
     return record

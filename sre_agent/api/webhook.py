@@ -33,8 +33,11 @@ def _check_token(services: Services, request: Request) -> None:
     scheme, _, given = header.partition(" ")
     expected = token.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        raise HTTPException(401, "missing or wrong bearer token (SRE_AGENT_WEBHOOK_TOKEN)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "missing or wrong bearer token (SRE_AGENT_WEBHOOK_TOKEN)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -50,7 +53,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 @router.post("/webhook/alert", status_code=202)
-async def receive_alerts(request: Request, services: ServicesDep, wait: bool = False) -> JSONResponse:
+async def receive_alerts(
+    request: Request, services: ServicesDep, wait: bool = False
+) -> JSONResponse:
     _check_token(services, request)
     body = await _read_body(request, services.settings.max_body_bytes)
     try:
@@ -67,29 +72,40 @@ async def receive_alerts(request: Request, services: ServicesDep, wait: bool = F
     counts: dict[str, int] = {}
     for alert in payload.alerts:
         result: dict[str, Any] = {
-            "alert_name": alert.name, "severity": alert.severity,
-            "fingerprint": alert.fingerprint, "investigation_id": None,
+            "alert_name": alert.name,
+            "severity": alert.severity,
+            "fingerprint": alert.fingerprint,
+            "investigation_id": None,
         }
         if alert.status == "resolved":
             record = store.mark_resolved(alert)
-            result.update(status="resolved",
-                          investigation_id=record["id"] if record else None,
-                          investigation_status=record["status"] if record else None)
+            result.update(
+                status="resolved",
+                investigation_id=record["id"] if record else None,
+                investigation_status=record["status"] if record else None,
+            )
         elif alert.severity not in settings.severities:
-            result.update(status="skipped",
-                          reason=f"severity {alert.severity!r} is not in SRE_AGENT_SEVERITIES"
-                                 f" ({','.join(settings.severities)})")
+            result.update(
+                status="skipped",
+                reason=f"severity {alert.severity!r} is not in SRE_AGENT_SEVERITIES"
+                f" ({','.join(settings.severities)})",
+            )
         else:
             record, created = store.create_or_get(alert, payload.groupKey)
             if created:
                 worker.submit(record["id"])
-            result.update(status=record["status"], investigation_id=record["id"],
-                          duplicate=not created)
+            result.update(
+                status=record["status"], investigation_id=record["id"], duplicate=not created
+            )
         counts[result["status"]] = counts.get(result["status"], 0) + 1
         results.append(result)
 
-    log.info("webhook: %d alert(s) from %s: %s", len(results), payload.receiver or "?",
-             ", ".join(f"{n} {s}" for s, n in counts.items()))
+    log.info(
+        "webhook: %d alert(s) from %s: %s",
+        len(results),
+        payload.receiver or "?",
+        ", ".join(f"{n} {s}" for s, n in counts.items()),
+    )
     if wait:
         for result in results:
             ident = result["investigation_id"]

@@ -43,8 +43,13 @@ def record(service: ServiceProcess, ident: str) -> dict[str, Any]:
 
 
 def from_example(alert: dict[str, Any], starts_at: datetime, **extra: Any) -> dict[str, Any]:
-    return am_alert(alert["labels"], alert["annotations"], starts_at=starts_at,
-                    generator_url=alert["generatorURL"], **extra)
+    return am_alert(
+        alert["labels"],
+        alert["annotations"],
+        starts_at=starts_at,
+        generator_url=alert["generatorURL"],
+        **extra,
+    )
 
 
 def all_bytes_of(db: Path) -> str:
@@ -55,19 +60,26 @@ def test_alertmanager_to_stored_analysis(tmp_path, make_settings, ollama, kube, 
     ollama.default = investigator
     settings = make_settings(prometheus_url=prometheus.url, webhook_token=TOKEN)
     service = ServiceProcess(settings_env(settings), tmp_path / "service.log")
-    with service, AlertmanagerServer(tmp_path / "am", f"{service.url}/webhook/alert",
-                                     token=TOKEN) as am:
+    with (
+        service,
+        AlertmanagerServer(tmp_path / "am", f"{service.url}/webhook/alert", token=TOKEN) as am,
+    ):
         started = datetime.now(UTC) - timedelta(minutes=3)
         am.post([from_example(CRASH, started)])
-        found = wait_for(lambda: investigations(service, status="completed"), 30,
-                         "the crash-loop investigation to complete")
+        found = wait_for(
+            lambda: investigations(service, status="completed"),
+            30,
+            "the crash-loop investigation to complete",
+        )
         assert len(found) == 1
         ident = found[0]["id"]
         full = record(service, ident)
         assert full["alert"]["labels"]["pod"] == "bruno-site-api-7d9f8c6b5-x2x4q"
         assert full["alert"]["expr"].startswith("max_over_time(kube_pod_container_status_waiting")
         # The agent read the previous container's logs and found the line that explains it.
-        assert any(c["name"] == "kubectl_logs" and c["args"].get("previous") for c in full["tool_calls"])
+        assert any(
+            c["name"] == "kubectl_logs" and c["args"].get("previous") for c in full["tool_calls"]
+        )
         causes = json.dumps(full["analysis"]["root_causes"])
         assert "SITE_API_UPSTREAM_URL" in causes
         assert full["llm_usage"]["calls"] == 2
@@ -77,16 +89,22 @@ def test_alertmanager_to_stored_analysis(tmp_path, make_settings, ollama, kube, 
 
         # A group change re-sends the firing crash alert with a new one: no second investigation.
         am.post([from_example(MISMATCH, started), from_example(CRASH, started)])
-        wait_for(lambda: len(investigations(service, status="completed")) == 2, 30,
-                 "the second alert's investigation")
+        wait_for(
+            lambda: len(investigations(service, status="completed")) == 2,
+            30,
+            "the second alert's investigation",
+        )
         crash_runs = investigations(service, alertname="KubePodCrashLooping")
         assert [r["id"] for r in crash_runs] == [ident]
         assert record(service, ident)["deliveries"] >= 2
 
         # The alert resolves: Alertmanager sends it with endsAt, and the record says so.
         am.post([from_example(CRASH, started, ends_at=datetime.now(UTC))])
-        wait_for(lambda: record(service, ident)["alert_status"] == "resolved", 30,
-                 "the resolved notification")
+        wait_for(
+            lambda: record(service, ident)["alert_status"] == "resolved",
+            30,
+            "the resolved notification",
+        )
         assert record(service, ident)["resolved_at"]
         assert len(investigations(service)) == 2
 
@@ -122,20 +140,25 @@ def test_restart_with_work_queued_loses_nothing(tmp_path, make_settings, ollama)
     # The process is gone with one investigation running and one queued.
     ollama.default = investigator
     with ServiceProcess(env, tmp_path / "second.log") as second:
-        done = wait_for(lambda: len(investigations(second, status="completed")) == 2, 30,
-                        "both investigations to finish after the restart")
+        done = wait_for(
+            lambda: len(investigations(second, status="completed")) == 2,
+            30,
+            "both investigations to finish after the restart",
+        )
         assert done
         assert sorted(r["id"] for r in investigations(second)) == sorted(ids)
         assert "resuming 2 investigation(s)" in second.log()
         # Alertmanager re-sends the group after the restart: still the same two.
         again = httpx.post(f"{second.url}/webhook/alert", json=body).json()
-        assert sorted(r["investigation_id"] for r in again["results"]
-                      if r["investigation_id"]) == sorted(ids)
+        assert sorted(
+            r["investigation_id"] for r in again["results"] if r["investigation_id"]
+        ) == sorted(ids)
 
 
 @pytest.mark.parametrize("model_reply", ["down", "error"])
-def test_ollama_failure_fails_one_investigation_not_the_service(tmp_path, make_settings, ollama,
-                                                                model_reply):
+def test_ollama_failure_fails_one_investigation_not_the_service(
+    tmp_path, make_settings, ollama, model_reply
+):
     from tests.support.fake_ollama import fail
 
     if model_reply == "down":
@@ -145,8 +168,9 @@ def test_ollama_failure_fails_one_investigation_not_the_service(tmp_path, make_s
     settings = make_settings()
     with ServiceProcess(settings_env(settings), tmp_path / "svc.log") as service:
         body = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
-        response = httpx.post(f"{service.url}/webhook/alert", params={"wait": "true"}, json=body,
-                              timeout=60)
+        response = httpx.post(
+            f"{service.url}/webhook/alert", params={"wait": "true"}, json=body, timeout=60
+        )
         assert response.status_code == 200
         for result in response.json()["results"]:
             if result["investigation_id"]:

@@ -54,11 +54,13 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "code", "message"),
-                         [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("body", "code", "message"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES]
+)
 def test_bad_bodies_get_a_4xx_that_says_why_and_store_nothing(client, body, code, message):
-    response = client.post("/webhook/alert", content=body,
-                           headers={**AUTH, "Content-Type": "application/json"})
+    response = client.post(
+        "/webhook/alert", content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert response.status_code == code, response.text
     assert message in response.json()["error"]
     assert "Traceback" not in response.text
@@ -78,10 +80,16 @@ def test_body_over_the_limit_is_413(client):
     assert "limit" in response.json()["error"]
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-    {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ],
+)
 def test_token_is_required(client, headers):
     response = client.post("/webhook/alert", content=_body(), headers=headers)
     assert response.status_code == 401
@@ -98,8 +106,11 @@ def test_firing_group_is_accepted_at_once_and_deduplicated(client, ollama):
     body = first.json()
     assert body["service"] == "sre-agent" and body["message"] and body["timestamp"]
     by_name = {r["alert_name"]: r for r in body["results"]}
-    assert set(by_name) == {"KubeDeploymentReplicasMismatch", "KubePodCrashLooping",
-                            "CPUThrottlingHigh"}
+    assert set(by_name) == {
+        "KubeDeploymentReplicasMismatch",
+        "KubePodCrashLooping",
+        "CPUThrottlingHigh",
+    }
     # CPUThrottlingHigh is severity info: not investigated.
     assert by_name["CPUThrottlingHigh"]["status"] == "skipped"
     assert by_name["CPUThrottlingHigh"]["investigation_id"] is None
@@ -127,8 +138,9 @@ def test_firing_group_is_accepted_at_once_and_deduplicated(client, ollama):
 
 def test_resolved_delivery_marks_the_investigation(client):
     first = client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH).json()
-    ident = next(r["investigation_id"] for r in first["results"]
-                 if r["alert_name"] == "KubePodCrashLooping")
+    ident = next(
+        r["investigation_id"] for r in first["results"] if r["alert_name"] == "KubePodCrashLooping"
+    )
     resolved = client.post("/webhook/alert", content=json.dumps(RESOLVED), headers=AUTH)
     assert resolved.status_code == 202
     result = next(r for r in resolved.json()["results"] if r["alert_name"] == "KubePodCrashLooping")
@@ -147,8 +159,11 @@ def test_resolved_before_start_is_not_investigated(make_settings, ollama):
     with TestClient(create_app(make_settings(webhook_token=TOKEN))) as client:
         first = client.post("/webhook/alert", content=_body(), headers=AUTH).json()
         client.post("/webhook/alert", content=json.dumps(RESOLVED), headers=AUTH)
-        statuses = {r["alert_name"]: client.get(f"/investigations/{r['investigation_id']}").json()
-                    for r in first["results"] if r["investigation_id"]}
+        statuses = {
+            r["alert_name"]: client.get(f"/investigations/{r['investigation_id']}").json()
+            for r in first["results"]
+            if r["investigation_id"]
+        }
     queued_one = statuses["KubePodCrashLooping"]  # second in the group: still queued
     assert queued_one["status"] == "cancelled"
     assert "resolved before" in queued_one["status_reason"]

@@ -19,16 +19,29 @@ BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 class AlertmanagerServer:
     """Routes every alert to our webhook with a bearer token and ``send_resolved``."""
 
-    def __init__(self, workdir: Path, webhook_url: str, token: str | None = None,
-                 group_by: tuple[str, ...] = ("namespace",), group_wait: str = "1s",
-                 group_interval: str = "2s", repeat_interval: str = "1h") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        webhook_url: str,
+        token: str | None = None,
+        group_by: tuple[str, ...] = ("namespace",),
+        group_wait: str = "1s",
+        group_interval: str = "2s",
+        repeat_interval: str = "1h",
+    ) -> None:
         if BINARY is None:
             raise RuntimeError("prometheus-alertmanager is not installed (make system-deps)")
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        auth = (f"      http_config:\n        authorization:\n          type: Bearer\n"
-                f"          credentials: {token}\n") if token else ""
+        auth = (
+            (
+                f"      http_config:\n        authorization:\n          type: Bearer\n"
+                f"          credentials: {token}\n"
+            )
+            if token
+            else ""
+        )
         self.config = (
             "route:\n"
             "  receiver: agent\n"
@@ -50,10 +63,16 @@ class AlertmanagerServer:
         config.write_text(self.config)
         self._log = open(self.workdir / "alertmanager.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [BINARY, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
-             f"--web.external-url={self.url}"],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                BINARY,
+                f"--config.file={config}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                f"--web.external-url={self.url}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -66,8 +85,10 @@ class AlertmanagerServer:
                 break
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError("Alertmanager did not start:\n"
-                           + (self.workdir / "alertmanager.log").read_text(errors="replace"))
+        raise RuntimeError(
+            "Alertmanager did not start:\n"
+            + (self.workdir / "alertmanager.log").read_text(errors="replace")
+        )
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         """What Prometheus does: push alerts to ``/api/v2/alerts``."""
@@ -92,12 +113,20 @@ class AlertmanagerServer:
         self.stop()
 
 
-def am_alert(labels: dict[str, str], annotations: dict[str, str] | None = None, *,
-             starts_at: datetime | None = None, ends_at: datetime | None = None,
-             generator_url: str = "") -> dict[str, Any]:
+def am_alert(
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+    *,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    generator_url: str = "",
+) -> dict[str, Any]:
     """An alert as Prometheus posts it to Alertmanager."""
-    body: dict[str, Any] = {"labels": labels, "annotations": annotations or {},
-                            "generatorURL": generator_url}
+    body: dict[str, Any] = {
+        "labels": labels,
+        "annotations": annotations or {},
+        "generatorURL": generator_url,
+    }
     body["startsAt"] = (starts_at or datetime.now(UTC)).isoformat()
     if ends_at is not None:
         body["endsAt"] = ends_at.isoformat()

@@ -23,8 +23,13 @@ from kubernetes.client import ApiClient, Configuration
 #: Kinds whose objects have no namespace.
 CLUSTER_SCOPED = {"Node", "Namespace", "PersistentVolume", "StorageClass", "ClusterRole"}
 #: Plurals that are not simply ``kind.lower() + "s"``.
-_PLURALS = {"Endpoints": "endpoints", "Ingress": "ingresses", "NetworkPolicy": "networkpolicies",
-            "StorageClass": "storageclasses", "PriorityClass": "priorityclasses"}
+_PLURALS = {
+    "Endpoints": "endpoints",
+    "Ingress": "ingresses",
+    "NetworkPolicy": "networkpolicies",
+    "StorageClass": "storageclasses",
+    "PriorityClass": "priorityclasses",
+}
 
 LogKey = tuple[str, str, str, bool]  # namespace, pod, container, previous
 
@@ -81,9 +86,15 @@ def _matches_labels(labels: dict[str, str], selector: str) -> bool:
 
 
 def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict:
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                            "status": "Failure", "message": message, "reason": reason,
-                            "code": code}
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if details is not None:
         body["details"] = details
     return body
@@ -120,8 +131,10 @@ class FakeKube:
     def load_file(self, path: str | Path) -> None:
         """Load ``{"objects": [...], "logs": [{namespace, pod, container, previous, text}]}``."""
         data = yaml.safe_load(Path(path).read_text())
-        logs = {(e["namespace"], e["pod"], e["container"], bool(e.get("previous", False))):
-                e["text"] for e in data.get("logs", [])}
+        logs = {
+            (e["namespace"], e["pod"], e["container"], bool(e.get("previous", False))): e["text"]
+            for e in data.get("logs", [])
+        }
         self.load(data.get("objects", []), logs)
 
     def forbid(self, plural: str) -> None:
@@ -134,8 +147,9 @@ class FakeKube:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -161,11 +175,17 @@ class FakeKube:
     def write_kubeconfig(self, path: str | Path) -> Path:
         """Write a kubeconfig for this server (JSON is valid YAML) and return its path."""
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
             "users": [{"name": "fake", "user": {}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake",
-                                                      "namespace": "default"}}],
+            "contexts": [
+                {
+                    "name": "fake",
+                    "context": {"cluster": "fake", "user": "fake", "namespace": "default"},
+                }
+            ],
         }
         path = Path(path)
         path.write_text(json.dumps(config, indent=2))
@@ -181,23 +201,38 @@ class FakeKube:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         segs = [s for s in parts.path.split("/") if s]
         if "secrets" in segs:
-            return self._error(403, "Forbidden",
-                               'secrets is forbidden: User "system:serviceaccount:sre:agent" '
-                               'cannot get resource "secrets"')
+            return self._error(
+                403,
+                "Forbidden",
+                'secrets is forbidden: User "system:serviceaccount:sre:agent" '
+                'cannot get resource "secrets"',
+            )
         if method != "GET":
-            return self._error(405, "MethodNotAllowed",
-                               f"the server does not allow this method ({method}) here")
+            return self._error(
+                405, "MethodNotAllowed", f"the server does not allow this method ({method}) here"
+            )
         if segs == ["version"]:
-            return self._json(200, {
-                "major": "1", "minor": "31", "gitVersion": "v1.31.0",
-                "gitCommit": "9c3a8d5e1f0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d", "gitTreeState": "clean",
-                "buildDate": "2026-10-01T00:00:00Z", "goVersion": "go1.23.2",
-                "compiler": "gc", "platform": "linux/amd64"})
+            return self._json(
+                200,
+                {
+                    "major": "1",
+                    "minor": "31",
+                    "gitVersion": "v1.31.0",
+                    "gitCommit": "9c3a8d5e1f0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d",
+                    "gitTreeState": "clean",
+                    "buildDate": "2026-10-01T00:00:00Z",
+                    "goVersion": "go1.23.2",
+                    "compiler": "gc",
+                    "platform": "linux/amd64",
+                },
+            )
         if segs == ["api"]:
             return self._json(200, {"kind": "APIVersions", "versions": ["v1"]})
         if segs == ["apis"]:
-            groups = [{"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}]}
-                      for g in ("apps", "batch", "events.k8s.io")]
+            groups = [
+                {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}]}
+                for g in ("apps", "batch", "events.k8s.io")
+            ]
             return self._json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         if segs[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", segs[2:]
@@ -214,70 +249,102 @@ class FakeKube:
         if plural in self.forbidden:
             verb = "list" if name is None else "get"
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-            return self._error(403, "Forbidden",
-                               f'{plural} is forbidden: User "system:serviceaccount:sre:agent" '
-                               f'cannot {verb} resource "{plural}" in API group "{group}"{where}')
+            return self._error(
+                403,
+                "Forbidden",
+                f'{plural} is forbidden: User "system:serviceaccount:sre:agent" '
+                f'cannot {verb} resource "{plural}" in API group "{group}"{where}',
+            )
         if name is None:
             return self._list(group, version, plural, namespace, query)
-        obj = next((o for o in self.items(group, plural)
-                    if o["metadata"]["name"] == name
-                    and (namespace is None or o["metadata"].get("namespace") == namespace)), None)
+        obj = next(
+            (
+                o
+                for o in self.items(group, plural)
+                if o["metadata"]["name"] == name
+                and (namespace is None or o["metadata"].get("namespace") == namespace)
+            ),
+            None,
+        )
         if obj is None:
-            return self._error(404, "NotFound", f'{plural} "{name}" not found',
-                               {"name": name, "group": group, "kind": plural})
+            return self._error(
+                404,
+                "NotFound",
+                f'{plural} "{name}" not found',
+                {"name": name, "group": group, "kind": plural},
+            )
         if sub is None:
             return self._json(200, obj)
         if plural == "pods" and sub == "log" and namespace is not None:
             return self._log(obj, namespace, query)
         return self._not_found_path(target)
 
-    def _list(self, group: str, version: str, plural: str, namespace: str | None,
-              query: dict[str, str]) -> tuple[int, str, str]:
-        found = [o for o in self.items(group, plural)
-                 if (namespace is None or o["metadata"].get("namespace") == namespace)
-                 and _matches_labels(o["metadata"].get("labels") or {},
-                                     query.get("labelSelector", ""))
-                 and _matches_fields(o, query.get("fieldSelector", ""))]
+    def _list(
+        self, group: str, version: str, plural: str, namespace: str | None, query: dict[str, str]
+    ) -> tuple[int, str, str]:
+        found = [
+            o
+            for o in self.items(group, plural)
+            if (namespace is None or o["metadata"].get("namespace") == namespace)
+            and _matches_labels(o["metadata"].get("labels") or {}, query.get("labelSelector", ""))
+            and _matches_fields(o, query.get("fieldSelector", ""))
+        ]
         kind = found[0]["kind"] if found else plural[:-1].capitalize()
-        return self._json(200, {"kind": f"{kind}List",
-                                "apiVersion": f"{group}/{version}" if group else version,
-                                "metadata": {"resourceVersion": "1"}, "items": found})
+        return self._json(
+            200,
+            {
+                "kind": f"{kind}List",
+                "apiVersion": f"{group}/{version}" if group else version,
+                "metadata": {"resourceVersion": "1"},
+                "items": found,
+            },
+        )
 
-    def _log(self, pod: dict[str, Any], namespace: str, query: dict[str, str]
-             ) -> tuple[int, str, str]:
+    def _log(
+        self, pod: dict[str, Any], namespace: str, query: dict[str, str]
+    ) -> tuple[int, str, str]:
         name = pod["metadata"]["name"]
         names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
         container = query.get("container")
         if container is None:
             if len(names) != 1:
-                return self._error(400, "BadRequest",
-                                   f"a container name must be specified for pod {name}, "
-                                   f"choose one of: [{' '.join(names)}]")
+                return self._error(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {name}, "
+                    f"choose one of: [{' '.join(names)}]",
+                )
             container = names[0]
         if container not in names:
-            return self._error(400, "BadRequest",
-                               f"container {container} is not valid for pod {name}")
+            return self._error(
+                400, "BadRequest", f"container {container} is not valid for pod {name}"
+            )
         previous = query.get("previous", "false").lower() == "true"
         text = self.logs.get((namespace, name, container, previous))
         if text is None and previous:
-            return self._error(400, "BadRequest", f'previous terminated container "{container}" '
-                                                  f'in pod "{name}" not found')
+            return self._error(
+                400,
+                "BadRequest",
+                f'previous terminated container "{container}" in pod "{name}" not found',
+            )
         lines = (text or "").splitlines(keepends=True)
         if "tailLines" in query:
-            lines = lines[-int(query["tailLines"]):] if int(query["tailLines"]) > 0 else []
+            lines = lines[-int(query["tailLines"]) :] if int(query["tailLines"]) > 0 else []
         return 200, "text/plain", "".join(lines)
 
     @staticmethod
     def _json(code: int, body: dict[str, Any]) -> tuple[int, str, str]:
         return code, "application/json", json.dumps(body)
 
-    def _error(self, code: int, reason: str, message: str,
-               details: dict[str, Any] | None = None) -> tuple[int, str, str]:
+    def _error(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> tuple[int, str, str]:
         return self._json(code, _status(code, reason, message, details))
 
     def _not_found_path(self, target: str) -> tuple[int, str, str]:
-        return self._error(404, "NotFound", f"the server could not find the requested resource "
-                                            f"({target})")
+        return self._error(
+            404, "NotFound", f"the server could not find the requested resource ({target})"
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -29,12 +29,25 @@ def alert_labels(request: dict[str, Any]) -> dict[str, str]:
 def first_tool_calls(labels: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     ns = labels.get("namespace", "default")
     if "pod" in labels:
-        return [("kubectl_describe", {"kind": "pod", "name": labels["pod"], "namespace": ns}),
-                ("kubectl_logs", {"pod": labels["pod"], "namespace": ns,
-                                  "container": labels.get("container"), "previous": True})]
+        return [
+            ("kubectl_describe", {"kind": "pod", "name": labels["pod"], "namespace": ns}),
+            (
+                "kubectl_logs",
+                {
+                    "pod": labels["pod"],
+                    "namespace": ns,
+                    "container": labels.get("container"),
+                    "previous": True,
+                },
+            ),
+        ]
     if "deployment" in labels:
-        return [("kubectl_describe", {"kind": "deployment", "name": labels["deployment"],
-                                      "namespace": ns})]
+        return [
+            (
+                "kubectl_describe",
+                {"kind": "deployment", "name": labels["deployment"], "namespace": ns},
+            )
+        ]
     return [("promql_query", {"query": f'ALERTS{{alertname="{labels.get("alertname", "")}"}}'})]
 
 
@@ -44,8 +57,13 @@ def analysis_from(request: dict[str, Any]) -> dict[str, Any]:
     evidence = [line.strip() for line in tool_text.splitlines() if _DECISIVE.search(line)][:4]
     return {
         "summary": f"{labels.get('alertname', 'The alert')} fired in {labels.get('namespace', '?')}.",
-        "root_causes": [{"cause": evidence[0] if evidence else "unknown",
-                         "evidence": evidence, "confidence": "medium"}],
+        "root_causes": [
+            {
+                "cause": evidence[0] if evidence else "unknown",
+                "evidence": evidence,
+                "confidence": "medium",
+            }
+        ],
         "impact": "See the evidence.",
         "mitigation": ["Check the most recent rollout"],
         "follow_up_queries": ["up"],

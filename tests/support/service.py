@@ -28,14 +28,27 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("SRE_AGENT_") and k != "OLLAMA_HOST"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SRE_AGENT_") and k != "OLLAMA_HOST"
+        }
         env.update(self.env)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sre_agent.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "sre_agent.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -19,7 +19,10 @@ def test_real_firing_body_parses():
     payload = parse_payload(_example("group-firing-homepage.json"))
     assert payload.status == "firing"
     assert [a.name for a in payload.alerts] == [
-        "KubeDeploymentReplicasMismatch", "KubePodCrashLooping", "CPUThrottlingHigh"]
+        "KubeDeploymentReplicasMismatch",
+        "KubePodCrashLooping",
+        "CPUThrottlingHigh",
+    ]
     crash = payload.alerts[1]
     assert crash.severity == "warning"
     assert crash.namespace == "homepage"

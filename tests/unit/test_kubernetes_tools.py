@@ -56,10 +56,12 @@ async def test_describe_crashlooping_pod(deps: ToolDeps) -> None:
 
 
 async def test_previous_logs_show_the_fatal_line_without_secrets(
-        deps: ToolDeps, fake_kube: FakeKube) -> None:
+    deps: ToolDeps, fake_kube: FakeKube
+) -> None:
     text = ok(await k8s.logs(deps, CRASHING, NS, previous=True, tail_lines=10_000))
     assert text.rstrip().endswith(
-        "FATAL: config: required setting SITE_API_UPSTREAM_URL is missing")
+        "FATAL: config: required setting SITE_API_UPSTREAM_URL is missing"
+    )
     assert "Authorization: Bearer ***REDACTED***" in text
     assert "password=***REDACTED***" in text
     assert "(previous instance)" in text
@@ -117,11 +119,13 @@ async def test_describe_node_compares_requests_with_allocatable(deps: ToolDeps) 
 
 @pytest.mark.parametrize(
     ("kind", "name", "expect"),
-    [("svc", "bruno-site-api", "Endpoints: 2 ready, 1 not ready"),
-     ("PVC", "bruno-site-uploads", "Status: Bound  Capacity: 5Gi"),
-     ("replicasets", "bruno-site-api-7d9f8c6b5", "Replicas: 1 desired | 1 current | 0 ready"),
-     ("Deployment.apps", "bruno-site-web", "limits cpu=200m"),
-     ("po", WEB, "State: Running")],
+    [
+        ("svc", "bruno-site-api", "Endpoints: 2 ready, 1 not ready"),
+        ("PVC", "bruno-site-uploads", "Status: Bound  Capacity: 5Gi"),
+        ("replicasets", "bruno-site-api-7d9f8c6b5", "Replicas: 1 desired | 1 current | 0 ready"),
+        ("Deployment.apps", "bruno-site-web", "limits cpu=200m"),
+        ("po", WEB, "State: Running"),
+    ],
 )
 async def test_describe_accepts_aliases(deps: ToolDeps, kind: str, name: str, expect: str) -> None:
     assert expect in ok(await k8s.describe(deps, kind, name, NS))
@@ -187,8 +191,11 @@ async def test_unreachable_api_is_an_error_quickly() -> None:
     url = _closed_port_url()
     deps = ToolDeps(kube=ApiClient(Configuration(host=url)), timeout=2)
     started = time.monotonic()
-    for call in (k8s.describe(deps, "pod", CRASHING, NS), k8s.events(deps, NS),
-                 k8s.logs(deps, CRASHING, NS)):
+    for call in (
+        k8s.describe(deps, "pod", CRASHING, NS),
+        k8s.events(deps, NS),
+        k8s.logs(deps, CRASHING, NS),
+    ):
         result = await call
         assert result.status == "error"
         assert result.text.startswith(f"Kubernetes API unreachable at {url}")
@@ -217,12 +224,20 @@ async def test_describe_without_events_permission_still_describes() -> None:
 
 
 async def test_several_containers_pick_the_first_and_say_so() -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "two", "namespace": NS},
-           "spec": {"containers": [{"name": "app"}, {"name": "proxy"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "two", "namespace": NS},
+        "spec": {"containers": [{"name": "app"}, {"name": "proxy"}]},
+    }
     with FakeKube() as fake:
-        fake.load([pod], logs={(NS, "two", "app", False): "app line\n",
-                               (NS, "two", "proxy", False): "proxy line\n"})
+        fake.load(
+            [pod],
+            logs={
+                (NS, "two", "app", False): "app line\n",
+                (NS, "two", "proxy", False): "proxy line\n",
+            },
+        )
         deps = ToolDeps(kube=fake.api_client())
         text = ok(await k8s.logs(deps, "two", NS))
         assert "container app" in text and "[containers: app, proxy; showing the first]" in text
@@ -242,20 +257,24 @@ def test_fake_answers_writes_with_405_and_records_them() -> None:
     import urllib.request
 
     with FakeKube() as fake:
-        request = urllib.request.Request(f"{fake.url}/api/v1/namespaces/x/pods", method="POST",
-                                         data=b"{}")
+        request = urllib.request.Request(
+            f"{fake.url}/api/v1/namespaces/x/pods", method="POST", data=b"{}"
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
         assert err.value.code == 405
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{fake.url}/api/v1/namespaces/x/secrets/y", timeout=5)
         assert err.value.code == 403
-        assert fake.requests == [("POST", "/api/v1/namespaces/x/pods"),
-                                 ("GET", "/api/v1/namespaces/x/secrets/y")]
+        assert fake.requests == [
+            ("POST", "/api/v1/namespaces/x/pods"),
+            ("GET", "/api/v1/namespaces/x/secrets/y"),
+        ]
 
 
 async def test_the_tools_only_read_and_never_asked_for_secrets(
-        deps: ToolDeps, fake_kube: FakeKube) -> None:
+    deps: ToolDeps, fake_kube: FakeKube
+) -> None:
     """Runs last in this module, so it checks everything the shared fake was asked."""
     for kind, name in (("pod", CRASHING), ("deploy", "bruno-site-api"), ("node", "worker-1")):
         await k8s.describe(deps, kind, name, NS)

@@ -21,14 +21,18 @@ MASKED = [
     ("Authorization: Basic dXNlcjpwYXNzd29yZA==", f"Authorization: Basic {MASK}"),
     ("postgres://user:pass@host:5432/db", f"postgres://user:{MASK}@host:5432/db"),
     ("dial redis://:s3cret@redis:6379 failed", f"dial redis://:{MASK}@redis:6379 failed"),
-    ("url=https://bob:pw@x.org/?token=abc&page=2",
-     f"url=https://bob:{MASK}@x.org/?token={MASK}&page=2"),
+    (
+        "url=https://bob:pw@x.org/?token=abc&page=2",
+        f"url=https://bob:{MASK}@x.org/?token={MASK}&page=2",
+    ),
     ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_nat-ure end", f"jwt {MASK} end"),
     ("key id AKIAIOSFODNN7EXAMPLE used", f"key id {MASK} used"),
     ("gh token ghp_abcdefghijklmnopqrstuvwxyz0123", f"gh token {MASK}"),
     ("slack xoxb-123456789012-abcdefABCDEF", f"slack {MASK}"),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\ntail",
-     f"-----BEGIN RSA PRIVATE KEY-----\n{MASK}\n-----END RSA PRIVATE KEY-----\ntail"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\ntail",
+        f"-----BEGIN RSA PRIVATE KEY-----\n{MASK}\n-----END RSA PRIVATE KEY-----\ntail",
+    ),
     ("-----BEGIN PRIVATE KEY-----\nMIIEow cut off", f"-----BEGIN PRIVATE KEY-----\n{MASK}\n"),
 ]
 
@@ -40,7 +44,7 @@ UNCHANGED = [
     "keyspace=users hits=12",
     "author: bruno",
     "max_tokens=512",
-    "level=info msg=\"config value\" name=LOG_LEVEL value=info",
+    'level=info msg="config value" name=LOG_LEVEL value=info',
     "GET /api/v1/posts 200 12ms",
     "2026-11-27T03:20:11Z ERROR: connection refused (db:5432)",
     "Back-off restarting failed container api in pod x_homepage(uid)",
@@ -67,10 +71,23 @@ def test_redact_is_idempotent() -> None:
 
 @pytest.mark.parametrize(
     ("name", "secret"),
-    [("API_TOKEN", True), ("DB_PASSWORD", True), ("apiKey", True), ("ACCESS_KEY", True),
-     ("x-auth-token", True), ("Authorization", True), ("SECRET_KEY_BASE", True),
-     ("tls.key", True), ("LOG_LEVEL", False), ("DATABASE_URL", False), ("monkey", False),
-     ("tokenizer", False), ("key_count", False), ("AUTHOR", False), ("keyboard", False)],
+    [
+        ("API_TOKEN", True),
+        ("DB_PASSWORD", True),
+        ("apiKey", True),
+        ("ACCESS_KEY", True),
+        ("x-auth-token", True),
+        ("Authorization", True),
+        ("SECRET_KEY_BASE", True),
+        ("tls.key", True),
+        ("LOG_LEVEL", False),
+        ("DATABASE_URL", False),
+        ("monkey", False),
+        ("tokenizer", False),
+        ("key_count", False),
+        ("AUTHOR", False),
+        ("keyboard", False),
+    ],
 )
 def test_secret_names(name: str, secret: bool) -> None:
     assert (SECRET_NAME_RE.search(name) is not None) is secret
@@ -80,7 +97,8 @@ def test_redact_value_masks_by_name_else_scrubs_text() -> None:
     assert redact_value("DB_PASSWORD", "CANARY-pw") == MASK
     assert redact_value("LOG_LEVEL", "info") == "info"
     assert redact_value("DATABASE_URL", "postgres://api:CANARY@db/site") == (
-        f"postgres://api:{MASK}@db/site")
+        f"postgres://api:{MASK}@db/site"
+    )
     assert redact_value("API_TOKEN", "") == ""
 
 

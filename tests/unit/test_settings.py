@@ -66,8 +66,13 @@ def test_bad_values_name_the_variable(monkeypatch, name, value, expected):
 
 def test_cli_refuses_to_start_with_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SRE_AGENT_MAX_CONCURRENT": "lots", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "sre_agent.cli", "serve"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sre_agent.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

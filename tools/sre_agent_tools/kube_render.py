@@ -17,8 +17,22 @@ from sre_agent_tools.redact import redact_value
 
 Obj = dict[str, Any]
 
-_MEM_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-              "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18, "m": 1e-3}
+_MEM_UNITS = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "k": 1e3,
+    "K": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "m": 1e-3,
+}
 _QUANTITY_RE = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([A-Za-z]*)$")
 
 
@@ -94,15 +108,20 @@ def render_conditions(conditions: list[Obj]) -> list[str]:
     for c in conditions:
         why = ": ".join(x for x in (c.get("reason"), _short(c.get("message"))) if x)
         since = c.get("lastTransitionTime")
-        lines.append(f"  {c.get('type')}={c.get('status')}{' ' + why if why else ''}"
-                     f"{' (since ' + since + ')' if since else ''}")
+        lines.append(
+            f"  {c.get('type')}={c.get('status')}{' ' + why if why else ''}"
+            f"{' (since ' + since + ')' if since else ''}"
+        )
     return lines
 
 
 def _resources(container: Obj) -> str:
     res = container.get("resources") or {}
-    parts = [f"{part} " + ", ".join(f"{k}={v}" for k, v in sorted(res[part].items()))
-             for part in ("requests", "limits") if res.get(part)]
+    parts = [
+        f"{part} " + ", ".join(f"{k}={v}" for k, v in sorted(res[part].items()))
+        for part in ("requests", "limits")
+        if res.get(part)
+    ]
     return "; ".join(parts) or "no requests/limits"
 
 
@@ -155,10 +174,12 @@ def _state(state: Obj | None) -> str:
     if "terminated" in state:
         t = state["terminated"]
         finished = t.get("finishedAt")
-        return (f"Terminated (reason {t.get('reason', '?')}, exit code {t.get('exitCode')}"
-                f"{', signal ' + str(t['signal']) if t.get('signal') else ''}"
-                f"{', finished ' + finished + age(finished) if finished else ''}"
-                f"{': ' + _short(t['message']) if t.get('message') else ''})")
+        return (
+            f"Terminated (reason {t.get('reason', '?')}, exit code {t.get('exitCode')}"
+            f"{', signal ' + str(t['signal']) if t.get('signal') else ''}"
+            f"{', finished ' + finished + age(finished) if finished else ''}"
+            f"{': ' + _short(t['message']) if t.get('message') else ''})"
+        )
     return "unknown"
 
 
@@ -168,13 +189,18 @@ def render_pod(pod: Obj) -> list[str]:
     phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "?")
     if status.get("reason"):
         phase += f" ({status['reason']}: {_short(status.get('message'))})"
-    lines = [f"Node: {spec.get('nodeName', '<none>')}  Status: {phase}"
-             f"  QoS: {status.get('qosClass', '?')}  IP: {status.get('podIP', '-')}"]
+    lines = [
+        f"Node: {spec.get('nodeName', '<none>')}  Status: {phase}"
+        f"  QoS: {status.get('qosClass', '?')}  IP: {status.get('podIP', '-')}"
+    ]
     if status.get("startTime"):
         lines.append(f"Start Time: {status['startTime']}{age(status['startTime'])}")
     lines += render_conditions(status.get("conditions") or [])
-    statuses = {s["name"]: s for s in (status.get("initContainerStatuses") or [])
-                + (status.get("containerStatuses") or [])}
+    statuses = {
+        s["name"]: s
+        for s in (status.get("initContainerStatuses") or [])
+        + (status.get("containerStatuses") or [])
+    }
     for title, key in (("Init Containers", "initContainers"), ("Containers", "containers")):
         if spec.get(key):
             lines.append(f"{title}:")
@@ -185,8 +211,9 @@ def render_pod(pod: Obj) -> list[str]:
             lines.append(f"    State: {_state(st.get('state'))}")
             if st.get("lastState"):
                 lines.append(f"    Last State: {_state(st['lastState'])}")
-            lines.append(f"    Ready: {st.get('ready', False)}  Restart Count: "
-                         f"{st.get('restartCount', 0)}")
+            lines.append(
+                f"    Ready: {st.get('ready', False)}  Restart Count: {st.get('restartCount', 0)}"
+            )
             lines.append(f"    Resources: {_resources(c)}")
             env = _env_lines(c)
             if env:
@@ -201,15 +228,16 @@ def render_events(events: list[Obj], total: int, with_object: bool = False) -> l
         return ["Events: none recent (events expire after about an hour)"]
     warnings = sum(1 for e in events if e.get("type") == "Warning")
     shown = f"newest {len(events)} of {total}" if total > len(events) else f"{total}"
-    lines = [f"Events ({shown}, newest last; {warnings} Warning, "
-             f"{len(events) - warnings} Normal):"]
+    lines = [f"Events ({shown}, newest last; {warnings} Warning, {len(events) - warnings} Normal):"]
     for e in events:
         when = e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""
         count = e.get("count") or (e.get("series") or {}).get("count") or 1
         obj = e.get("involvedObject") or e.get("regarding") or {}
         target = f" {obj.get('kind')}/{obj.get('name')}" if with_object else ""
-        lines.append(f"  {e.get('type', '?'):<7} {e.get('reason', '?')}{target} "
-                     f"x{count} last {when}{age(when)}: {_short(e.get('message'), 300)}")
+        lines.append(
+            f"  {e.get('type', '?'):<7} {e.get('reason', '?')}{target} "
+            f"x{count} last {when}{age(when)}: {_short(e.get('message'), 300)}"
+        )
     return lines
 
 
@@ -232,17 +260,33 @@ def header(obj: Obj, created: bool = True) -> list[str]:
 
 #: status field -> label, per workload kind, in the order kubectl prints them.
 _WORKLOAD_STATUS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Deployment": (("updatedReplicas", "updated"), ("readyReplicas", "ready"),
-                   ("availableReplicas", "available"), ("unavailableReplicas", "unavailable"),
-                   ("replicas", "total")),
-    "StatefulSet": (("currentReplicas", "current"), ("updatedReplicas", "updated"),
-                    ("readyReplicas", "ready"), ("availableReplicas", "available")),
-    "ReplicaSet": (("replicas", "current"), ("readyReplicas", "ready"),
-                   ("availableReplicas", "available")),
-    "DaemonSet": (("desiredNumberScheduled", "desired"), ("currentNumberScheduled", "current"),
-                  ("updatedNumberScheduled", "updated"), ("numberReady", "ready"),
-                  ("numberAvailable", "available"), ("numberUnavailable", "unavailable"),
-                  ("numberMisscheduled", "misscheduled")),
+    "Deployment": (
+        ("updatedReplicas", "updated"),
+        ("readyReplicas", "ready"),
+        ("availableReplicas", "available"),
+        ("unavailableReplicas", "unavailable"),
+        ("replicas", "total"),
+    ),
+    "StatefulSet": (
+        ("currentReplicas", "current"),
+        ("updatedReplicas", "updated"),
+        ("readyReplicas", "ready"),
+        ("availableReplicas", "available"),
+    ),
+    "ReplicaSet": (
+        ("replicas", "current"),
+        ("readyReplicas", "ready"),
+        ("availableReplicas", "available"),
+    ),
+    "DaemonSet": (
+        ("desiredNumberScheduled", "desired"),
+        ("currentNumberScheduled", "current"),
+        ("updatedNumberScheduled", "updated"),
+        ("numberReady", "ready"),
+        ("numberAvailable", "available"),
+        ("numberUnavailable", "unavailable"),
+        ("numberMisscheduled", "misscheduled"),
+    ),
 }
 
 
@@ -257,8 +301,9 @@ def render_workload(obj: Obj) -> list[str]:
     lines.append(f"Replicas: {desired}{' | '.join(counts)}")
     strategy = spec.get("strategy") or spec.get("updateStrategy")
     if strategy:
-        rolling = ", ".join(f"{k} {v}" for k, v in sorted(
-            (strategy.get("rollingUpdate") or {}).items()))
+        rolling = ", ".join(
+            f"{k} {v}" for k, v in sorted((strategy.get("rollingUpdate") or {}).items())
+        )
         lines.append(f"Strategy: {strategy.get('type', '?')}{f' ({rolling})' if rolling else ''}")
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     lines.append(f"Selector: {labels_text(selector, limit=20)}")
@@ -270,10 +315,14 @@ def render_workload(obj: Obj) -> list[str]:
 def render_job(obj: Obj) -> list[str]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     lines = header(obj)
-    lines.append(f"Completions: {spec.get('completions', 1)}  Parallelism: "
-                 f"{spec.get('parallelism', 1)}  Backoff Limit: {spec.get('backoffLimit', 6)}")
-    lines.append(f"Pods: {status.get('active', 0)} active | {status.get('succeeded', 0)} "
-                 f"succeeded | {status.get('failed', 0)} failed")
+    lines.append(
+        f"Completions: {spec.get('completions', 1)}  Parallelism: "
+        f"{spec.get('parallelism', 1)}  Backoff Limit: {spec.get('backoffLimit', 6)}"
+    )
+    lines.append(
+        f"Pods: {status.get('active', 0)} active | {status.get('succeeded', 0)} "
+        f"succeeded | {status.get('failed', 0)} failed"
+    )
     for key in ("startTime", "completionTime"):
         if status.get(key):
             lines.append(f"{key}: {status[key]}{age(status[key])}")
@@ -285,14 +334,16 @@ def render_job(obj: Obj) -> list[str]:
 def render_cronjob(obj: Obj) -> list[str]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     lines = header(obj)
-    lines.append(f"Schedule: {spec.get('schedule')}  Suspend: {spec.get('suspend', False)}  "
-                 f"Concurrency: {spec.get('concurrencyPolicy', 'Allow')}")
+    lines.append(
+        f"Schedule: {spec.get('schedule')}  Suspend: {spec.get('suspend', False)}  "
+        f"Concurrency: {spec.get('concurrencyPolicy', 'Allow')}"
+    )
     for key in ("lastScheduleTime", "lastSuccessfulTime"):
         if status.get(key):
             lines.append(f"{key}: {status[key]}{age(status[key])}")
     active = [a.get("name", "?") for a in status.get("active") or []]
     lines.append(f"Active Jobs: {', '.join(active) or 'none'}")
-    template = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {})
+    template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
     lines += render_containers(template.get("spec") or {})
     return lines
 
@@ -301,11 +352,15 @@ def render_pvc(obj: Obj) -> list[str]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     lines = header(obj)
     requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "?")
-    lines.append(f"Status: {status.get('phase', '?')}  Capacity: "
-                 f"{(status.get('capacity') or {}).get('storage', '-')} (requested {requested})")
-    lines.append(f"StorageClass: {spec.get('storageClassName', '-')}  Volume: "
-                 f"{spec.get('volumeName', '-')}  Access Modes: "
-                 f"{','.join(spec.get('accessModes') or [])}")
+    lines.append(
+        f"Status: {status.get('phase', '?')}  Capacity: "
+        f"{(status.get('capacity') or {}).get('storage', '-')} (requested {requested})"
+    )
+    lines.append(
+        f"StorageClass: {spec.get('storageClassName', '-')}  Volume: "
+        f"{spec.get('volumeName', '-')}  Access Modes: "
+        f"{','.join(spec.get('accessModes') or [])}"
+    )
     lines += render_conditions(status.get("conditions") or [])
     return lines
 

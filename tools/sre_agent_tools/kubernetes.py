@@ -73,12 +73,21 @@ _KINDS: dict[str, _Kind] = {
     "cronjob": _Kind("CronJob", BatchV1Api, "cron_job", True),
     "node": _Kind("Node", CoreV1Api, "node", False),
     "service": _Kind("Service", CoreV1Api, "service", True),
-    "persistentvolumeclaim": _Kind("PersistentVolumeClaim", CoreV1Api,
-                                   "persistent_volume_claim", True),
+    "persistentvolumeclaim": _Kind(
+        "PersistentVolumeClaim", CoreV1Api, "persistent_volume_claim", True
+    ),
 }
-_ALIASES = {"po": "pod", "deploy": "deployment", "sts": "statefulset", "ds": "daemonset",
-            "rs": "replicaset", "cj": "cronjob", "no": "node", "svc": "service",
-            "pvc": "persistentvolumeclaim"}
+_ALIASES = {
+    "po": "pod",
+    "deploy": "deployment",
+    "sts": "statefulset",
+    "ds": "daemonset",
+    "rs": "replicaset",
+    "cj": "cronjob",
+    "no": "node",
+    "svc": "service",
+    "pvc": "persistentvolumeclaim",
+}
 
 
 class _Failed(Exception):
@@ -92,15 +101,21 @@ class _Failed(Exception):
 def _kind_of(kind: str) -> _Kind:
     key = kind.strip().lower().split(".")[0]
     if key in ("secret", "secrets"):
-        raise _Failed(ToolResult("error", "Reading Secrets is not allowed: this agent never "
-                                          "reads Secret objects. Describe the pod or workload "
-                                          "instead; it shows which secret a setting comes from."))
+        raise _Failed(
+            ToolResult(
+                "error",
+                "Reading Secrets is not allowed: this agent never "
+                "reads Secret objects. Describe the pod or workload "
+                "instead; it shows which secret a setting comes from.",
+            )
+        )
     key = _ALIASES.get(key, key)
     if key not in _KINDS and key.endswith("s"):
         key = _ALIASES.get(key[:-1], key[:-1])
     if key not in _KINDS:
-        raise _Failed(ToolResult("error", f"Unsupported kind {kind!r}; supported: "
-                                          f"{', '.join(_KINDS)}."))
+        raise _Failed(
+            ToolResult("error", f"Unsupported kind {kind!r}; supported: {', '.join(_KINDS)}.")
+        )
     return _KINDS[key]
 
 
@@ -133,16 +148,25 @@ async def _raw(deps: ToolDeps, api: type, method: str, *args: Any, **kwargs: Any
         return await asyncio.to_thread(call)
     except ApiException as exc:
         if exc.status == 403:
-            raise _Failed(ToolResult("error", f"RBAC forbids this request ({method}): "
-                                              f"{_api_message(exc)}")) from exc
+            raise _Failed(
+                ToolResult("error", f"RBAC forbids this request ({method}): {_api_message(exc)}")
+            ) from exc
         if exc.status == 401:
-            raise _Failed(ToolResult("error", "Kubernetes API rejected the credentials (401 "
-                                              f"Unauthorized) at {_host(deps)}")) from exc
+            raise _Failed(
+                ToolResult(
+                    "error",
+                    f"Kubernetes API rejected the credentials (401 Unauthorized) at {_host(deps)}",
+                )
+            ) from exc
         raise
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise _Failed(ToolResult("error", f"Kubernetes API unreachable at {_host(deps)}: "
-                                          f"{type(reason).__name__}: {reason}")) from exc
+        raise _Failed(
+            ToolResult(
+                "error",
+                f"Kubernetes API unreachable at {_host(deps)}: {type(reason).__name__}: {reason}",
+            )
+        ) from exc
 
 
 async def _json(deps: ToolDeps, api: type, method: str, *args: Any, **kwargs: Any) -> Obj:
@@ -188,29 +212,41 @@ async def _existing(deps: ToolDeps, k: _Kind, name: str, namespace: str) -> str:
     return f"Existing {k.kind.lower()}s{where}: {', '.join(ordered[:10])}{more}."
 
 
-async def _events_of(deps: ToolDeps, namespace: str | None, name: str | None = None,
-                     kind: str | None = None) -> list[Obj]:
+async def _events_of(
+    deps: ToolDeps, namespace: str | None, name: str | None = None, kind: str | None = None
+) -> list[Obj]:
     """Events (core/v1) for one object or a namespace, oldest first."""
-    fields = [f"involvedObject.{key}={value}" for key, value in
-              (("name", name), ("namespace", namespace), ("kind", kind)) if value]
+    fields = [
+        f"involvedObject.{key}={value}"
+        for key, value in (("name", name), ("namespace", namespace), ("kind", kind))
+        if value
+    ]
     selector = ",".join(fields) or None
     if namespace:
-        body = await _json(deps, CoreV1Api, "list_namespaced_event", namespace,
-                           field_selector=selector)
+        body = await _json(
+            deps, CoreV1Api, "list_namespaced_event", namespace, field_selector=selector
+        )
     else:
-        body = await _json(deps, CoreV1Api, "list_event_for_all_namespaces",
-                           field_selector=selector)
+        body = await _json(
+            deps, CoreV1Api, "list_event_for_all_namespaces", field_selector=selector
+        )
     return sorted(body.get("items") or [], key=_event_time)
 
 
 def _event_time(event: Obj) -> str:
-    return (event.get("lastTimestamp") or event.get("eventTime")
-            or (event.get("series") or {}).get("lastObservedTime")
-            or event.get("firstTimestamp") or event["metadata"].get("creationTimestamp") or "")
+    return (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("series") or {}).get("lastObservedTime")
+        or event.get("firstTimestamp")
+        or event["metadata"].get("creationTimestamp")
+        or ""
+    )
 
 
-async def _guard(deps: ToolDeps, what: str, body: Callable[[], Awaitable[ToolResult]]
-                 ) -> ToolResult:
+async def _guard(
+    deps: ToolDeps, what: str, body: Callable[[], Awaitable[ToolResult]]
+) -> ToolResult:
     """Run a tool body: configured check, error mapping, redaction, cap, one log line."""
     started = time.monotonic()
     if deps.kube is None:
@@ -221,19 +257,25 @@ async def _guard(deps: ToolDeps, what: str, body: Callable[[], Awaitable[ToolRes
         except _Failed as failed:
             result = failed.result
         except ApiException as exc:
-            result = ToolResult("error", f"Kubernetes API error {exc.status} during {what}: "
-                                         f"{_api_message(exc)}")
+            result = ToolResult(
+                "error", f"Kubernetes API error {exc.status} during {what}: {_api_message(exc)}"
+            )
     result = ToolResult(result.status, cap(redact(result.text), deps.output_limit))
-    log.debug("tool kubernetes %s status=%s duration=%.3fs", what, result.status,
-             time.monotonic() - started)
+    log.debug(
+        "tool kubernetes %s status=%s duration=%.3fs",
+        what,
+        result.status,
+        time.monotonic() - started,
+    )
     return result
 
 
 # -- describe -------------------------------------------------------------------
 
 
-async def describe(deps: ToolDeps, kind: str, name: str, namespace: str | None = None
-                   ) -> ToolResult:
+async def describe(
+    deps: ToolDeps, kind: str, name: str, namespace: str | None = None
+) -> ToolResult:
     """Describe one Kubernetes object the way ``kubectl describe`` does, with recent events.
 
     kind: pod, deployment, statefulset, daemonset, replicaset, job, cronjob, node,
@@ -273,24 +315,33 @@ async def _describe_workload(deps: ToolDeps, obj: Obj) -> list[str]:
 async def _replica_sets(deps: ToolDeps, deployment: Obj, selector: dict[str, str]) -> list[str]:
     k = _KINDS["replicaset"]
     name, ns = deployment["metadata"]["name"], deployment["metadata"]["namespace"]
-    owned = [rs for rs in await _list(deps, k, ns, label_selector=labels_text(selector, 99, ","))
-             if not rs["metadata"].get("ownerReferences")
-             or any(o.get("name") == name for o in rs["metadata"]["ownerReferences"])]
+    owned = [
+        rs
+        for rs in await _list(deps, k, ns, label_selector=labels_text(selector, 99, ","))
+        if not rs["metadata"].get("ownerReferences")
+        or any(o.get("name") == name for o in rs["metadata"]["ownerReferences"])
+    ]
 
     def revision(rs: Obj) -> tuple[int, str]:
         value = (rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
-        return (int(value) if str(value).isdigit() else -1,
-                rs["metadata"].get("creationTimestamp") or "")
+        return (
+            int(value) if str(value).isdigit() else -1,
+            rs["metadata"].get("creationTimestamp") or "",
+        )
 
     lines = [f"ReplicaSets ({len(owned)}, newest first):"]
     for rs in sorted(owned, key=revision, reverse=True)[:10]:
         st = rs.get("status") or {}
-        images = ", ".join(c.get("image", "?") for c in
-                           rs["spec"].get("template", {}).get("spec", {}).get("containers", []))
-        lines.append(f"  {rs['metadata']['name']}  revision {revision(rs)[0]}  "
-                     f"desired {rs['spec'].get('replicas', 0)} / ready "
-                     f"{st.get('readyReplicas', 0)}  image {images}"
-                     f"  created {rs['metadata'].get('creationTimestamp', '?')}")
+        images = ", ".join(
+            c.get("image", "?")
+            for c in rs["spec"].get("template", {}).get("spec", {}).get("containers", [])
+        )
+        lines.append(
+            f"  {rs['metadata']['name']}  revision {revision(rs)[0]}  "
+            f"desired {rs['spec'].get('replicas', 0)} / ready "
+            f"{st.get('readyReplicas', 0)}  image {images}"
+            f"  created {rs['metadata'].get('creationTimestamp', '?')}"
+        )
     return lines
 
 
@@ -299,17 +350,25 @@ async def _describe_node(deps: ToolDeps, obj: Obj) -> list[str]:
     name = obj["metadata"]["name"]
     lines = header(obj)
     info = status.get("nodeInfo") or {}
-    lines.append(f"Kubelet: {info.get('kubeletVersion', '?')}  OS: {info.get('osImage', '?')}  "
-                 f"Unschedulable: {bool(spec.get('unschedulable'))}")
-    taints = [f"{t['key']}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}"
-              for t in spec.get("taints") or []]
+    lines.append(
+        f"Kubelet: {info.get('kubeletVersion', '?')}  OS: {info.get('osImage', '?')}  "
+        f"Unschedulable: {bool(spec.get('unschedulable'))}"
+    )
+    taints = [
+        f"{t['key']}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}"
+        for t in spec.get("taints") or []
+    ]
     lines.append(f"Taints: {', '.join(taints) or 'none'}")
     lines += render_conditions(status.get("conditions") or [])
     cap_, alloc = status.get("capacity") or {}, status.get("allocatable") or {}
     lines.append("Capacity: " + ", ".join(f"{k}={v}" for k, v in sorted(cap_.items())))
     lines.append("Allocatable: " + ", ".join(f"{k}={v}" for k, v in sorted(alloc.items())))
-    pods = await _list(deps, _KINDS["pod"], None, field_selector=(
-        f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"))
+    pods = await _list(
+        deps,
+        _KINDS["pod"],
+        None,
+        field_selector=(f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"),
+    )
     totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requests, limits
     for pod in pods:
         for i, part in enumerate(("requests", "limits")):
@@ -319,8 +378,10 @@ async def _describe_node(deps: ToolDeps, obj: Obj) -> list[str]:
     lines.append(f"Allocated resources ({len(pods)} non-terminated pods):")
     for res, alloc_v, fmt in (("cpu", cpu_alloc, fmt_cpu), ("memory", mem_alloc, fmt_bytes)):
         req, lim = totals[res]
-        lines.append(f"  {res}: requests {fmt(req)}{pct(req, alloc_v)}, limits {fmt(lim)}"
-                     f"{pct(lim, alloc_v)} of allocatable {fmt(alloc_v)}")
+        lines.append(
+            f"  {res}: requests {fmt(req)}{pct(req, alloc_v)}, limits {fmt(lim)}"
+            f"{pct(lim, alloc_v)} of allocatable {fmt(alloc_v)}"
+        )
     events = await _events_of(deps, None, name, "Node")
     return lines + render_events(events[-MAX_EVENTS_DESCRIBE:], len(events))
 
@@ -330,13 +391,17 @@ async def _describe_service(deps: ToolDeps, obj: Obj) -> list[str]:
     lines = header(obj)
     lines.append(f"Type: {spec.get('type', 'ClusterIP')}  ClusterIP: {spec.get('clusterIP')}")
     lines.append(f"Selector: {labels_text(spec.get('selector') or {}, limit=20) or 'none'}")
-    ports = [f"{p.get('name', '')}:{p.get('port')}->{p.get('targetPort', p.get('port'))}/"
-             f"{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []]
+    ports = [
+        f"{p.get('name', '')}:{p.get('port')}->{p.get('targetPort', p.get('port'))}/"
+        f"{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or []
+    ]
     lines.append(f"Ports: {', '.join(ports) or 'none'}")
     meta = obj["metadata"]
     try:
-        ep = await _json(deps, CoreV1Api, "read_namespaced_endpoints", meta["name"],
-                         meta["namespace"])
+        ep = await _json(
+            deps, CoreV1Api, "read_namespaced_endpoints", meta["name"], meta["namespace"]
+        )
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -347,8 +412,7 @@ async def _describe_service(deps: ToolDeps, obj: Obj) -> list[str]:
     return lines + [f"Endpoints: {ready} ready, {not_ready} not ready"]
 
 
-def _offline(render: Callable[[Obj], list[str]]) -> Callable[[ToolDeps, Obj],
-                                                              Awaitable[list[str]]]:
+def _offline(render: Callable[[Obj], list[str]]) -> Callable[[ToolDeps, Obj], Awaitable[list[str]]]:
     async def run(deps: ToolDeps, obj: Obj) -> list[str]:
         return render(obj)
 
@@ -356,8 +420,11 @@ def _offline(render: Callable[[Obj], list[str]]) -> Callable[[ToolDeps, Obj],
 
 
 _RENDERERS: dict[str, Callable[[ToolDeps, Obj], Awaitable[list[str]]]] = {
-    "Pod": _describe_pod, "Job": _offline(render_job), "CronJob": _offline(render_cronjob),
-    "Node": _describe_node, "Service": _describe_service,
+    "Pod": _describe_pod,
+    "Job": _offline(render_job),
+    "CronJob": _offline(render_cronjob),
+    "Node": _describe_node,
+    "Service": _describe_service,
     "PersistentVolumeClaim": _offline(render_pvc),
 }
 
@@ -365,8 +432,13 @@ _RENDERERS: dict[str, Callable[[ToolDeps, Obj], Awaitable[list[str]]]] = {
 # -- events ---------------------------------------------------------------------
 
 
-async def events(deps: ToolDeps, namespace: str, name: str | None = None,
-                 kind: str | None = None, limit: int = 20) -> ToolResult:
+async def events(
+    deps: ToolDeps,
+    namespace: str,
+    name: str | None = None,
+    kind: str | None = None,
+    limit: int = 20,
+) -> ToolResult:
     """Recent events in a namespace, newest last, optionally for one object (name, kind).
 
     Events expire after about an hour, so an empty answer means "nothing recent".
@@ -377,9 +449,12 @@ async def events(deps: ToolDeps, namespace: str, name: str | None = None,
         found = await _events_of(deps, namespace, name, api_kind)
         what = f"{api_kind or 'object'} {name}" if name else f"namespace {namespace}"
         if not found:
-            return ToolResult("no_data", f"No events for {what} in namespace {namespace} "
-                                         "(events expire after about an hour).")
-        shown = found[-max(1, min(limit, 100)):]
+            return ToolResult(
+                "no_data",
+                f"No events for {what} in namespace {namespace} "
+                "(events expire after about an hour).",
+            )
+        shown = found[-max(1, min(limit, 100)) :]
         return ToolResult("ok", "\n".join(render_events(shown, len(found), with_object=True)))
 
     return await _guard(deps, f"events {namespace} {name or ''}".strip(), body)
@@ -388,8 +463,14 @@ async def events(deps: ToolDeps, namespace: str, name: str | None = None,
 # -- logs -----------------------------------------------------------------------
 
 
-async def logs(deps: ToolDeps, pod: str, namespace: str, container: str | None = None,
-               previous: bool = False, tail_lines: int = 100) -> ToolResult:
+async def logs(
+    deps: ToolDeps,
+    pod: str,
+    namespace: str,
+    container: str | None = None,
+    previous: bool = False,
+    tail_lines: int = 100,
+) -> ToolResult:
     """The last lines of a pod container's log (at most 500), secrets masked.
 
     previous=True reads the log of the previous, crashed instance of the container,
@@ -402,21 +483,36 @@ async def logs(deps: ToolDeps, pod: str, namespace: str, container: str | None =
         init = [c["name"] for c in obj["spec"].get("initContainers") or []]
         chosen = container or (names[0] if names else "")
         if chosen not in names + init:
-            return ToolResult("error", f"container {chosen!r} is not in pod {namespace}/{pod}; "
-                                       f"containers: {', '.join(names + init)}")
+            return ToolResult(
+                "error",
+                f"container {chosen!r} is not in pod {namespace}/{pod}; "
+                f"containers: {', '.join(names + init)}",
+            )
         tail = max(1, min(int(tail_lines), MAX_TAIL_LINES))
         try:
-            raw = await _raw(deps, CoreV1Api, "read_namespaced_pod_log", pod, namespace,
-                             container=chosen, previous=previous, tail_lines=tail)
+            raw = await _raw(
+                deps,
+                CoreV1Api,
+                "read_namespaced_pod_log",
+                pod,
+                namespace,
+                container=chosen,
+                previous=previous,
+                tail_lines=tail,
+            )
         except ApiException as exc:
             message = _api_message(exc)
             if exc.status == 400 and "previous terminated container" in message:
-                return ToolResult("error", f"No previous logs for container {chosen} in pod "
-                                           f"{namespace}/{pod}: it has not terminated before "
-                                           f"(API said: {message}).")
+                return ToolResult(
+                    "error",
+                    f"No previous logs for container {chosen} in pod "
+                    f"{namespace}/{pod}: it has not terminated before "
+                    f"(API said: {message}).",
+                )
             if exc.status == 400:
-                return ToolResult("error", f"Cannot read logs of {namespace}/{pod} "
-                                           f"container {chosen}: {message}")
+                return ToolResult(
+                    "error", f"Cannot read logs of {namespace}/{pod} container {chosen}: {message}"
+                )
             raise
         which = "previous instance" if previous else "current instance"
         header = f"Logs of pod {namespace}/{pod}, container {chosen} ({which}), last {tail} lines"

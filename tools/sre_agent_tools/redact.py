@@ -20,14 +20,24 @@ from typing import Any
 
 MASK = "***REDACTED***"
 
-_WORDS = ("token", "password", "passwd", "passphrase", "secret", "credential", "credentials",
-          "private", "auth", "authorization", "apikey")
+_WORDS = (
+    "token",
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "credential",
+    "credentials",
+    "private",
+    "auth",
+    "authorization",
+    "apikey",
+)
 
 
 def _word(w: str) -> str:
     # lower or UPPER: not glued to a letter before; Title: a camelCase word start.
-    return (f"(?<![A-Za-z]){w}(?![a-z])|{w.title()}(?![a-z])"
-            f"|(?<![A-Za-z]){w.upper()}(?![A-Za-z])")
+    return f"(?<![A-Za-z]){w}(?![a-z])|{w.title()}(?![a-z])|(?<![A-Za-z]){w.upper()}(?![A-Za-z])"
 
 
 _LAST_KEY = r"(?:(?<![A-Za-z])(?:keys?|KEYS?)|Keys?)(?![\w.\-])"
@@ -36,21 +46,23 @@ _LAST_KEY = r"(?:(?<![A-Za-z])(?:keys?|KEYS?)|Keys?)(?![\w.\-])"
 SECRET_NAME_RE = re.compile("|".join([*map(_word, _WORDS), _LAST_KEY]))
 
 _PEM_RE = re.compile(
-    r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----).*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-    re.DOTALL)
+    r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----).*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL
+)
 _URL_CREDS_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
 _JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _TOKEN_RE = re.compile(
     r"\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
     r"|gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}"  # GitHub
-    r"|xox[baprs]-[A-Za-z0-9\-]{8,})\b")  # Slack
+    r"|xox[baprs]-[A-Za-z0-9\-]{8,})\b"
+)  # Slack
 _BEARER_RE = re.compile(r"\b([Bb]earer\s+)(?!\*\*\*)[A-Za-z0-9\-._~+/]+=*")
 _BASIC_RE = re.compile(r"\b([Bb]asic\s+)[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
 # name, optional closing quote, separator, optional auth scheme, value (quoted or bare).
 _PAIR_RE = re.compile(
     r"""(?<![\w.])(?P<name>[A-Za-z_][\w.\-]*)(?P<head>["']?[ \t]*[:=][ \t]*"""
     r"""(?:(?:Bearer|Basic|bearer|basic)[ \t]+)?)"""
-    r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s,;&"'<>(){}\[\]]+)""")
+    r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s,;&"'<>(){}\[\]]+)"""
+)
 
 
 def _mask_pair(m: re.Match[str]) -> str:
@@ -103,9 +115,14 @@ def redact_obj(obj: Any) -> Any:
     because a nested structure under ``credentials`` is as sensitive as a string.
     """
     if isinstance(obj, dict):
-        return {k: (MASK if isinstance(k, str) and is_secret_name(k) and v not in (None, "")
-                    else redact_obj(v))
-                for k, v in obj.items()}
+        return {
+            k: (
+                MASK
+                if isinstance(k, str) and is_secret_name(k) and v not in (None, "")
+                else redact_obj(v)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, list | tuple):
         return type(obj)(redact_obj(v) for v in obj)
     if isinstance(obj, str):

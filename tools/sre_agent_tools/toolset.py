@@ -33,7 +33,9 @@ async def promql_range(
 
     start/end accept RFC3339, unix seconds, or relative times like now-30m.
     """
-    return (await prom.query_range(runtime.context, query, start=start, end=end, step=step)).render()
+    return (
+        await prom.query_range(runtime.context, query, start=start, end=end, step=step)
+    ).render()
 
 
 @tool
@@ -66,7 +68,11 @@ async def kubectl_logs(
 ) -> str:
     """Read a pod container's recent log lines; previous=true reads the crashed container's logs."""
     result = await k8s.logs(
-        runtime.context, pod, namespace, container=container, previous=previous,
+        runtime.context,
+        pod,
+        namespace,
+        container=container,
+        previous=previous,
         tail_lines=tail_lines,
     )
     return result.render()
