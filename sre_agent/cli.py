@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("investigate", help="investigate an Alertmanager body (or one alert)")
     inv.add_argument("file", help="JSON file, or - for stdin")
     inv.add_argument("--json", action="store_true", help="print the whole record(s) as JSON")
+    inv.add_argument(
+        "--all-severities",
+        action="store_true",
+        help="investigate every firing alert, not only SRE_AGENT_SEVERITIES",
+    )
     return parser
 
 
@@ -50,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(settings, args.host, args.port)
-        return asyncio.run(investigate(settings, args.file, as_json=args.json))
+        return asyncio.run(
+            investigate(settings, args.file, as_json=args.json, all_severities=args.all_severities)
+        )
     except (AlertPayloadError, ConfigError) as exc:
         print(f"sre-agent: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +92,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
-async def investigate(settings: Settings, file: str, *, as_json: bool) -> int:
+async def investigate(
+    settings: Settings, file: str, *, as_json: bool, all_severities: bool = False
+) -> int:
     from sre_agent.agent import Investigator
     from sre_agent.alerts import load_alert_file
     from sre_agent.backends import make_deps, require_ollama
@@ -95,7 +104,20 @@ async def investigate(settings: Settings, file: str, *, as_json: bool) -> int:
 
     text = sys.stdin.read() if file == "-" else _read(file)
     payload = load_alert_file(text)
-    firing = [a for a in payload.alerts if a.status == "firing"]
+    firing = []
+    for alert in payload.alerts:
+        if alert.status != "firing":
+            continue
+        if not all_severities and alert.severity not in settings.severities:
+            log.info(
+                "skipping %s: severity %r is not in SRE_AGENT_SEVERITIES (%s;"
+                " --all-severities investigates it)",
+                alert.name,
+                alert.severity,
+                ",".join(settings.severities),
+            )
+            continue
+        firing.append(alert)
     if not firing:
         print("sre-agent: no firing alert in the input: nothing to investigate", file=sys.stderr)
         return 0
