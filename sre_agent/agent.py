@@ -21,6 +21,8 @@ import ollama
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
+    ClearToolUsesEdit,
+    ContextEditingMiddleware,
     ModelCallLimitMiddleware,
     ModelRequest,
     ModelResponse,
@@ -32,7 +34,9 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from sre_agent_tools import ToolDeps, ToolResult, make_tools
 from sre_agent_tools.redact import redact, redact_obj
 
+from sre_agent import evidence
 from sre_agent.analysis import Analysis, analysis_schema, parse_analysis
+from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
 from sre_agent.prompts import Prompts
 from sre_agent.settings import Settings
 
@@ -83,6 +87,8 @@ class Result:
     reason: str | None = None
     analysis: Analysis | None = None
     raw_text: str | None = None
+    #: The model server failed: worth investigating again once it answers.
+    llm_unavailable: bool = False
 
 
 class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
@@ -164,6 +170,7 @@ def alert_fields(alert: dict[str, Any]) -> dict[str, str]:
         "description": annotations.get("description", "(none)"),
         "runbook_url": annotations.get("runbook_url", "(none)"),
         "expr": alert.get("expr") or "(unknown)",
+        "evidence": "(none gathered)",
     }
 
 
@@ -183,13 +190,28 @@ class Investigator:
         )
         self.tools = make_tools()
 
-    def _agent(self, run: RunLog) -> Any:
+    def _agent(self, run: RunLog, already: list[str]) -> Any:
+        # Per call, the prompt stays under the budget: older tool results are cleared
+        # first (the system prompt and tool schemas are counted in the overhead).
+        overhead = 1200
         return create_agent(
             self.model,
             self.tools,
             system_prompt=self.prompts.render("system"),
             middleware=[
                 Recorder(run),
+                TextToolCalls(),
+                ArgumentRepair(),
+                RepeatGuard(already),
+                ContextEditingMiddleware(
+                    edits=[
+                        ClearToolUsesEdit(
+                            trigger=max(1000, self.settings.prompt_budget_tokens - overhead),
+                            keep=1,
+                            placeholder="[cleared to stay within the prompt budget]",
+                        )
+                    ]
+                ),
                 ModelCallLimitMiddleware(
                     run_limit=self.settings.max_model_calls, exit_behavior="end"
                 ),
@@ -200,21 +222,34 @@ class Investigator:
             context_schema=ToolDeps,
         )
 
+    async def gather(self, alert: dict[str, Any], run: RunLog) -> list[evidence.Finding]:
+        """Evidence first: what the alert points at, within the evidence budget."""
+        findings = await evidence.gather(alert, self.deps)
+        kept = evidence.fit_budget(findings, self.settings.evidence_budget_tokens * 4)
+        for finding in kept:
+            run.evidence.append(finding.record())
+            run.tool_calls.append(finding.tool_call())
+        return kept
+
     async def run(self, alert: dict[str, Any], run: RunLog) -> Result:
         """Investigate one alert. Never raises for backend trouble: the result says what happened."""
         run.model = self.settings.model
         run.prompt_version = self.prompts.version
-        question = self.prompts.render("investigation", **alert_fields(alert))
+        findings = await self.gather(alert, run)
+        fields = alert_fields(alert)
+        fields["evidence"] = evidence.render(findings)
+        question = self.prompts.render("investigation", **fields)
         final_text: str | None = None
         try:
-            state = await self._agent(run).ainvoke(
+            state = await self._agent(run, [f.signature() for f in findings]).ainvoke(
                 {"messages": [HumanMessage(question)]}, context=self.deps
             )
             final_text = _final_text(state["messages"])
         except LLM_ERRORS as exc:  # the model server failed: keep what was gathered
             reason = f"LLM call failed ({self.settings.ollama_url}): {_describe(exc)}"
             log.warning("investigation of %s: %s", alert.get("labels", {}).get("alertname"), reason)
-            return Result("degraded" if run.evidence else "failed", reason)
+            status: Outcome = "degraded" if run.evidence else "failed"
+            return Result(status, reason, llm_unavailable=True)
 
         error = "the answer was empty"
         if final_text:
@@ -239,7 +274,7 @@ class Investigator:
             )
         except LLM_ERRORS as exc:
             reason = f"final answer invalid ({error}); retry failed: {_describe(exc)}"
-            return Result("degraded", reason, raw_text=final_text)
+            return Result("degraded", reason, raw_text=final_text, llm_unavailable=True)
         finally:
             run.llm_seconds += time.perf_counter() - started
         run.count(reply)
@@ -251,14 +286,19 @@ class Investigator:
             return Result("degraded", reason, raw_text=final_text or text)
 
     def _notes(self, alert: dict[str, Any], run: RunLog, final_text: str | None) -> str:
-        budget = self.settings.tool_output_limit * 2
+        """What the model saw, within the evidence budget, for the schema-constrained retry."""
+        budget = self.settings.evidence_budget_tokens * 4
         parts = [self.prompts.render("investigation", **alert_fields(alert))]
         for item in run.evidence:
-            parts.append(
-                f"## {item['title']}\n{item['output'][: budget // max(1, len(run.evidence))]}"
-            )
+            block = f"## {item['title']}\n{item['output']}"
+            if len(block) > budget:
+                block = block[: max(0, budget)]
+            budget -= len(block)
+            parts.append(block)
+            if budget <= 0:
+                break
         if final_text:
-            parts.append(f"## Your previous answer\n{final_text[:budget]}")
+            parts.append(f"## Your previous answer\n{final_text[:4000]}")
         return "\n\n".join(parts)
 
 

@@ -48,11 +48,15 @@ class Settings(BaseSettings):
     backend_timeout: float = Field(default=10.0, gt=0)
     #: Ollama context window (tokens); Ollama's own default silently truncates long prompts.
     num_ctx: int = Field(default=8192, ge=2048)
+    #: Prompt tokens one LLM call may use; older tool results are cleared past it.
+    prompt_budget_tokens: int = Field(default=6000, ge=1500)
+    #: Of that, the evidence gathered before the first call.
+    evidence_budget_tokens: int = Field(default=2500, ge=300)
     #: Characters one tool call may hand the model.
     tool_output_limit: int = Field(default=4000, ge=200)
     #: Upper bounds on one investigation's agent loop.
-    max_model_calls: int = Field(default=6, ge=1)
-    max_tool_calls: int = Field(default=8, ge=0)
+    max_model_calls: int = Field(default=4, ge=1)
+    max_tool_calls: int = Field(default=6, ge=0)
     prompts_dir: Path | None = None
     log_level: str = "INFO"
 

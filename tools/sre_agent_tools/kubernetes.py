@@ -525,3 +525,38 @@ async def logs(
         return ToolResult("ok", keep_tail(header + ":", redact(text), deps.output_limit))
 
     return await _guard(deps, f"logs {namespace}/{pod}", body)
+
+
+# -- structured reads (for code, not the model) ---------------------------------
+
+
+async def get_object(
+    deps: ToolDeps, kind: str, name: str, namespace: str | None = None
+) -> Obj | None:
+    """One object as JSON, or None when it is missing, forbidden, unreachable or a Secret.
+
+    The evidence gatherer uses this to follow a pod to its owner and node; the
+    model only ever sees rendered, redacted text.
+    """
+    if deps.kube is None:
+        return None
+    try:
+        k = _kind_of(kind)
+        ns = (namespace or "default") if k.namespaced else ""
+        return await _read(deps, k, name, ns)
+    except (_Failed, ApiException):
+        return None
+
+
+async def list_objects(
+    deps: ToolDeps, kind: str, namespace: str | None, label_selector: str | None = None
+) -> list[Obj]:
+    """Objects of one kind (optionally by label selector); empty on any failure."""
+    if deps.kube is None:
+        return []
+    try:
+        k = _kind_of(kind)
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        return await _list(deps, k, namespace, **kwargs)
+    except (_Failed, ApiException):
+        return []
