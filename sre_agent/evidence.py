@@ -137,7 +137,9 @@ class _Plan:
         priority: int,
         call: Callable[[], Awaitable[ToolResult]],
         reduce: Callable[[str], str] | None = None,
+        optional: bool = False,
     ) -> ToolResult | None:
+        """Run one tool; an ``optional`` finding is kept only when it found something."""
         signature = call_signature(tool, args)
         if signature in self.seen:
             return None
@@ -150,6 +152,15 @@ class _Plan:
             result = ToolResult("error", f"{exc.__class__.__name__}: {exc}")
         elapsed = (time.perf_counter() - started) * 1000
         text = reduce(result.text) if reduce and result.status == "ok" else result.text
+        if optional and (result.status != "ok" or not text.strip()):
+            log.info(
+                "tool %s %s in %.0f ms (evidence, not kept: %s)",
+                tool,
+                result.status,
+                elapsed,
+                title,
+            )
+            return result
         self.findings.append(
             Finding(title, tool, args, result.status, redact(text), elapsed, priority)
         )
@@ -262,6 +273,7 @@ async def gather(
                     {"query": query},
                     4,
                     lambda q=query: prom.query_instant(deps, q),
+                    optional=True,
                 )
             )
     if labels.get("job") and labels.get("instance") and not pod:
@@ -275,18 +287,29 @@ async def gather(
                 lambda: prom.query_instant(deps, query),
             )
         )
-    if ns:
-        first.append(
-            plan.run(
-                f"Recent events in namespace {ns}",
-                "kubectl_events",
-                {"namespace": ns},
-                6,
-                lambda: k8s.events(deps, ns, limit=12),
-            )
-        )
     await asyncio.gather(*first)
+    if ns:
+        # Last, so that events of objects already described are not shown twice.
+        described = {str(f.args.get("name")) for f in plan.findings if f.tool == "kubectl_describe"}
+        await plan.run(
+            f"Other recent events in namespace {ns}",
+            "kubectl_events",
+            {"namespace": ns},
+            6,
+            lambda: k8s.events(deps, ns, limit=30),
+            reduce=lambda text: other_events(text, described),
+            optional=True,
+        )
     return sorted(plan.findings, key=lambda f: f.priority)
+
+
+def other_events(text: str, described: set[str], limit: int = 10) -> str:
+    """Namespace events minus those of objects already described; empty if none remain."""
+    lines = text.splitlines()
+    rows = [line for line in lines[1:] if not any(f"/{name} " in line for name in described)]
+    if not rows:
+        return ""
+    return "\n".join([f"Events of other objects ({len(rows[-limit:])} newest):", *rows[-limit:]])
 
 
 def k8s_name_like(value: str) -> bool:
