@@ -34,7 +34,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from sre_agent_tools import ToolDeps, ToolResult, make_tools
 from sre_agent_tools.redact import redact, redact_obj
 
-from sre_agent import evidence
+from sre_agent import evidence, tokens
 from sre_agent.analysis import Analysis, analysis_schema, parse_analysis
 from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
 from sre_agent.prompts import Prompts
@@ -204,13 +204,14 @@ class Investigator:
                 ArgumentRepair(),
                 RepeatGuard(already),
                 ContextEditingMiddleware(
+                    token_counter=tokens.count_messages,
                     edits=[
                         ClearToolUsesEdit(
                             trigger=max(1000, self.settings.prompt_budget_tokens - overhead),
                             keep=1,
                             placeholder="[cleared to stay within the prompt budget]",
                         )
-                    ]
+                    ],
                 ),
                 ModelCallLimitMiddleware(
                     run_limit=self.settings.max_model_calls, exit_behavior="end"
@@ -225,7 +226,7 @@ class Investigator:
     async def gather(self, alert: dict[str, Any], run: RunLog) -> list[evidence.Finding]:
         """Evidence first: what the alert points at, within the evidence budget."""
         findings = await evidence.gather(alert, self.deps)
-        kept = evidence.fit_budget(findings, self.settings.evidence_budget_tokens * 4)
+        kept = evidence.fit_budget(findings, self.settings.evidence_budget_tokens)
         for finding in kept:
             run.evidence.append(finding.record())
             run.tool_calls.append(finding.tool_call())

@@ -35,6 +35,8 @@ from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
 from sre_agent_tools.redact import redact
 
+from sre_agent import tokens
+
 log = logging.getLogger(__name__)
 
 #: Label -> Kubernetes kind, for objects an alert names directly.
@@ -397,27 +399,31 @@ async def _workload_evidence(
         await _pod_evidence(plan, ns or "default", bad[0]["metadata"]["name"], None, priority=2)
 
 
-def fit_budget(findings: list[Finding], max_chars: int, min_chars: int = 240) -> list[Finding]:
-    """Keep findings in priority order within ``max_chars``, trimming the ones that overflow.
+def fit_budget(findings: list[Finding], max_tokens: int, min_tokens: int = 60) -> list[Finding]:
+    """Keep findings in priority order within ``max_tokens``, trimming the one that overflows.
 
-    An item that no longer fits even trimmed to ``min_chars`` is dropped, and a
-    final note says so, so the model knows it can ask for it.
+    A finding that no longer fits even trimmed to ``min_tokens`` is dropped, and
+    the log says so; the model can still ask for it with a tool.
     """
     kept: list[Finding] = []
-    left = max_chars
+    left = max_tokens
     dropped: list[str] = []
     for finding in findings:
-        size = len(finding.output) + len(finding.title) + 20
+        size = tokens.count(finding.title) + tokens.count(finding.output) + 8
         if size <= left:
             kept.append(finding)
             left -= size
             continue
-        room = left - len(finding.title) - 80
-        if room >= min_chars:
-            cut = finding.output[:room].rsplit("\n", 1)[0]
-            note = f"\n… [trimmed to fit the prompt budget: {len(finding.output) - len(cut)} characters left out]"
+        room = left - tokens.count(finding.title) - 30
+        if room >= min_tokens:
+            cut = finding.output[: int(len(finding.output) * room / size)]
+            while cut and tokens.count(cut) > room:
+                cut = cut[: int(len(cut) * 0.9)]
+            cut = cut.rsplit("\n", 1)[0] if "\n" in cut else cut
+            left_out = len(finding.output) - len(cut)
+            note = f"\n… [trimmed to fit the prompt budget: {left_out} characters left out]"
             kept.append(_replace_output(finding, cut + note))
-            left -= room + len(finding.title) + 80
+            left = 0
         else:
             dropped.append(finding.title)
     if dropped:

@@ -1,5 +1,6 @@
 """The pieces that keep evidence small: log reduction, the budget, event dedup."""
 
+from sre_agent import tokens
 from sre_agent.evidence import Finding, call_signature, fit_budget, other_events, reduce_log
 
 
@@ -21,19 +22,22 @@ def test_short_logs_are_left_alone():
     assert reduce_log(text) == text
 
 
-def _finding(title: str, size: int, priority: int) -> Finding:
-    return Finding(
-        title, "kubectl_describe", {"name": title}, "ok", "x\n" * (size // 2), 1.0, priority
+def _finding(title: str, lines: int, priority: int) -> Finding:
+    output = "\n".join(
+        f"Warning BackOff Pod/api-{i} restarting failed container" for i in range(lines)
     )
+    return Finding(title, "kubectl_describe", {"name": title}, "ok", output, 1.0, priority)
 
 
 def test_budget_keeps_priorities_whole_and_trims_the_rest():
-    findings = [_finding("first", 3000, 0), _finding("second", 3000, 1), _finding("third", 3000, 2)]
-    kept = fit_budget(findings, 5000)
+    findings = [_finding("first", 100, 0), _finding("second", 100, 1), _finding("third", 100, 2)]
+    one = tokens.count(findings[0].output)
+    kept = fit_budget(findings, int(one * 1.6))
     assert [f.title for f in kept] == ["first", "second"]
     assert kept[0].output == findings[0].output
     assert "trimmed to fit the prompt budget" in kept[1].output
-    assert sum(len(f.output) + len(f.title) for f in kept) <= 5000
+    used = sum(tokens.count(f.output) + tokens.count(f.title) for f in kept)
+    assert one * 1.4 < used <= one * 1.6
 
 
 def test_events_of_described_objects_are_not_repeated():
