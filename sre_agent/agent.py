@@ -225,6 +225,8 @@ class Investigator:
 
     async def gather(self, alert: dict[str, Any], run: RunLog) -> list[evidence.Finding]:
         """Evidence first: what the alert points at, within the evidence budget."""
+        if not self.settings.evidence_first:
+            return []
         findings = await evidence.gather(alert, self.deps)
         kept = evidence.fit_budget(findings, self.settings.evidence_budget_tokens)
         for finding in kept:

@@ -3,10 +3,12 @@ the workers open in the lifespan and close there; nothing happens at import."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sre_agent import __version__
 from sre_agent.agent import Investigator
 from sre_agent.backends import check_ollama, make_deps
+from sre_agent.metrics import Metrics, watch_ollama
+from sre_agent.notify import Notifier
 from sre_agent.prompts import Prompts, load_prompts
 from sre_agent.settings import Settings
 from sre_agent.store import Store
@@ -32,6 +36,8 @@ class Services:
     deps: ToolDeps
     prompts: Prompts
     worker: Worker
+    metrics: Metrics
+    notifier: Notifier
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,14 +47,24 @@ def create_app(settings: Settings) -> FastAPI:
         store.open()
         deps = make_deps(settings)
         prompts = load_prompts(settings.prompts_dir)
+        metrics = Metrics()  # per app: tests build many apps in one process
+        notifier = Notifier(settings, store, metrics)
+
+        async def on_finished(record: dict[str, Any]) -> None:
+            metrics.observe_investigation(record)
+            notifier.investigation_finished(record)  # a background task: never delays
+
         worker = Worker(
             store,
             Investigator(settings, prompts, deps),
             concurrency=settings.max_concurrent,
             timeout=settings.investigation_timeout,
+            on_finished=on_finished,
         )
-        app.state.services = Services(settings, store, deps, prompts, worker)
+        metrics.track_queue(lambda: worker.depth)
+        app.state.services = Services(settings, store, deps, prompts, worker, metrics, notifier)
         ollama = await check_ollama(settings)
+        metrics.set_ollama(ollama)
         if ollama["ok"]:
             log.info("Ollama ready at %s with model %s", settings.ollama_url, settings.model)
         else:
@@ -59,11 +75,16 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.ollama_url,
                 ollama.get("error"),
             )
+        await notifier.start()
         await worker.start()
+        ollama_watch = asyncio.create_task(watch_ollama(settings, metrics), name="ollama-watch")
         try:
             yield
         finally:
+            ollama_watch.cancel()
+            await asyncio.gather(ollama_watch, return_exceptions=True)
             await worker.stop()
+            await notifier.stop()
             if deps.kube is not None:
                 deps.kube.close()
             store.close()
@@ -91,8 +112,10 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"error": "internal error; see the service log"}, status_code=500)
 
     from sre_agent.api import health, investigations, webhook
+    from sre_agent.api import metrics as metrics_api
 
     app.include_router(webhook.router)
     app.include_router(investigations.router)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     return app

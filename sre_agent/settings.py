@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sre_agent.errors import ConfigError
@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     backend_timeout: float = Field(default=10.0, gt=0)
     #: Ollama context window (tokens); Ollama's own default silently truncates long prompts.
     num_ctx: int = Field(default=8192, ge=2048)
+    #: Gather evidence before the first LLM call (off: a plain ReAct agent, for comparison).
+    evidence_first: bool = True
     #: Prompt tokens one LLM call may use; older tool results are cleared past it.
     prompt_budget_tokens: int = Field(default=6000, ge=1500)
     #: Of that, the evidence gathered before the first call.
@@ -59,6 +61,14 @@ class Settings(BaseSettings):
     max_tool_calls: int = Field(default=6, ge=0)
     prompts_dir: Path | None = None
     log_level: str = "INFO"
+    #: Slack: an incoming webhook, or a bot token + channel (threads per alert group).
+    slack_webhook_url: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = Field(default=None, validate_default=True)
+    #: Where chat.postMessage is sent (a proxy, or a test server).
+    slack_api_url: str = "https://slack.com/api"
+    #: The URL users reach this service at; links in Slack messages start with it.
+    public_url: str | None = None
 
     @field_validator("severities", mode="before")
     @classmethod
@@ -75,6 +85,29 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("slack_api_url", "public_url")
+    @classmethod
+    def _check_optional_url(cls, value: str | None) -> str | None:
+        return None if value is None else cls._check_url(value)
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _check_slack_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an https:// URL (Slack's incoming-webhook URL)")
+        return value
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _check_slack_channel(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = value.strip() if value else None
+        if value is None and info.data.get("slack_bot_token") is not None:
+            raise ValueError(
+                "must be set when SRE_AGENT_SLACK_BOT_TOKEN is (a channel name like #alerts,"
+                " or its ID)"
+            )
         return value
 
     @field_validator("database_url")

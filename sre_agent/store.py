@@ -58,6 +58,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX investigations_created ON investigations(created_at);
     CREATE INDEX investigations_alertname ON investigations(alertname);
     """,
+    # 2: the Slack thread of each alert group (sre_agent.notify)
+    """
+    CREATE TABLE slack_threads (
+        group_key TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 _JSON_COLUMNS = ("alert", "evidence", "tool_calls", "llm_usage", "analysis")
@@ -277,6 +286,25 @@ class Store:
         with self._lock:
             rows = self._db.execute(sql, (*params, limit)).fetchall()
         return [_decode(row) for row in rows]
+
+    # --- Slack threads --------------------------------------------------------
+    def slack_thread(self, group_key: str) -> tuple[str, str] | None:
+        """(channel, ts) of the first Slack message posted for this alert group."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        with self._lock:
+            row = self._db.execute(
+                "SELECT channel, ts FROM slack_threads WHERE group_key=?", (group_key,)
+            ).fetchone()
+        return (row["channel"], row["ts"]) if row else None
+
+    def save_slack_thread(self, group_key: str, channel: str, ts: str) -> None:
+        """Remember a group's thread; the first one stays."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO slack_threads VALUES (?, ?, ?, ?)",
+                (group_key, channel, ts, now_iso()),
+            )
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:

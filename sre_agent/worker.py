@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sre_agent.agent import Investigator, Result, RunLog
@@ -22,9 +23,17 @@ log = logging.getLogger(__name__)
 
 class Worker:
     def __init__(
-        self, store: Store, investigator: Investigator, *, concurrency: int, timeout: float
+        self,
+        store: Store,
+        investigator: Investigator,
+        *,
+        concurrency: int,
+        timeout: float,
+        on_finished: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        #: Called with the stored record after each finish (metrics, Slack; see app.py).
+        self.on_finished = on_finished
         self.investigator = investigator
         self.concurrency = concurrency
         self.timeout = timeout
@@ -126,3 +135,8 @@ class Worker:
             len(run.tool_calls),
             f": {result.reason}" if result.reason else "",
         )
+        if self.on_finished is not None:  # hook: metrics + Slack (wired in app.py)
+            try:
+                await self.on_finished(self.store.get(ident) or {"id": ident})
+            except Exception:
+                log.exception("investigation %s: on_finished hook failed", ident)

@@ -84,6 +84,8 @@ async def receive_alerts(
                 investigation_id=record["id"] if record else None,
                 investigation_status=record["status"] if record else None,
             )
+            if record is not None:
+                services.notifier.alert_resolved(record)  # Slack: "resolved at" in the thread
         elif alert.severity not in settings.severities:
             result.update(
                 status="skipped",
@@ -97,6 +99,7 @@ async def receive_alerts(
             result.update(
                 status=record["status"], investigation_id=record["id"], duplicate=not created
             )
+        services.metrics.count_alert(result)
         counts[result["status"]] = counts.get(result["status"], 0) + 1
         results.append(result)
 

@@ -1,0 +1,124 @@
+"""The service's own metrics (``GET /metrics``), in a registry of its own.
+
+Each app gets its own :class:`~prometheus_client.CollectorRegistry`, made in
+the lifespan, so tests that build many apps in one process never share or
+collide on counters. Counters are fed at three places: the webhook (alerts
+received), the worker's ``on_finished`` hook (outcome, duration, LLM and tool
+usage) and the Slack notifier; gauges are read when scraped (queue depth) or
+refreshed in the background (Ollama reachability).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from sre_agent.backends import check_ollama
+from sre_agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALERT_STATUSES = ("queued", "duplicate", "skipped", "resolved")
+OUTCOMES = ("completed", "degraded", "failed")
+#: An investigation takes seconds with a small model and up to the deadline (300 s default).
+DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
+
+
+class Metrics:
+    """Every metric sre-agent exposes, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter(
+            "sre_agent_alerts_received",
+            "Alerts received on the webhook, by what was done with them.",
+            ["status"],
+            registry=r,
+        )
+        self.investigations = Counter(
+            "sre_agent_investigations",
+            "Investigations finished, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "sre_agent_investigation_duration_seconds",
+            "Wall time of one investigation.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "sre_agent_queue_depth", "Investigations waiting for a worker.", registry=r
+        )
+        self.llm_calls = Counter("sre_agent_llm_calls", "Requests made to the model.", registry=r)
+        self.llm_tokens = Counter(
+            "sre_agent_llm_tokens", "Tokens the model read and wrote.", ["kind"], registry=r
+        )
+        self.tool_calls = Counter(
+            "sre_agent_tool_calls",
+            "Tool calls made by the agent, by tool and result status.",
+            ["tool", "status"],
+            registry=r,
+        )
+        self.ollama_up = Gauge(
+            "sre_agent_ollama_up",
+            "1 when Ollama answers and has the configured model, else 0.",
+            registry=r,
+        )
+        self.slack_notifications = Counter(
+            "sre_agent_slack_notifications",
+            "Slack messages, by whether they were delivered.",
+            ["status"],
+            registry=r,
+        )
+        # Known label values start at 0, so rates and ratios exist from the first scrape.
+        for status in ALERT_STATUSES:
+            self.alerts_received.labels(status)
+        for outcome in OUTCOMES:
+            self.investigations.labels(outcome)
+        for kind in ("prompt", "completion"):
+            self.llm_tokens.labels(kind)
+        for status in ("sent", "failed"):
+            self.slack_notifications.labels(status)
+
+    def count_alert(self, result: dict[str, Any]) -> None:
+        """One webhook result: queued, duplicate, skipped or resolved."""
+        status = result.get("status")
+        if status not in ("skipped", "resolved"):
+            status = "duplicate" if result.get("duplicate") else "queued"
+        self.alerts_received.labels(status).inc()
+
+    def observe_investigation(self, record: dict[str, Any]) -> None:
+        """A finished investigation, as stored (status, duration, LLM usage, tool calls)."""
+        self.investigations.labels(record.get("status") or "failed").inc()
+        if record.get("duration_s") is not None:
+            self.duration.observe(float(record["duration_s"]))
+        usage = record.get("llm_usage") or {}
+        self.llm_calls.inc(int(usage.get("calls") or 0))
+        self.llm_tokens.labels("prompt").inc(int(usage.get("prompt_tokens") or 0))
+        self.llm_tokens.labels("completion").inc(int(usage.get("completion_tokens") or 0))
+        for call in record.get("tool_calls") or []:
+            self.tool_calls.labels(str(call.get("name")), str(call.get("status"))).inc()
+
+    def track_queue(self, depth: Callable[[], int]) -> None:
+        """The queue depth is read from the worker at each scrape."""
+        self.queue_depth.set_function(lambda: float(depth()))
+
+    def set_ollama(self, status: dict[str, Any]) -> None:
+        self.ollama_up.set(1 if status.get("ok") else 0)
+
+
+async def watch_ollama(settings: Settings, metrics: Metrics, interval: float = 30.0) -> None:
+    """Refresh ``sre_agent_ollama_up`` every ``interval`` seconds (``GET /api/tags``: cheap)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            metrics.set_ollama(await check_ollama(settings))
+        except Exception:  # a check must never end the loop
+            log.exception("Ollama check failed")
+            metrics.ollama_up.set(0)
