@@ -18,10 +18,10 @@ install: $(BIN)/python
 # Debian's Prometheus and Alertmanager: the tests run the real programs.
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
-	    || ! command -v promtool >/dev/null; then \
-	  echo "installing Debian's prometheus and prometheus-alertmanager"; \
+	    || ! command -v promtool >/dev/null || ! command -v curl >/dev/null; then \
+	  echo "installing Debian's prometheus, prometheus-alertmanager and curl"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager; \
+	    prometheus prometheus-alertmanager curl; \
 	fi
 
 # Run the service: SQLite in ./sre-agent.db, Ollama at localhost:11434 (see README for settings).

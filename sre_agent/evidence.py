@@ -60,28 +60,32 @@ RECIPES: dict[str, list[str]] = {
         'kube_pod_container_status_last_terminated_reason{{namespace="{namespace}", pod="{pod}", container="{container}"}} == 1',
     ],
     "KubeHpaMaxedOut": [
-        'kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}", horizontalpodautoscaler="{horizontalpodautoscaler}"}}',
-        'kube_horizontalpodautoscaler_spec_max_replicas{{namespace="{namespace}", horizontalpodautoscaler="{horizontalpodautoscaler}"}}',
-        'sum by (pod) (rate(container_cpu_usage_seconds_total{{namespace="{namespace}", container!=""}}[5m]))',
+        'kube_horizontalpodautoscaler_status_target_metric{{namespace="{namespace}", horizontalpodautoscaler="{horizontalpodautoscaler}"}}',
+        'kube_horizontalpodautoscaler_spec_target_metric{{namespace="{namespace}", horizontalpodautoscaler="{horizontalpodautoscaler}"}}',
     ],
+    # kube-prometheus-stack's recording rules: which namespaces request the most.
     "KubeMemoryOvercommit": [
-        'sum(kube_pod_container_resource_requests{{resource="memory"}})',
+        "topk(5, sum by (namespace) (namespace_memory:kube_pod_container_resource_requests:sum))",
         'sum(kube_node_status_allocatable{{resource="memory"}})',
-        'topk(5, sum by (namespace) (kube_pod_container_resource_requests{{resource="memory"}}))',
     ],
     "KubeCPUOvercommit": [
-        'sum(kube_pod_container_resource_requests{{resource="cpu"}})',
+        "topk(5, sum by (namespace) (namespace_cpu:kube_pod_container_resource_requests:sum))",
         'sum(kube_node_status_allocatable{{resource="cpu"}})',
-        'topk(5, sum by (namespace) (kube_pod_container_resource_requests{{resource="cpu"}}))',
+    ],
+    "KubeNodeNotReady": [
+        'kube_node_status_condition{{node="{node}", condition="Ready"}} == 1',
+        'kube_node_spec_taint{{node="{node}"}}',
     ],
     "NodeMemoryHighUtilization": [
         'node_memory_MemAvailable_bytes{{instance="{instance}"}} / node_memory_MemTotal_bytes{{instance="{instance}"}}',
         'topk(5, sum by (namespace, pod) (container_memory_working_set_bytes{{node="{node}", container!=""}}))',
     ],
-    "TargetDown": [
-        'up{{job="{job}", namespace="{namespace}"}} == 0',
-    ],
 }
+
+#: Scrape jobs whose `job`/`instance` labels name the exporter, not the thing in trouble.
+EXPORTERS = {"kube-state-metrics", "kubelet", "node-exporter", "apiserver"}
+
+_POD_LABEL = re.compile(r'\bpod="([^"]+)"')
 
 _ERROR_LINE = re.compile(
     r"FATAL|ERROR|CRIT|panic|Exception|Traceback|\bfail(ed|ure)?\b|refused|denied|"
@@ -239,6 +243,8 @@ async def gather(
     alertname = labels.get("alertname", "")
     ns = labels.get("namespace")
     pod, container, node = labels.get("pod"), labels.get("container"), labels.get("node")
+    if labels.get("job") == "node-exporter":  # there `pod` is the exporter, not the subject
+        pod = container = None
     plan = _Plan(deps)
     first: list[Awaitable[Any]] = []
 
@@ -247,10 +253,19 @@ async def gather(
         start, end = _window(alert, now)
         first.append(
             plan.run(
+                "The alert's expression now (the firing series)",
+                "promql_query",
+                {"query": expr},
+                0,
+                lambda: prom.query_instant(deps, expr),
+            )
+        )
+        first.append(
+            plan.run(
                 "The alert's expression over time",
                 "promql_range",
                 {"query": expr, "start": start, "end": end},
-                0,
+                1,
                 lambda: prom.query_range(deps, expr, start=start, end=end),
             )
         )
@@ -259,12 +274,15 @@ async def gather(
     for label, kind in OBJECT_LABELS:
         if labels.get(label) and (ns or kind == "node"):
             first.append(_workload_evidence(plan, kind, labels[label], ns, with_pods=not pod))
-    if node:
-        first.append(_describe(plan, "node", node, None, 2))
-    elif alertname.startswith("Node") and labels.get("instance"):
+    if not node and alertname.startswith("Node") and labels.get("instance"):
+        # node-exporter alerts name the node only in `instance` (when relabelled to it).
         host = labels["instance"].rsplit(":", 1)[0]
         if k8s_name_like(host):
-            first.append(_describe(plan, "node", host, None, 3))
+            node = labels["node"] = host
+    if node:
+        first.append(_describe(plan, "node", node, None, 2))
+    if alertname == "TargetDown" and labels.get("job"):
+        first.append(_target_down_evidence(plan, labels))
     for template in RECIPES.get(alertname, []):
         query = _fill(template, labels)
         if query:
@@ -278,8 +296,9 @@ async def gather(
                     optional=True,
                 )
             )
-    if labels.get("job") and labels.get("instance") and not pod:
-        query = f'up{{job="{labels["job"]}", instance="{labels["instance"]}"}}'
+    scrape_job = labels.get("job")
+    if scrape_job and labels.get("instance") and not pod and scrape_job not in EXPORTERS:
+        query = f'up{{job="{scrape_job}", instance="{labels["instance"]}"}}'
         first.append(
             plan.run(
                 "Scrape target health",
@@ -287,6 +306,7 @@ async def gather(
                 {"query": query},
                 5,
                 lambda: prom.query_instant(deps, query),
+                optional=True,
             )
         )
     await asyncio.gather(*first)
@@ -359,7 +379,22 @@ async def _pod_evidence(
     node = (obj.get("spec") or {}).get("nodeName")
     if node and _needs_node(obj):
         follow.append(_describe(plan, "node", node, None, priority + 3))
+    if (obj.get("status") or {}).get("phase") == "Pending":
+        follow.append(_unbound_claims(plan, ns, obj, priority + 1))
     await asyncio.gather(*follow)
+
+
+async def _unbound_claims(plan: _Plan, ns: str, pod: dict[str, Any], priority: int) -> None:
+    """A pending pod's volume claims that are not bound are often why it is pending."""
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in (pod.get("spec") or {}).get("volumes") or []
+        if (v.get("persistentVolumeClaim") or {}).get("claimName")
+    ]
+    for claim in claims[:3]:
+        obj = await k8s.get_object(plan.deps, "persistentvolumeclaim", claim, ns)
+        if obj is not None and (obj.get("status") or {}).get("phase") != "Bound":
+            await _describe(plan, "persistentvolumeclaim", claim, ns, priority)
 
 
 def _owner(obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -390,13 +425,36 @@ async def _workload_evidence(
     if not with_pods or obj is None or kind == "persistentvolumeclaim":
         return
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if kind == "job":  # the Job controller labels its pods with the job's name
+        selector = {"batch.kubernetes.io/job-name": name}
     if not selector:
         return
     text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
     pods = await k8s.list_objects(deps, "pod", ns, text)
+    if not pods and kind == "job":  # clusters before Kubernetes 1.27
+        pods = await k8s.list_objects(deps, "pod", ns, f"job-name={name}")
     bad = sorted((p for p in pods if _unhealthy(p)), key=lambda p: p["metadata"].get("name", ""))
     if bad:
         await _pod_evidence(plan, ns or "default", bad[0]["metadata"]["name"], None, priority=2)
+
+
+async def _target_down_evidence(plan: _Plan, labels: dict[str, str]) -> None:
+    """Which targets are down (``up == 0``), then the first down pod: its state and logs."""
+    selector = ", ".join(
+        f'{key}="{labels[key]}"' for key in ("job", "namespace", "service") if labels.get(key)
+    )
+    query = f"up{{{selector}}} == 0"
+    result = await plan.run(
+        "Targets that are down",
+        "promql_query",
+        {"query": query},
+        1,
+        lambda: prom.query_instant(plan.deps, query),
+    )
+    ns = labels.get("namespace")
+    pods = _POD_LABEL.findall(result.text) if result is not None and result.status == "ok" else []
+    if pods and ns:
+        await _pod_evidence(plan, ns, pods[0], None, priority=2)
 
 
 def fit_budget(findings: list[Finding], max_tokens: int, min_tokens: int = 60) -> list[Finding]:

@@ -32,6 +32,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         check_prometheus(services.settings),
         check_kubernetes(services.deps),
     )
+    services.metrics.set_ollama(ollama)
     body = {
         "status": "ready" if database["ok"] else "not ready",
         "database": database,

@@ -34,6 +34,9 @@ MASKED = [
         f"-----BEGIN RSA PRIVATE KEY-----\n{MASK}\n-----END RSA PRIVATE KEY-----\ntail",
     ),
     ("-----BEGIN PRIVATE KEY-----\nMIIEow cut off", f"-----BEGIN PRIVATE KEY-----\n{MASK}\n"),
+    ("ALTER ROLE app PASSWORD 'CANARY-x1';", f"ALTER ROLE app PASSWORD {MASK};"),
+    ('CREATE USER u IDENTIFIED BY "s3cr3t"', f"CREATE USER u IDENTIFIED BY {MASK}"),
+    ("mysql --password=hunter2 -h db", f"mysql --password={MASK} -h db"),
 ]
 
 UNCHANGED = [
@@ -49,6 +52,7 @@ UNCHANGED = [
     "2026-11-27T03:20:11Z ERROR: connection refused (db:5432)",
     "Back-off restarting failed container api in pod x_homepage(uid)",
     "http://plausible.analytics:8000/api/event",
+    "the password was rejected for user app",
     "",
 ]
 

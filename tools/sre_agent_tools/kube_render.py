@@ -236,7 +236,7 @@ def render_events(events: list[Obj], total: int, with_object: bool = False) -> l
         target = f" {obj.get('kind')}/{obj.get('name')}" if with_object else ""
         lines.append(
             f"  {e.get('type', '?'):<7} {e.get('reason', '?')}{target} "
-            f"x{count} last {when}{age(when)}: {_short(e.get('message'), 300)}"
+            f"x{count} last {when}{age(when)}: {_short(e.get('message'), 500)}"
         )
     return lines
 

@@ -214,14 +214,14 @@ def _fit(header: str, blocks: list[str], total: int, limit: int) -> str:
 
 def _trend(values: list[float]) -> str:
     """rising/falling when the move from first to last is most of the spread; a wobble
-    within 10% of the magnitude is flat; anything else (up and back) is spiky."""
+    within 2% of the magnitude is flat; anything else (up and back) is spiky."""
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 2:
         return "flat"
     low, high = min(finite), max(finite)
     spread = high - low
     scale = max(abs(high), abs(low))
-    if spread == 0 or spread <= 0.1 * scale:
+    if spread == 0 or spread <= 0.02 * scale:
         return "flat"
     delta = finite[-1] - finite[0]
     if abs(delta) >= 0.5 * spread:

@@ -56,6 +56,11 @@ _TOKEN_RE = re.compile(
     r"|xox[baprs]-[A-Za-z0-9\-]{8,})\b"
 )  # Slack
 _BEARER_RE = re.compile(r"\b([Bb]earer\s+)(?!\*\*\*)[A-Za-z0-9\-._~+/]+=*")
+# SQL and CLI forms: PASSWORD 'x', IDENTIFIED BY "x", --password x, -p'x'.
+_SQL_RE = re.compile(
+    r"""(?i)\b((?:password|identified\s+by)\s+)('[^'\n]*'|"[^"\n]*")"""
+    r"""|(--(?:password|token|secret|api-key)[ =])(\S+)"""
+)
 _BASIC_RE = re.compile(r"\b([Bb]asic\s+)[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
 # name, optional closing quote, separator, optional auth scheme, value (quoted or bare).
 _PAIR_RE = re.compile(
@@ -89,6 +94,7 @@ def redact(text: str) -> str:
     text = _TOKEN_RE.sub(MASK, text)
     text = _BEARER_RE.sub(rf"\1{MASK}", text)
     text = _BASIC_RE.sub(rf"\1{MASK}", text)
+    text = _SQL_RE.sub(lambda m: f"{m.group(1) or m.group(3)}{MASK}", text)
     return _PAIR_RE.sub(_mask_pair, text)
 
 

