@@ -122,6 +122,7 @@ async def investigate(
         print("sre-agent: no firing alert in the input: nothing to investigate", file=sys.stderr)
         return 0
     await require_ollama(settings)
+    settings = settings.model_copy(update={"reinvestigate": False})  # one shot: no later retry
     deps = make_deps(settings)
     prompts = load_prompts(settings.prompts_dir)
     records: list[dict[str, Any]] = []

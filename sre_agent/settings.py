@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     num_ctx: int = Field(default=8192, ge=2048)
     #: Gather evidence before the first LLM call (off: a plain ReAct agent, for comparison).
     evidence_first: bool = True
+    #: Investigate again, once Ollama answers, what got only an evidence report while it was down.
+    reinvestigate: bool = True
+    #: Seconds between checks for that.
+    reinvestigate_interval: float = Field(default=60.0, gt=0)
     #: Prompt tokens one LLM call may use; older tool results are cleared past it.
     prompt_budget_tokens: int = Field(default=6000, ge=1500)
     #: Of that, the evidence gathered before the first call.

@@ -67,6 +67,11 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 3: investigations degraded because the model server failed, to run again when it answers
+    """
+    ALTER TABLE investigations ADD COLUMN llm_retry INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX investigations_llm_retry ON investigations(llm_retry);
+    """,
 ]
 
 _JSON_COLUMNS = ("alert", "evidence", "tool_calls", "llm_usage", "analysis")
@@ -222,12 +227,13 @@ class Store:
         raw_text: str | None,
         report: str,
         duration_s: float,
+        llm_retry: bool = False,
     ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
-                " llm_usage=?, analysis=?, raw_text=?, report=?, finished_at=?, duration_s=?"
-                " WHERE id=?",
+                " llm_usage=?, analysis=?, raw_text=?, report=?, finished_at=?, duration_s=?,"
+                " llm_retry=? WHERE id=?",
                 (
                     status,
                     redact(reason) if reason else None,
@@ -239,9 +245,37 @@ class Store:
                     redact(report),
                     now_iso(),
                     round(duration_s, 3),
+                    int(llm_retry),
                     ident,
                 ),
             )
+
+    _AWAITING_LLM = "llm_retry=1 AND alert_status='firing' AND attempts < ?"
+
+    def awaiting_llm(self, max_attempts: int) -> int:
+        """How many investigations wait for the model server to come back."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT count(*) FROM investigations WHERE {self._AWAITING_LLM}", (max_attempts,)
+            ).fetchone()
+        return int(row[0])
+
+    def requeue_for_llm(self, max_attempts: int) -> list[str]:
+        """Investigations degraded by a model-server failure, alert still firing, fewer than
+        ``max_attempts`` runs so far: queued again."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT id FROM investigations WHERE {self._AWAITING_LLM} ORDER BY created_at",
+                (max_attempts,),
+            ).fetchall()
+            db.executemany(
+                "UPDATE investigations SET status='queued', llm_retry=0,"
+                " status_reason='investigating again: the model server answers again' WHERE id=?",
+                [(row["id"],) for row in rows],
+            )
+        return [row["id"] for row in rows]
 
     def requeue_unfinished(self) -> list[str]:
         """At start: what was queued or running when the process died goes back in the queue."""

@@ -16,9 +16,14 @@ from typing import Any
 
 from sre_agent.agent import Investigator, Result, RunLog
 from sre_agent.analysis import render_markdown
+from sre_agent.backends import check_ollama
 from sre_agent.store import FINAL, Store
 
 log = logging.getLogger(__name__)
+
+#: Runs of one investigation at most, re-investigations included: a model server that
+#: lists its models but fails every chat must not keep us looping.
+MAX_ATTEMPTS = 3
 
 
 class Worker:
@@ -47,7 +52,9 @@ class Worker:
             self.submit(ident)
         if resumed:
             log.info("resuming %d investigation(s) left unfinished by the last run", len(resumed))
-        self._tasks = [
+        if self.investigator.settings.reinvestigate:
+            self._tasks.append(asyncio.create_task(self._reinvestigate(), name="reinvestigate"))
+        self._tasks += [
             asyncio.create_task(self._loop(), name=f"worker-{i}") for i in range(self.concurrency)
         ]
 
@@ -75,6 +82,27 @@ class Worker:
                 pass
             record = self.store.get(ident)
         return record
+
+    async def _reinvestigate(self) -> None:
+        """Alerts that got only an evidence report because the model server failed are
+        investigated again once it answers (SRE_AGENT_REINVESTIGATE)."""
+        settings = self.investigator.settings
+        while True:
+            await asyncio.sleep(settings.reinvestigate_interval)
+            try:
+                if not self.store.awaiting_llm(MAX_ATTEMPTS):
+                    continue
+                if not (await check_ollama(settings))["ok"]:
+                    continue
+                idents = self.store.requeue_for_llm(MAX_ATTEMPTS)
+            except Exception:  # a hiccup here must not end the loop
+                log.exception("re-investigation check failed")
+                continue
+            if idents:
+                log.info("Ollama answers again: investigating %d alert(s) again", len(idents))
+            for ident in idents:
+                self._finished.pop(ident, None)
+                self.submit(ident)
 
     async def _loop(self) -> None:
         while True:
@@ -125,6 +153,7 @@ class Worker:
             raw_text=result.raw_text,
             report=report,
             duration_s=elapsed,
+            llm_retry=result.llm_unavailable and self.investigator.settings.reinvestigate,
         )
         log.info(
             "investigation %s %s in %.1f s (%d LLM calls, %d tool calls)%s",
