@@ -189,6 +189,7 @@ class Investigator:
             client_kwargs={"timeout": settings.llm_timeout},
         )
         self.tools = make_tools()
+        tokens.count("warm up")  # load the tokenizer now, not during the first investigation
 
     def _agent(self, run: RunLog, already: list[str]) -> Any:
         # Per call, the prompt stays under the budget: older tool results are cleared
@@ -240,7 +241,11 @@ class Investigator:
         run.prompt_version = self.prompts.version
         findings = await self.gather(alert, run)
         fields = alert_fields(alert)
-        fields["evidence"] = evidence.render(findings)
+        fields["evidence"] = (
+            evidence.render(findings)
+            if self.settings.evidence_first
+            else "(none gathered: use your tools)"
+        )
         question = self.prompts.render("investigation", **fields)
         final_text: str | None = None
         try:

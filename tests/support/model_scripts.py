@@ -65,8 +65,14 @@ def seen_text(request: dict[str, Any]) -> str:
 
 
 def has_evidence(request: dict[str, Any]) -> bool:
-    text = seen_text(request).strip()
-    return bool(text) and not text.startswith(("(none gathered)", "(nothing could be gathered"))
+    """Evidence in the prompt, or tool results: something to answer from."""
+    if any(m["role"] == "tool" for m in request["messages"]):
+        return True
+    for m in request["messages"]:
+        content = m.get("content", "")
+        if m["role"] == "user" and "## Evidence already gathered" in content:
+            return not content.split("## Evidence already gathered", 1)[1].strip().startswith("(")
+    return False
 
 
 def analysis_from(request: dict[str, Any]) -> dict[str, Any]:
