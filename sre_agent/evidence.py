@@ -286,16 +286,7 @@ async def gather(
     for template in RECIPES.get(alertname, []):
         query = _fill(template, labels)
         if query:
-            first.append(
-                plan.run(
-                    "Related query",
-                    "promql_query",
-                    {"query": query},
-                    4,
-                    lambda q=query: prom.query_instant(deps, q),
-                    optional=True,
-                )
-            )
+            first.append(_related_query(plan, query))
     scrape_job = labels.get("job")
     if scrape_job and labels.get("instance") and not pod and scrape_job not in EXPORTERS:
         query = f'up{{job="{scrape_job}", instance="{labels["instance"]}"}}'
@@ -332,6 +323,17 @@ def other_events(text: str, described: set[str], limit: int = 10) -> str:
     if not rows:
         return ""
     return "\n".join([f"Events of other objects ({len(rows[-limit:])} newest):", *rows[-limit:]])
+
+
+async def _related_query(plan: _Plan, query: str) -> None:
+    await plan.run(
+        "Related query",
+        "promql_query",
+        {"query": query},
+        4,
+        lambda: prom.query_instant(plan.deps, query),
+        optional=True,
+    )
 
 
 def k8s_name_like(value: str) -> bool:

@@ -92,7 +92,7 @@ def parse_text_tool_calls(text: str, known: set[str]) -> list[dict[str, Any]]:
             name = item.get("name") or item.get("tool")
             if name not in known:
                 continue
-            args = next((item[k] for k in _ARG_KEYS if k in item), {})
+            args: Any = next((item[k] for k in _ARG_KEYS if k in item), {})
             if isinstance(args, str):
                 try:
                     args = json.loads(args)

@@ -383,7 +383,7 @@ def pod_request(pod: Obj, part: str, resource: str, parse: Callable[[str], float
 def keep_tail(title: str, text: str, limit: int) -> str:
     """Drop the oldest lines first: the end of a log is where a crash explains itself."""
     lines = [ln if len(ln) <= 1000 else ln[:1000] + " …" for ln in text.split("\n")]
-    budget, kept = limit - len(title) - 80, []
+    budget, kept = limit - len(title) - 80, list[str]()
     for line in reversed(lines):
         budget -= len(line) + 1
         if budget < 0 and kept:

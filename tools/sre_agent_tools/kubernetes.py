@@ -325,7 +325,7 @@ async def _replica_sets(deps: ToolDeps, deployment: Obj, selector: dict[str, str
     def revision(rs: Obj) -> tuple[int, str]:
         value = (rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
         return (
-            int(value) if str(value).isdigit() else -1,
+            int(str(value)) if str(value).isdigit() else -1,
             rs["metadata"].get("creationTimestamp") or "",
         )
 
