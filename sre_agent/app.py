@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sre_agent import __version__
 from sre_agent.agent import Investigator
 from sre_agent.backends import check_ollama, make_deps
+from sre_agent.chat import ChatService
 from sre_agent.metrics import Metrics, watch_ollama
 from sre_agent.notify import Notifier
 from sre_agent.prompts import Prompts, load_prompts
@@ -38,6 +39,7 @@ class Services:
     worker: Worker
     metrics: Metrics
     notifier: Notifier
+    chat: ChatService
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -62,7 +64,11 @@ def create_app(settings: Settings) -> FastAPI:
             on_finished=on_finished,
         )
         metrics.track_queue(lambda: worker.depth)
-        app.state.services = Services(settings, store, deps, prompts, worker, metrics, notifier)
+        chat = ChatService(settings, prompts, deps, store)
+        await chat.open()
+        app.state.services = Services(
+            settings, store, deps, prompts, worker, metrics, notifier, chat
+        )
         ollama = await check_ollama(settings)
         metrics.set_ollama(ollama)
         if ollama["ok"]:
@@ -85,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.gather(ollama_watch, return_exceptions=True)
             await worker.stop()
             await notifier.stop()
+            await chat.close()
             if deps.kube is not None:
                 deps.kube.close()
             store.close()
@@ -111,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal error; see the service log"}, status_code=500)
 
+    from sre_agent.api import chat as chat_api
     from sre_agent.api import health, investigations, webhook
     from sre_agent.api import metrics as metrics_api
 
@@ -118,4 +126,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(investigations.router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
+    app.include_router(chat_api.router)
     return app

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sre_agent import __version__
+from sre_agent import __version__, chat_cli
 from sre_agent.errors import AlertPayloadError, ConfigError, OllamaUnavailable
 from sre_agent.logs import configure_logging
 from sre_agent.settings import Settings, load_settings
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API and the investigation workers")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    chat_cli.add_parser(sub)
     inv = sub.add_parser("investigate", help="investigate an Alertmanager body (or one alert)")
     inv.add_argument("file", help="JSON file, or - for stdin")
     inv.add_argument("--json", action="store_true", help="print the whole record(s) as JSON")
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="investigate every firing alert, not only SRE_AGENT_SEVERITIES",
     )
+    evaluate = sub.add_parser(
+        "eval", help="run scenarios through the pipeline against their worlds and score them"
+    )
+    from sre_agent.eval import add_arguments as add_eval_arguments
+
+    add_eval_arguments(evaluate)
     return parser
 
 
@@ -53,8 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
+        if args.command == "chat":
+            return chat_cli.run(args)
         if args.command == "serve":
             return serve(settings, args.host, args.port)
+        if args.command == "eval":
+            from sre_agent.eval import main as evaluate
+
+            return evaluate(settings, args)
         return asyncio.run(
             investigate(settings, args.file, as_json=args.json, all_severities=args.all_severities)
         )

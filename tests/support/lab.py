@@ -1,13 +1,13 @@
 """The scenario lab: every scenario's world served at once — Kubernetes objects
-by the fake API server, series by the real Prometheus — and a scripted Ollama,
-for the scenario tests and ``make bench``."""
+by the fake API server, series by the real Prometheus (:mod:`sre_agent.lab.world`)
+— and a scripted Ollama, for the scenario tests and ``make bench``."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,14 +16,15 @@ from typing import Any
 from sre_agent.agent import Investigator
 from sre_agent.alerts import parse_payload
 from sre_agent.backends import make_deps
-from sre_agent.lab.scenarios import Scenario, combined_openmetrics, combined_world
+from sre_agent.lab.kube_world import FakeKube
+from sre_agent.lab.prometheus_world import PrometheusServer
+from sre_agent.lab.scenarios import Scenario
+from sre_agent.lab.world import open_world
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings, load_settings
 from sre_agent.store import Store
 from sre_agent.worker import Worker
-from tests.support.fake_kube import FakeKube
 from tests.support.fake_ollama import FakeOllama
-from tests.support.prometheus import PrometheusServer
 
 
 @dataclass
@@ -49,27 +50,8 @@ class Lab:
 
 @contextmanager
 def open_lab(workdir: Path, scenarios: list[Scenario]) -> Iterator[Lab]:
-    now = datetime.now(UTC)
-    world = combined_world(scenarios, now)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        kube = stack.enter_context(FakeKube())
-        logs = {
-            (e["namespace"], e["pod"], e["container"], bool(e.get("previous"))): e["text"]
-            for e in world["logs"]
-        }
-        kube.load(world["objects"], logs)
-        prometheus = stack.enter_context(
-            PrometheusServer(
-                workdir / "prometheus",
-                openmetrics=combined_openmetrics(scenarios, now),
-                lookback_delta="30m",
-            )
-        )
-        ollama = stack.enter_context(FakeOllama())
-        yield Lab(
-            workdir, now, kube, prometheus, ollama, kube.write_kubeconfig(workdir / "kubeconfig")
-        )
+    with open_world(workdir, scenarios) as world, FakeOllama() as ollama:
+        yield Lab(world.workdir, world.now, world.kube, world.prometheus, ollama, world.kubeconfig)
 
 
 @dataclass

@@ -1,26 +1,25 @@
-"""The real Prometheus for tests, optionally pre-filled with hours of backfilled history.
-
-History is written as OpenMetrics text and turned into TSDB blocks with
-``promtool tsdb create-blocks-from openmetrics`` before the server starts; it
-ends a few seconds before "now", so queries relative to now see it.
+"""The real Prometheus for tests (the server is :mod:`sre_agent.lab.prometheus_world`), the
+OpenMetrics helpers for hand-written history, the homepage scenario and its pytest fixture.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 
-READY_TIMEOUT = 15.0
+from sre_agent.lab.prometheus_world import (
+    READY_TIMEOUT,
+    PrometheusMissing,
+    PrometheusServer,
+    free_port,
+    prometheus_available,
+    require_prometheus,
+)
 
 # ---------------------------------------------------------------- OpenMetrics
 
@@ -95,147 +94,6 @@ def openmetrics_text(series: Iterable[Series]) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-# ---------------------------------------------------------------- server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class PrometheusServer:
-    """A Prometheus process on 127.0.0.1, as a context manager.
-
-    ``scrape_targets`` maps job name to ``host:port`` targets; ``alertmanagers``
-    lists ``host:port`` of Alertmanagers to send alerts to.
-    """
-
-    workdir: Path
-    openmetrics: str | None = None
-    scrape_targets: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    rule_files: Sequence[Path] = ()
-    alertmanagers: Sequence[str] = ()
-    scrape_interval: str = "1s"
-    evaluation_interval: str = "1s"
-    retention: str = "30d"
-    lookback_delta: str | None = None
-    extra_args: Sequence[str] = ()
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    backfill_seconds: float = field(default=0.0, init=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _config(self) -> str:
-        lines = [
-            "global:",
-            f"  scrape_interval: {self.scrape_interval}",
-            f"  evaluation_interval: {self.evaluation_interval}",
-        ]
-        if self.rule_files:
-            lines.append("rule_files:")
-            lines += [f"  - {Path(p).resolve()}" for p in self.rule_files]
-        if self.alertmanagers:
-            lines += ["alerting:", "  alertmanagers:", "    - static_configs:"]
-            lines.append(f"        - targets: [{', '.join(repr(a) for a in self.alertmanagers)}]")
-        lines.append("scrape_configs:" if self.scrape_targets else "scrape_configs: []")
-        for job, targets in self.scrape_targets.items():
-            lines += [
-                f"  - job_name: {job!r}",
-                "    static_configs:",
-                f"      - targets: [{', '.join(repr(t) for t in targets)}]",
-            ]
-        return "\n".join(lines) + "\n"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        storage = self.workdir / "data"
-        storage.mkdir(exist_ok=True)
-        if self.openmetrics:
-            started = time.monotonic()
-            source = self.workdir / "backfill.om"
-            source.write_text(self.openmetrics)
-            run = subprocess.run(
-                [
-                    "promtool",
-                    "tsdb",
-                    "create-blocks-from",
-                    "openmetrics",
-                    str(source),
-                    str(storage),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            if run.returncode != 0:
-                raise RuntimeError(f"promtool backfill failed:\n{run.stderr[-2000:]}")
-            self.backfill_seconds = time.monotonic() - started
-        config = self.workdir / "prometheus.yml"
-        config.write_text(self._config())
-        if not self.port:
-            self.port = free_port()
-        args = [
-            shutil.which("prometheus") or "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={storage}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            f"--storage.tsdb.retention.time={self.retention}",
-            *([f"--query.lookback-delta={self.lookback_delta}"] if self.lookback_delta else []),
-            *self.extra_args,
-        ]
-        self._log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        code = self.process.poll() if self.process else None
-        self.stop()
-        state = f"exited with {code}" if code is not None else f"not ready in {READY_TIMEOUT:g}s"
-        raise RuntimeError(f"Prometheus {state} on {self.url}; log tail:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.workdir / "prometheus.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
 
 
 # ---------------------------------------------------------------- homepage scenario
@@ -363,3 +221,19 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterable[PrometheusS
     server = PrometheusServer(workdir, openmetrics=text, lookback_delta="30m")
     with server:
         yield server
+
+
+__all__ = [
+    "READY_TIMEOUT",
+    "PrometheusMissing",
+    "PrometheusServer",
+    "Series",
+    "free_port",
+    "homepage_series",
+    "openmetrics_series",
+    "openmetrics_text",
+    "prometheus",
+    "prometheus_available",
+    "require_prometheus",
+    "timeline",
+]

@@ -1,0 +1,351 @@
+"""Follow-up chat about one investigation.
+
+The stored investigation (alert, analysis, redacted evidence) is the system
+prompt; nothing is re-run. The agent is the investigation's: the same
+``ChatOllama`` settings, read-only tools, guards and limits. The conversation
+is a LangGraph thread (``thread_id`` = investigation id) checkpointed by
+``AsyncSqliteSaver`` into the service's own SQLite file, so it survives
+restarts. Each model call fits ``prompt_budget_tokens``: older tool results
+are cleared first, then the oldest turns are left out of the request (the
+stored history keeps them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+from langchain.agents import create_agent
+from langchain.agents.middleware import (
+    ClearToolUsesEdit,
+    ContextEditingMiddleware,
+    ModelCallLimitMiddleware,
+    ToolCallLimitMiddleware,
+)
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    ToolMessage,
+)
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from sre_agent_tools import ToolDeps
+from sre_agent_tools.redact import redact
+
+from sre_agent import evidence, tokens
+from sre_agent.agent import LLM_ERRORS, Investigator, Recorder, RunLog, _describe, alert_fields
+from sre_agent.chat_events import Event, EventStream
+from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
+from sre_agent.prompts import Prompts, default_prompts_dir, load_prompts
+from sre_agent.settings import Settings
+from sre_agent.store import Store
+
+log = logging.getLogger(__name__)
+
+#: The longest question accepted (characters).
+MAX_MESSAGE_CHARS = 4000
+#: Tokens kept free below the budget for the chat template's own framing.
+_MARGIN = 40
+#: Placeholder for tool results cleared to stay within the budget.
+_CLEARED = "[cleared to stay within the prompt budget]"
+
+
+class ChatUnavailable(Exception):
+    """The model server failed; the message names the URL and the setting."""
+
+
+@dataclass
+class FitTurns:
+    """A context edit: leave out the oldest whole turns until the request fits ``limit``.
+
+    The latest turn always stays; should it alone be too large, its tool results
+    are shortened. The stored history is untouched (this edits the request only).
+    """
+
+    limit: int
+
+    def apply(self, messages: list[AnyMessage], *, count_tokens: Any) -> None:
+        sizes = [count_tokens([m]) for m in messages]
+        if sum(sizes) <= self.limit:
+            return
+        starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)] or [0]
+        cut = starts[-1]
+        for start in starts:
+            if sum(sizes[start:]) + 20 <= self.limit:
+                cut = start
+                break
+        if cut > 0:
+            first = messages[cut]
+            note = f"[{cut} earlier messages left out to fit the prompt budget]\n\n"
+            messages[cut] = first.model_copy(update={"content": note + str(first.content)})
+            del messages[:cut], sizes[:cut]
+            sizes[0] = count_tokens([messages[0]])
+        over = sum(sizes) - self.limit
+        # Still too large: shorten the turn's tool results first, then its longest texts.
+        order = sorted(
+            range(len(messages)),
+            key=lambda i: (not isinstance(messages[i], ToolMessage), -sizes[i]),
+        )
+        for i in order:
+            message = messages[i]
+            if over <= 0:
+                break
+            if not isinstance(message.content, str) or not message.content:
+                continue
+            text = message.content
+            keep = max(0, sizes[i] - over - 20)
+            cut_text = text[: int(len(text) * keep / max(1, sizes[i]))]
+            messages[i] = message.model_copy(
+                update={"content": cut_text + "\n… [shortened to fit the prompt budget]"}
+            )
+            new = count_tokens([messages[i]])
+            over -= sizes[i] - new
+            sizes[i] = new
+
+
+class ChatService:
+    """Answers questions about stored investigations; one conversation per investigation."""
+
+    def __init__(self, settings: Settings, prompts: Prompts, deps: ToolDeps, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.deps = deps
+        if "chat" not in prompts.templates:  # an older copy of the prompts: ours fills in
+            prompts = load_prompts(default_prompts_dir())
+        self.prompts = prompts
+        investigator = Investigator(settings, prompts, deps)  # the same model settings
+        self.model, self.tools = investigator.model, investigator.tools
+        self.tools_tokens = tokens.count(
+            json.dumps([convert_to_openai_tool(t) for t in self.tools])
+        )
+        self._saver: AsyncSqliteSaver | None = None
+        self._conn: aiosqlite.Connection | None = None
+        self._reader: Any = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._sizes: dict[tuple[Any, ...], int] = {}
+
+    async def open(self) -> None:
+        path = self.settings.database_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # sqlite3's busy timeout, like the store's: writers wait for each other (WAL).
+        self._conn = await aiosqlite.connect(path, timeout=5.0)
+        self._saver = AsyncSqliteSaver(self._conn)
+        await self._saver.setup()
+        self._reader = create_agent(self.model, self.tools, checkpointer=self._saver)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = self._saver = None
+
+    # --- history ------------------------------------------------------------
+    async def messages(self, ident: str) -> list[BaseMessage]:
+        state = await self._reader.aget_state(_config(ident))
+        return list(state.values.get("messages", []))
+
+    async def history(self, ident: str) -> list[dict[str, Any]]:
+        """The conversation as the API shows it (the system prompt is not part of it)."""
+        shown = []
+        for message in await self.messages(ident):
+            content = message.content if isinstance(message.content, str) else ""
+            if isinstance(message, HumanMessage):
+                shown.append({"role": "user", "content": content})
+            elif isinstance(message, AIMessage):
+                item: dict[str, Any] = {"role": "assistant", "content": content}
+                if message.tool_calls:
+                    item["tool_calls"] = [
+                        {"name": c["name"], "args": c["args"]} for c in message.tool_calls
+                    ]
+                shown.append(item)
+            elif isinstance(message, ToolMessage):
+                shown.append({"role": "tool", "content": content, "name": message.name or ""})
+        return shown
+
+    # --- one turn -----------------------------------------------------------
+    async def answer(self, ident: str, question: str) -> dict[str, Any]:
+        """One turn, not streamed: the answer, the tool calls made and the usage."""
+        calls: list[dict[str, Any]] = []
+        async for kind, data in self.ask(ident, question):
+            if kind == "tool_result":
+                calls.append(data)
+            elif kind == "error":
+                raise ChatUnavailable(data["error"])
+            elif kind == "done":
+                return {"investigation_id": ident, **data, "tool_calls": calls}
+        raise ChatUnavailable("the turn ended without an answer")  # pragma: no cover
+
+    async def ask(self, ident: str, question: str) -> AsyncIterator[Event]:
+        """One turn, as events: tokens, tool calls and results, then done (or error)."""
+        record = self.store.get(ident)
+        if record is None:
+            raise KeyError(ident)
+        lock = self._locks.setdefault(ident, asyncio.Lock())
+        async with lock:
+            async for event in self._turn(record, redact(question.strip())):
+                yield event
+
+    async def _turn(self, record: dict[str, Any], question: str) -> AsyncIterator[Event]:
+        run = RunLog(model=self.settings.model, prompt_version=self.prompts.version)
+        config = _config(record["id"])
+        before = len(await self.messages(record["id"]))
+        stream = EventStream()
+        try:
+            async with asyncio.timeout(self.settings.investigation_timeout):
+                async for mode, chunk in self._agent(record, run, question).astream(
+                    {"messages": [HumanMessage(question)]},
+                    config,
+                    context=self.deps,
+                    stream_mode=["messages", "updates"],
+                ):
+                    for event in stream.feed(mode, chunk):
+                        yield event
+        except LLM_ERRORS as exc:
+            await self._forget_turn(record["id"], before)
+            message = (
+                f"the model server failed ({self.settings.ollama_url}): {_describe(exc)};"
+                " check that Ollama runs there (SRE_AGENT_OLLAMA_URL) with the model"
+                f" {self.settings.model!r} pulled (SRE_AGENT_MODEL)"
+            )
+            log.warning("chat about %s: %s", record["id"], message)
+            yield "error", {"error": message}
+            return
+        except TimeoutError:
+            await self._forget_turn(record["id"], before)
+            yield (
+                "error",
+                {
+                    "error": f"no answer within {self.settings.investigation_timeout:.0f} s"
+                    " (SRE_AGENT_INVESTIGATION_TIMEOUT)"
+                },
+            )
+            return
+        except Exception:
+            log.exception("chat about %s failed", record["id"])
+            await self._forget_turn(record["id"], before)
+            yield "error", {"error": "internal error; see the service log"}
+            return
+        yield "done", {"answer": stream.answer, "usage": run.usage()}
+
+    async def _forget_turn(self, ident: str, before: int) -> None:
+        """A failed turn leaves no half-answered question in the history."""
+        try:
+            added = (await self.messages(ident))[before:]
+            if added:
+                removals = [RemoveMessage(id=m.id) for m in added if m.id]
+                await self._reader.aupdate_state(_config(ident), {"messages": removals})
+        except Exception:  # the history keeps the question; nothing worse
+            log.exception("could not drop the failed turn of %s from the chat history", ident)
+
+    def _agent(self, record: dict[str, Any], run: RunLog, question: str) -> Any:
+        system = self._system_prompt(record, question)
+        room = (
+            self.settings.prompt_budget_tokens
+            - (tokens.MESSAGE_OVERHEAD + tokens.count(system))
+            - self.tools_tokens
+            - _MARGIN
+        )
+        return create_agent(
+            self.model,
+            self.tools,
+            system_prompt=system,
+            middleware=[
+                Recorder(run),
+                TextToolCalls(),
+                ArgumentRepair(),
+                RepeatGuard(),
+                ContextEditingMiddleware(
+                    token_counter=self._count,
+                    edits=[
+                        ClearToolUsesEdit(trigger=room, keep=1, placeholder=_CLEARED),
+                        FitTurns(limit=room),
+                    ],
+                ),
+                ModelCallLimitMiddleware(
+                    run_limit=self.settings.max_model_calls, exit_behavior="end"
+                ),
+                ToolCallLimitMiddleware(
+                    run_limit=self.settings.max_tool_calls, exit_behavior="continue"
+                ),
+            ],
+            context_schema=ToolDeps,
+            checkpointer=self._saver,
+        )
+
+    def _system_prompt(self, record: dict[str, Any], question: str) -> str:
+        """The investigation, with as much of its evidence as leaves room for the turn."""
+        fields = alert_fields(record["alert"])
+        status = record["status"]
+        if record.get("status_reason"):
+            status += f" ({record['status_reason']})"
+        fields.update(investigation=status, analysis=_render_analysis(record), evidence="")
+        total = self.settings.prompt_budget_tokens
+        room = (
+            total
+            - tokens.count(self.prompts.render("chat", **fields))
+            - self.tools_tokens
+            - tokens.count(question)
+            - total // 4  # for this turn's tool results and the latest turns
+        )
+        budget = min(self.settings.evidence_budget_tokens, total // 4, room)
+        findings = [
+            evidence.Finding(
+                title=str(item.get("title", "?")),
+                tool=str(item.get("tool", "")),
+                args={},
+                status="ok",
+                output=str(item.get("output", "")),
+                duration_ms=0.0,
+                priority=0,
+            )
+            for item in record.get("evidence") or []
+        ]
+        kept = evidence.fit_budget(findings, budget) if budget >= 60 else []
+        if kept:
+            fields["evidence"] = evidence.render(kept)
+        elif findings:
+            fields["evidence"] = "(left out to fit the prompt budget: use the tools)"
+        else:
+            fields["evidence"] = "(none was gathered)"
+        return self.prompts.render("chat", **fields)
+
+    def _count(self, messages: Sequence[BaseMessage]) -> int:
+        """``tokens.count_messages``, remembered per message: old turns are counted once."""
+        total = 0
+        for m in messages:
+            key = (m.id, type(m).__name__, len(str(m.content)), len(getattr(m, "tool_calls", ())))
+            if m.id is None or key not in self._sizes:
+                size = tokens.count_messages([m])
+                if m.id is None:
+                    total += size
+                    continue
+                if len(self._sizes) > 20_000:
+                    self._sizes.clear()
+                self._sizes[key] = size
+            total += self._sizes[key]
+        return total
+
+
+def _render_analysis(record: dict[str, Any]) -> str:
+    analysis = record.get("analysis")
+    if not analysis:
+        raw = (record.get("raw_text") or "").strip()
+        return raw[:2000] if raw else "(no analysis: see the investigation status)"
+    lines = [f"Summary: {analysis.get('summary', '')}"]
+    for cause in analysis.get("root_causes") or []:
+        lines.append(f"Likely cause ({cause.get('confidence', '?')}): {cause.get('cause', '')}")
+        lines.extend(f"  - evidence: {e}" for e in cause.get("evidence") or [])
+    lines.append(f"Impact: {analysis.get('impact', '')}")
+    lines.extend(f"Mitigation: {step}" for step in analysis.get("mitigation") or [])
+    return "\n".join(lines)
+
+
+def _config(ident: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": ident}}

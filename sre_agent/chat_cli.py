@@ -1,0 +1,102 @@
+"""``sre-agent chat ID``: follow-up questions to a running service, answers streamed.
+
+It talks HTTP (Server-Sent Events) to ``sre-agent serve``: the answer's tokens
+go to stdout as they come, tool calls to stderr as ``[tool name(args)]``.
+Exit codes: 0 answered, 1 the service could not be reached, 2 the request was
+refused (unknown id, investigation still running, bad message), 3 the model
+server failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def add_parser(sub: Any) -> None:
+    chat = sub.add_parser("chat", help="ask follow-up questions about one investigation")
+    chat.add_argument("id", help="the investigation id")
+    chat.add_argument("--message", "-m", help="ask one question and exit (no prompt)")
+    chat.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+
+
+def run(args: argparse.Namespace) -> int:
+    with httpx.Client(base_url=args.url.rstrip("/"), timeout=httpx.Timeout(10, read=900)) as http:
+        if args.message is not None:
+            return ask(http, args.id, args.message)
+        while True:
+            try:
+                question = input("> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if not question.strip():
+                return 0
+            code = ask(http, args.id, question)
+            if code in (1, 2):
+                return code
+
+
+def ask(http: httpx.Client, ident: str, question: str, out: TextIO | None = None) -> int:
+    """One question; the answer is streamed to ``out`` (stdout)."""
+    out = out or sys.stdout
+    url = f"/investigations/{ident}/chat"
+    try:
+        with http.stream(
+            "POST", url, json={"message": question}, headers={"Accept": "text/event-stream"}
+        ) as response:
+            if response.status_code != 200:
+                response.read()
+                print(f"sre-agent: {_error_of(response)}", file=sys.stderr)
+                return 2 if response.status_code < 500 else 3
+            for event, data in _events(response.iter_lines()):
+                if event == "token":
+                    out.write(data.get("text", ""))
+                    out.flush()
+                elif event == "tool_call":
+                    args = ", ".join(f"{k}={v!r}" for k, v in (data.get("args") or {}).items())
+                    print(f"[tool {data.get('name')}({args})]", file=sys.stderr, flush=True)
+                elif event == "error":
+                    print(f"\nsre-agent: {data.get('error')}", file=sys.stderr)
+                    return 3
+                elif event == "done":
+                    out.write("\n")
+                    out.flush()
+                    return 0
+    except httpx.HTTPError as exc:
+        print(
+            f"sre-agent: cannot reach the service at {http.base_url} ({exc}); is"
+            " `sre-agent serve` running there? (--url)",
+            file=sys.stderr,
+        )
+        return 1
+    print("\nsre-agent: the answer stopped before it was complete", file=sys.stderr)
+    return 3
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Server-Sent Events: ``event:``/``data:`` lines, dispatched at each blank line."""
+    event, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+
+
+def _error_of(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error") or response.text)
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
