@@ -35,6 +35,7 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check sre_agent tools tests
 	$(BIN)/ruff format --check sre_agent tools tests
+	$(BIN)/mypy sre_agent tools/sre_agent_tools
 
 bench: install system-deps
 	$(BIN)/python scripts/bench.py

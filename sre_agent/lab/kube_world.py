@@ -247,7 +247,9 @@ class FakeKube:
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
             return self._not_found_path(target)
-        plural, name, sub = rest[0], (rest[1] if len(rest) > 1 else None), (rest[2:] or [None])[0]
+        plural = rest[0]
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
         if plural in self.forbidden:
             verb = "list" if name is None else "get"
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"

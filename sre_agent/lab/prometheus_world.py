@@ -175,6 +175,7 @@ class PrometheusServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
+        log_file = getattr(self, "_log", None)
+        if log_file is not None:
+            log_file.close()
+            del self._log

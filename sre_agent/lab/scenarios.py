@@ -422,7 +422,9 @@ def combined_world(scenarios: Iterable[Scenario], now: datetime | None = None) -
     owners: dict[tuple[Any, ...], str] = {}
     for sc in scenarios:
         world = sc.world_at(now)
-        keyed = [(("object", *_object_key(o)), o, objects) for o in world["objects"]]
+        keyed: list[tuple[tuple[Any, ...], dict[str, Any], list[dict[str, Any]]]] = [
+            (("object", *_object_key(o)), o, objects) for o in world["objects"]
+        ]
         keyed += [
             (("log", e["namespace"], e["pod"], e["container"], bool(e.get("previous"))), e, logs)
             for e in world["logs"]
