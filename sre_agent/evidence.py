@@ -47,6 +47,7 @@ OBJECT_LABELS = (
     ("job_name", "job"),
     ("cronjob", "cronjob"),
     ("persistentvolumeclaim", "persistentvolumeclaim"),
+    ("horizontalpodautoscaler", "horizontalpodautoscaler"),
 )
 
 #: Extra PromQL per alert, filled from the alert's labels ({namespace}, {pod}, ...).
@@ -424,7 +425,7 @@ async def _workload_evidence(
     obj, _ = await asyncio.gather(
         k8s.get_object(deps, kind, name, ns), _describe(plan, kind, name, ns, 1)
     )
-    if not with_pods or obj is None or kind == "persistentvolumeclaim":
+    if not with_pods or obj is None or kind in ("persistentvolumeclaim", "horizontalpodautoscaler"):
         return
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     if kind == "job":  # the Job controller labels its pods with the job's name

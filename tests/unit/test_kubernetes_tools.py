@@ -283,3 +283,56 @@ async def test_the_tools_only_read_and_never_asked_for_secrets(
     assert len(fake_kube.requests) > 10
     assert {method for method, _ in fake_kube.requests} == {"GET"}
     assert not [path for _, path in fake_kube.requests if "/secrets" in path]
+
+
+async def test_describe_hpa_shows_bounds_and_metrics_against_targets():
+    from sre_agent_tools import ToolDeps
+    from sre_agent_tools import kubernetes as k8s_tools
+
+    from tests.support.fake_kube import FakeKube
+
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2,
+            "maxReplicas": 5,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 60},
+                    },
+                }
+            ],
+        },
+        "status": {
+            "currentReplicas": 5,
+            "desiredReplicas": 5,
+            "currentMetrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "current": {"averageUtilization": 140}},
+                }
+            ],
+            "conditions": [
+                {
+                    "type": "ScalingLimited",
+                    "status": "True",
+                    "reason": "TooManyReplicas",
+                    "message": "capped",
+                }
+            ],
+        },
+    }
+    with FakeKube() as fake:
+        fake.load([hpa])
+        result = await k8s_tools.describe(ToolDeps(kube=fake.api_client()), "hpa", "web", "shop")
+    assert result.status == "ok", result.text
+    assert "Replicas: 5 current | 5 desired | min 2 | max 5" in result.text
+    assert "Metric resource cpu: current 140% / target 60%" in result.text
+    assert "ScalingLimited=True TooManyReplicas" in result.text
+    assert fake.requests and all(method == "GET" for method, _ in fake.requests)

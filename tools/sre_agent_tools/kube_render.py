@@ -331,6 +331,44 @@ def render_job(obj: Obj) -> list[str]:
     return lines
 
 
+def _metric_value(value: Obj) -> str:
+    if "averageUtilization" in value:
+        return f"{value['averageUtilization']}%"
+    return str(value.get("averageValue") or value.get("value") or "?")
+
+
+def _metric_name(metric: Obj) -> str:
+    kind = metric.get("type", "?")
+    body = metric.get(kind[:1].lower() + kind[1:]) or {}
+    name = body.get("name") or (body.get("metric") or {}).get("name") or "?"
+    return f"{kind.lower()} {name}"
+
+
+def render_hpa(obj: Obj) -> list[str]:
+    """Replicas against their bounds, each metric's current value against its target."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    lines = header(obj)
+    target = spec.get("scaleTargetRef") or {}
+    lines.append(f"Scale target: {target.get('kind', '?')}/{target.get('name', '?')}")
+    lines.append(
+        f"Replicas: {status.get('currentReplicas', '?')} current | "
+        f"{status.get('desiredReplicas', '?')} desired | min {spec.get('minReplicas', 1)} | "
+        f"max {spec.get('maxReplicas', '?')}"
+    )
+    current = {_metric_name(m): m for m in status.get("currentMetrics") or []}
+    for metric in spec.get("metrics") or []:
+        name = _metric_name(metric)
+        kind = metric.get("type", "?")
+        want = (metric.get(kind[:1].lower() + kind[1:]) or {}).get("target") or {}
+        now = current.get(name, {})
+        got = (now.get(kind[:1].lower() + kind[1:]) or {}).get("current") or {}
+        lines.append(
+            f"Metric {name}: current {_metric_value(got) if got else '?'} / target {_metric_value(want)}"
+        )
+    lines += render_conditions(status.get("conditions") or [])
+    return lines
+
+
 def render_cronjob(obj: Obj) -> list[str]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     lines = header(obj)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import urllib3
-from kubernetes.client import AppsV1Api, BatchV1Api, CoreV1Api
+from kubernetes.client import AppsV1Api, AutoscalingV2Api, BatchV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from sre_agent_tools.deps import ToolDeps
@@ -40,6 +40,7 @@ from sre_agent_tools.kube_render import (
     render_conditions,
     render_cronjob,
     render_events,
+    render_hpa,
     render_job,
     render_pod,
     render_pvc,
@@ -76,6 +77,9 @@ _KINDS: dict[str, _Kind] = {
     "persistentvolumeclaim": _Kind(
         "PersistentVolumeClaim", CoreV1Api, "persistent_volume_claim", True
     ),
+    "horizontalpodautoscaler": _Kind(
+        "HorizontalPodAutoscaler", AutoscalingV2Api, "horizontal_pod_autoscaler", True
+    ),
 }
 _ALIASES = {
     "po": "pod",
@@ -87,6 +91,7 @@ _ALIASES = {
     "no": "node",
     "svc": "service",
     "pvc": "persistentvolumeclaim",
+    "hpa": "horizontalpodautoscaler",
 }
 
 
@@ -426,6 +431,7 @@ _RENDERERS: dict[str, Callable[[ToolDeps, Obj], Awaitable[list[str]]]] = {
     "Node": _describe_node,
     "Service": _describe_service,
     "PersistentVolumeClaim": _offline(render_pvc),
+    "HorizontalPodAutoscaler": _offline(render_hpa),
 }
 
 

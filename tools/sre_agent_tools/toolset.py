@@ -44,7 +44,8 @@ async def kubectl_describe(
 ) -> str:
     """Describe a Kubernetes object like `kubectl describe`, with its recent events.
 
-    kind: pod, deployment, statefulset, daemonset, replicaset, job, cronjob, node, service or pvc.
+    kind: pod, deployment, statefulset, daemonset, replicaset, job, cronjob, node, service, pvc
+    or hpa.
     """
     return (await k8s.describe(runtime.context, kind, name, namespace)).render()
 
