@@ -138,16 +138,20 @@ class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
                 "output_chars": len(text),
             }
         )
+        clean = redact(text)
         self.run.evidence.append(
             {
                 "title": f"{call.get('name')}({_format_args(args)})",
                 "tool": call.get("name"),
-                "output": redact(text),
+                "output": clean,
             }
         )
         log.info(
             "tool %s %s in %.0f ms (%d chars)", call.get("name"), status, elapsed * 1000, len(text)
         )
+        if isinstance(message, ToolMessage) and clean != text:
+            # What the model (and the chat checkpointer) sees is redacted too, whatever the tool.
+            message = message.model_copy(update={"content": clean})
         return message
 
 

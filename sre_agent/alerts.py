@@ -30,6 +30,16 @@ class Alert(BaseModel):
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=128)
 
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must be an RFC 3339 time with a timezone, e.g. 2026-11-27T03:20:00Z")
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range") from None
+
     @field_validator("labels")
     @classmethod
     def _needs_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
@@ -113,8 +123,10 @@ def load_alert_file(text: str) -> WebhookPayload:
     """An Alertmanager body, or one alert on its own (wrapped into a one-alert group)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AlertPayloadError(f"not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise AlertPayloadError(
+            f"not valid JSON: {str(exc)[:200] or 'too deeply nested'}"
+        ) from None
     if isinstance(data, dict) and "alerts" not in data and "labels" in data:
         data = {
             "version": "4",

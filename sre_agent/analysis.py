@@ -144,3 +144,17 @@ def render_markdown(
                 "```",
             ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_record(record: dict[str, Any]) -> str:
+    """The report of a stored investigation as it stands now (e.g. resolved since)."""
+    analysis = Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
+    alert = {**record["alert"], "resolved_at": record.get("resolved_at")}
+    return render_markdown(
+        alert,
+        analysis,
+        status=record["status"],
+        reason=record.get("status_reason"),
+        raw_text=record.get("raw_text"),
+        evidence=record.get("evidence") or None,
+    )

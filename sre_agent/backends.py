@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from sre_agent_tools import ToolDeps
+from sre_agent_tools.redact import redact
 
 from sre_agent.errors import OllamaUnavailable
 from sre_agent.settings import Settings
@@ -66,12 +67,16 @@ async def check_ollama(settings: Settings, timeout: float = 3.0) -> dict[str, An
     except (httpx.HTTPError, ValueError) as exc:
         return {
             "ok": False,
-            "url": settings.ollama_url,
+            "url": redact(settings.ollama_url),
             "error": f"{exc.__class__.__name__}: {exc}",
         }
     wanted = settings.model if ":" in settings.model else f"{settings.model}:latest"
     has_model = wanted in models or settings.model in models
-    result: dict[str, Any] = {"ok": has_model, "url": settings.ollama_url, "model": settings.model}
+    result: dict[str, Any] = {
+        "ok": has_model,
+        "url": redact(settings.ollama_url),
+        "model": settings.model,
+    }
     if not has_model:
         result["error"] = (
             f"model {settings.model!r} is not pulled on this Ollama"
@@ -98,13 +103,13 @@ async def check_prometheus(settings: Settings, timeout: float = 3.0) -> dict[str
         ok = response.status_code == 200
         return {
             "ok": ok,
-            "url": settings.prometheus_url,
+            "url": redact(settings.prometheus_url),
             **({} if ok else {"error": f"HTTP {response.status_code}"}),
         }
     except httpx.HTTPError as exc:
         return {
             "ok": False,
-            "url": settings.prometheus_url,
+            "url": redact(settings.prometheus_url),
             "error": f"{exc.__class__.__name__}: {exc}",
         }
 
@@ -119,6 +124,10 @@ async def check_kubernetes(deps: ToolDeps, timeout: float = 3.0) -> dict[str, An
         info = await asyncio.to_thread(
             client.VersionApi(deps.kube).get_code, _request_timeout=timeout
         )
-        return {"ok": True, "url": host, "version": info.git_version}
+        return {"ok": True, "url": redact(host), "version": info.git_version}
     except Exception as exc:
-        return {"ok": False, "url": host, "error": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
+        return {
+            "ok": False,
+            "url": redact(host),
+            "error": f"{exc.__class__.__name__}: {str(exc)[:200]}",
+        }

@@ -136,7 +136,9 @@ class ChatService:
         path = self.settings.database_path
         path.parent.mkdir(parents=True, exist_ok=True)
         # sqlite3's busy timeout, like the store's: writers wait for each other (WAL).
-        self._conn = await aiosqlite.connect(path, timeout=5.0)
+        # Autocommit: the checkpointer must never hold the write lock across an await,
+        # or a store call on the event loop would wait out its busy timeout behind it.
+        self._conn = await aiosqlite.connect(path, timeout=5.0, isolation_level=None)
         self._saver = AsyncSqliteSaver(self._conn)
         await self._saver.setup()
         self._reader = create_agent(self.model, self.tools, checkpointer=self._saver)
@@ -209,7 +211,7 @@ class ChatService:
                         yield event
         except LLM_ERRORS as exc:
             await self._forget_turn(record["id"], before)
-            message = (
+            message = redact(
                 f"the model server failed ({self.settings.ollama_url}): {_describe(exc)};"
                 " check that Ollama runs there (SRE_AGENT_OLLAMA_URL) with the model"
                 f" {self.settings.model!r} pulled (SRE_AGENT_MODEL)"
@@ -232,6 +234,10 @@ class ChatService:
             await self._forget_turn(record["id"], before)
             yield "error", {"error": "internal error; see the service log"}
             return
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away mid-turn: no half-answered question stays behind.
+            await asyncio.shield(self._forget_turn(record["id"], before))
+            raise
         yield "done", {"answer": stream.answer, "usage": run.usage()}
 
     async def _forget_turn(self, ident: str, before: int) -> None:

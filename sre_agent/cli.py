@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
+        from sre_agent.prompts import load_prompts
+
+        load_prompts(settings.prompts_dir)  # unreadable prompts: one line now, not a traceback
+    except (FileNotFoundError, OSError) as exc:
+        print(f"sre-agent: bad setting: SRE_AGENT_PROMPTS_DIR: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.command == "chat":
             return chat_cli.run(args)
         if args.command == "serve":
@@ -115,7 +122,7 @@ async def investigate(
     from sre_agent.store import Store
     from sre_agent.worker import Worker
 
-    text = sys.stdin.read() if file == "-" else _read(file)
+    text = _read(file)
     payload = load_alert_file(text)
     firing = []
     for alert in payload.alerts:
@@ -169,9 +176,13 @@ async def investigate(
 
 def _read(file: str) -> str:
     try:
+        if file == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
         return Path(file).read_text(encoding="utf-8")
     except OSError as exc:
         raise AlertPayloadError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise AlertPayloadError(f"{file} is not UTF-8 text: {exc.reason}") from None
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ OUTCOMES = ("completed", "degraded", "failed")
 DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
 
 
+#: The agent's tools (sre_agent_tools.toolset), the only values of the ``tool`` label.
+TOOL_NAMES = frozenset(
+    {"promql_query", "promql_range", "kubectl_describe", "kubectl_events", "kubectl_logs"}
+)
+
+
 class Metrics:
     """Every metric sre-agent exposes, registered in ``registry``."""
 
@@ -103,7 +109,11 @@ class Metrics:
         self.llm_tokens.labels("prompt").inc(int(usage.get("prompt_tokens") or 0))
         self.llm_tokens.labels("completion").inc(int(usage.get("completion_tokens") or 0))
         for call in record.get("tool_calls") or []:
-            self.tool_calls.labels(str(call.get("name")), str(call.get("status"))).inc()
+            # A model can invent tool names: they must not each become a series.
+            name = str(call.get("name"))
+            self.tool_calls.labels(
+                name if name in TOOL_NAMES else "unknown", str(call.get("status"))
+            ).inc()
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         """The queue depth is read from the worker at each scrape."""

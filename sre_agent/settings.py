@@ -6,25 +6,40 @@ environment anywhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sre_agent.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 KNOWN_SEVERITIES = ("critical", "error", "warning", "info", "none")
 
 
 def _default_ollama_url() -> str:
+    """``OLLAMA_HOST`` as Ollama's own client reads it: scheme and port are optional."""
     host = os.environ.get("OLLAMA_HOST", "").strip()
     if not host:
         return "http://localhost:11434"
     if "://" not in host:
         host = f"http://{host}"
-    return host
+    scheme, _, rest = host.partition("://")
+    hostport = rest.split("/", 1)[0]
+    if ":" not in hostport.rsplit("]", 1)[-1]:  # no port (IPv6 brackets aside)
+        host = f"{scheme}://{hostport}:11434" + rest[len(hostport) :]
+    return host.replace("://0.0.0.0", "://127.0.0.1")
 
 
 class Settings(BaseSettings):
@@ -83,6 +98,16 @@ class Settings(BaseSettings):
             raise ValueError("at least one severity is needed, e.g. 'critical,warning'")
         return tuple(value) if isinstance(value, list | tuple) else value
 
+    @field_validator("webhook_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()  # a Secret made --from-file ends in a newline
+        if not token:
+            raise ValueError("is empty: unset it for no auth, or set a token")
+        return SecretStr(token)
+
     @field_validator("ollama_url", "prometheus_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -121,7 +146,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"only sqlite:///PATH is supported (e.g. sqlite:///./sre-agent.db), got {value!r}"
             )
+        path = Path(value.removeprefix("sqlite:///"))
+        if not path.name or path.is_dir():
+            raise ValueError(f"needs a file path, e.g. sqlite:///./sre-agent.db, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _check_budgets(self) -> Settings:
+        if self.evidence_budget_tokens >= self.prompt_budget_tokens:
+            raise ValueError(
+                "SRE_AGENT_EVIDENCE_BUDGET_TOKENS must be below SRE_AGENT_PROMPT_BUDGET_TOKENS"
+            )
+        unknown = [s for s in self.severities if s not in KNOWN_SEVERITIES]
+        if unknown:  # custom severities exist; a typo would skip every alert, so say it
+            log.warning(
+                "SRE_AGENT_SEVERITIES has %s, not one of kube-prometheus-stack's (%s):"
+                " only alerts with exactly that severity label are investigated",
+                ", ".join(unknown),
+                ", ".join(KNOWN_SEVERITIES),
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -142,6 +186,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
         message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"SRE_AGENT_{field.upper()}: {message}") from None
+        if not err["loc"]:  # a rule across settings names its variables itself
+            raise ConfigError(message) from None
+        raise ConfigError(f"SRE_AGENT_{str(err['loc'][0]).upper()}: {message}") from None

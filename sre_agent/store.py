@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sre_agent_tools.redact import redact, redact_obj
+from sre_agent_tools.redact import redact, redact_obj, redact_value
 
 from sre_agent.alerts import Alert
 
@@ -131,8 +131,11 @@ class Store:
                 db.execute("INSERT INTO migrations VALUES (?, ?)", (number, now_iso()))
 
     def ping(self) -> None:
-        with self._tx() as db:
-            db.execute("SELECT 1").fetchone()
+        """A read: readiness must not queue behind writers for the write lock."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        with self._lock:
+            self._db.execute("SELECT count(*) FROM migrations").fetchone()
 
     # --- intake -------------------------------------------------------------
     def create_or_get(self, alert: Alert, group_key: str = "") -> tuple[dict[str, Any], bool]:
@@ -140,7 +143,6 @@ class Store:
         key = alert.dedup_key()
         record = redact_obj(
             {
-                "labels": alert.labels,
                 "annotations": alert.annotations,
                 "startsAt": alert.startsAt.isoformat(),
                 "endsAt": alert.ended_at.isoformat() if alert.ended_at else None,
@@ -150,6 +152,9 @@ class Store:
                 "status": alert.status,
             }
         )
+        # Labels are identifiers the tools query with: mask a value only when its name looks
+        # secret, so a label like instance="auth-service:8080" still matches its series.
+        record["labels"] = {k: redact_value(k, v) for k, v in alert.labels.items()}
         with self._tx() as db:
             row = db.execute("SELECT id FROM investigations WHERE dedup_key=?", (key,)).fetchone()
             if row is not None:
@@ -248,6 +253,15 @@ class Store:
                     int(llm_retry),
                     ident,
                 ),
+            )
+
+    def fail_running(self, ident: str, reason: str) -> None:
+        """An investigation whose run broke in our own code: failed, with the reason."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE investigations SET status='failed', status_reason=?, finished_at=?"
+                " WHERE id=? AND status='running'",
+                (redact(reason), now_iso(), ident),
             )
 
     _AWAITING_LLM = "llm_retry=1 AND alert_status='firing' AND attempts < ?"

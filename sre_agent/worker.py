@@ -75,13 +75,15 @@ class Worker:
         """The record once it is final, or as it is when ``timeout`` runs out."""
         event = self._finished.setdefault(ident, asyncio.Event())
         record = self.store.get(ident)
-        if record is not None and record["status"] not in FINAL:
-            try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except TimeoutError:
-                pass
-            record = self.store.get(ident)
-        return record
+        if record is None or record["status"] in FINAL:
+            if not event.is_set() and self._finished.get(ident) is event:
+                del self._finished[ident]  # nobody will set it: do not keep it
+            return record
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        return self.store.get(ident)
 
     async def _reinvestigate(self) -> None:
         """Alerts that got only an evidence report because the model server failed are
@@ -101,7 +103,6 @@ class Worker:
             if idents:
                 log.info("Ollama answers again: investigating %d alert(s) again", len(idents))
             for ident in idents:
-                self._finished.pop(ident, None)
                 self.submit(ident)
 
     async def _loop(self) -> None:
@@ -109,11 +110,19 @@ class Worker:
             ident = await self.queue.get()
             try:
                 await self.process(ident)
-            except Exception:  # never let one investigation take a worker down
+            except Exception as exc:  # never let one investigation take a worker down
                 log.exception("investigation %s: unexpected error", ident)
+                try:  # and never leave it "running" until the next restart
+                    self.store.fail_running(
+                        ident, f"internal error: {exc.__class__.__name__}: {exc}"
+                    )
+                except Exception:
+                    log.exception("investigation %s: could not be marked failed", ident)
             finally:
                 self.queue.task_done()
-                self._finished.setdefault(ident, asyncio.Event()).set()
+                event = self._finished.pop(ident, None)
+                if event is not None:
+                    event.set()
 
     async def process(self, ident: str) -> None:
         record = self.store.claim(ident)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 
-from sre_agent.analysis import Analysis, render_markdown
+from sre_agent.analysis import render_record
 from sre_agent.api.deps import ServicesDep
 
 router = APIRouter()
@@ -54,15 +54,6 @@ async def get_investigation(
     if record is None:
         raise HTTPException(404, f"no investigation with id {ident!r}")
     if format == "markdown":
-        report = record.get("report")
-        if not report:
-            analysis = (
-                Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
-            )
-            alert = {**record["alert"], "resolved_at": record.get("resolved_at")}
-            report = render_markdown(
-                alert, analysis, status=record["status"], reason=record.get("status_reason")
-            )
-        return PlainTextResponse(report, media_type="text/markdown; charset=utf-8")
+        return PlainTextResponse(render_record(record), media_type="text/markdown; charset=utf-8")
     record.pop("dedup_key", None)
     return record

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from sre_agent.alerts import parse_payload
+from sre_agent.analysis import render_record
 from sre_agent.api.deps import ServicesDep
 from sre_agent.app import Services
 from sre_agent.errors import AlertPayloadError
@@ -60,8 +61,10 @@ async def receive_alerts(
     body = await _read_body(request, services.settings.max_body_bytes)
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"malformed JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # also bad UTF-8, absurd nesting or numbers
+        raise HTTPException(
+            400, f"malformed JSON: {str(exc)[:200] or 'too deeply nested'}"
+        ) from None
     try:
         payload = parse_payload(data)
     except AlertPayloadError as exc:
@@ -116,7 +119,7 @@ async def receive_alerts(
                 record = await worker.wait(ident, settings.investigation_timeout)
                 if record is not None:
                     result["status"] = record["status"]
-                    result["analysis"] = record.get("report") or ""
+                    result["analysis"] = render_record(record)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
     return JSONResponse(
         {

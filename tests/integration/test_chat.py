@@ -4,6 +4,7 @@ the prompt budget however long the conversation gets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import subprocess
@@ -396,3 +397,66 @@ def test_cli_interactive_session_and_unreachable_service(make_settings, ollama, 
         timeout=60,
     )
     assert gone.returncode == 1 and "cannot reach the service" in gone.stderr
+
+
+async def test_chat_history_writes_never_stall_the_store(make_settings):
+    """The checkpointer and the store share one SQLite file; the store's calls run on
+    the event loop, so the checkpointer must never hold the write lock across an await."""
+    import sqlite3
+    import time
+
+    from langgraph.checkpoint.base import empty_checkpoint
+    from sre_agent_tools import ToolDeps
+
+    from sre_agent.alerts import parse_payload
+    from sre_agent.chat import ChatService
+    from sre_agent.prompts import load_prompts
+    from sre_agent.store import Store
+
+    settings = make_settings()
+    store = Store(settings.database_path)
+    store.open()
+    chat = ChatService(settings, load_prompts(), ToolDeps(), store)
+    await chat.open()
+    stop = False
+
+    async def history_writes() -> None:
+        step = 0
+        while not stop:
+            config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+            await chat._saver.aput(config, empty_checkpoint(), {"source": "loop", "step": step}, {})
+            step += 1
+
+    writer = asyncio.create_task(history_writes())
+    await asyncio.sleep(0.05)
+    worst, errors = 0.0, []
+    try:
+        for i in range(200):
+            alert = parse_payload(
+                {
+                    "version": "4",
+                    "status": "firing",
+                    "alerts": [
+                        {
+                            "status": "firing",
+                            "labels": {"alertname": "A", "severity": "critical"},
+                            "startsAt": "2026-11-27T00:00:00Z",
+                            "fingerprint": f"f{i}",
+                        }
+                    ],
+                }
+            ).alerts[0]
+            started = time.perf_counter()
+            try:
+                store.create_or_get(alert)
+            except sqlite3.OperationalError as exc:
+                errors.append(str(exc))
+            worst = max(worst, time.perf_counter() - started)
+            await asyncio.sleep(0)
+    finally:
+        stop = True
+        await writer
+        await chat.close()
+        store.close()
+    assert not errors
+    assert worst < 1.0

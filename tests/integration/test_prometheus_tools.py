@@ -184,3 +184,15 @@ async def test_silent_prometheus_times_out() -> None:
     assert result.status == "error"
     assert result.text == f"Prometheus unreachable at {url}: no answer within 1s."
     assert elapsed < 3
+
+
+async def test_range_query_over_too_many_series_is_refused_before_fetching(prometheus, monkeypatch):
+    from sre_agent_tools import prometheus as prom_tools
+
+    monkeypatch.setattr(prom_tools, "MAX_RANGE_FETCH", 10)  # the fixture holds 40 phase series
+    deps = ToolDeps(prometheus=prom_tools.make_prometheus(prometheus.url, 5))
+    result = await prom_tools.query_range(deps, "kube_pod_status_phase")
+    assert result.status == "error"
+    assert "matches 40 series" in result.text and "Aggregate it" in result.text
+    fine = await prom_tools.query_range(deps, "sum by (phase) (kube_pod_status_phase)")
+    assert fine.status == "ok"

@@ -193,3 +193,36 @@ def test_read_api(client):
     body = ready.json()
     assert body["database"]["ok"] and body["ollama"]["ok"] and body["kubernetes"]["ok"]
     assert body["prometheus"]["ok"] is False  # nothing listens there in this test
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_body(lambda b: b["alerts"][0].update(startsAt="2026-11-26T23:48:56")), "timezone"),
+        (_body(lambda b: b["alerts"][0].update(endsAt="2024-01-02T00:00:00")), "timezone"),
+        (_body(lambda b: b["alerts"][0].update(startsAt="0001-01-01T00:00:00+01:00")), "range"),
+        (b"[" * 100_000 + b"]" * 100_000, "malformed JSON"),
+        (b'{"version": "4", "x": ' + b"9" * 5000 + b"}", "malformed JSON"),
+    ],
+    ids=["naive-startsAt", "naive-endsAt", "year-1-offset", "deep-nesting", "huge-number"],
+)
+def test_hostile_bodies_are_4xx_too(client, body, message):
+    response = client.post("/webhook/alert", content=body, headers=AUTH)
+    assert 400 <= response.status_code < 500, response.text
+    assert message in response.json()["error"]
+
+
+def test_token_with_a_trailing_newline_still_matches(make_settings):
+    # A Secret created with --from-file ends in a newline; Alertmanager's credentials_file
+    # is read and trimmed, so the check must compare trimmed tokens.
+    settings = make_settings(webhook_token=TOKEN + "\n")
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/webhook/alert", content=_body(), headers=AUTH)
+    assert response.status_code == 202
+
+
+def test_readyz_does_not_show_credentials_in_urls(make_settings):
+    settings = make_settings(prometheus_url="http://admin:s3cretpw@127.0.0.1:1")
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/readyz").text
+    assert "s3cretpw" not in body

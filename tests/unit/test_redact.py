@@ -53,6 +53,8 @@ UNCHANGED = [
     "Back-off restarting failed container api in pod x_homepage(uid)",
     "http://plausible.analytics:8000/api/event",
     "the password was rejected for user app",
+    'up{instance="auth-service:8080"} => 1',
+    "dialing token-svc:9100",
     "",
 ]
 

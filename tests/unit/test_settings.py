@@ -77,3 +77,41 @@ def test_cli_refuses_to_start_with_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "SRE_AGENT_MAX_CONCURRENT" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SRE_AGENT_WEBHOOK_TOKEN", "  ", "SRE_AGENT_WEBHOOK_TOKEN: is empty"),
+        ("SRE_AGENT_DATABASE_URL", "sqlite:///", "needs a file path"),
+        (
+            "SRE_AGENT_EVIDENCE_BUDGET_TOKENS",
+            "9000",
+            "must be below SRE_AGENT_PROMPT_BUDGET_TOKENS",
+        ),
+    ],
+)
+def test_more_bad_values_stop_start_up(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings()
+
+
+def test_ollama_host_without_port_gets_ollamas_default(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0")
+    assert load_settings().ollama_url == "http://127.0.0.1:11434"
+    monkeypatch.setenv("OLLAMA_HOST", "https://ollama.lan")
+    assert load_settings().ollama_url == "https://ollama.lan:11434"
+
+
+def test_cli_names_a_prompts_dir_without_prompts(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SRE_AGENT_PROMPTS_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sre_agent.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "SRE_AGENT_PROMPTS_DIR" in proc.stderr and "Traceback" not in proc.stderr

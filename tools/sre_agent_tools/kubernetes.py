@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 NOT_CONFIGURED = "Kubernetes is not configured (set SRE_AGENT_KUBECONFIG or run in-cluster)"
 MAX_TAIL_LINES = 500
+#: At most this much log is read at all (500 lines of a chatty container can be megabytes).
+MAX_LOG_BYTES = 256 * 1024
 MAX_EVENTS_DESCRIBE = 10
 Obj = dict[str, Any]
 
@@ -265,6 +267,9 @@ async def _guard(
             result = ToolResult(
                 "error", f"Kubernetes API error {exc.status} during {what}: {_api_message(exc)}"
             )
+        except Exception as exc:  # a surprise must reach the model as text, not end the run
+            log.exception("tool kubernetes %s failed", what)
+            result = ToolResult("error", f"{what} failed: {exc.__class__.__name__}: {exc}")
     result = ToolResult(result.status, cap(redact(result.text), deps.output_limit))
     log.debug(
         "tool kubernetes %s status=%s duration=%.3fs",
@@ -505,6 +510,7 @@ async def logs(
                 container=chosen,
                 previous=previous,
                 tail_lines=tail,
+                limit_bytes=MAX_LOG_BYTES,
             )
         except ApiException as exc:
             message = _api_message(exc)
@@ -524,7 +530,11 @@ async def logs(
         header = f"Logs of pod {namespace}/{pod}, container {chosen} ({which}), last {tail} lines"
         if len(names) > 1 and container is None:
             header += f" [containers: {', '.join(names)}; showing the first]"
-        text = raw.decode("utf-8", errors="replace").rstrip("\n")
+        # Long lines are cut before anything else looks at them (redaction included).
+        text = "\n".join(
+            line if len(line) <= 1000 else line[:1000] + " …"
+            for line in raw.decode("utf-8", errors="replace").rstrip("\n").split("\n")
+        )
         if not text:
             hint = "" if previous else " If it crashed, try previous=True."
             return ToolResult("no_data", f"{header}: empty.{hint}")

@@ -67,7 +67,8 @@ def make_prometheus(url: str, timeout: float) -> PrometheusConnect:
         connect=1,
         read=0,
         backoff_factor=0.1,
-        status_forcelist=(502, 503, 504),
+        # Not 503: that is how Prometheus says a query timed out; running it again doubles it.
+        status_forcelist=(502, 504),
         raise_on_status=False,
         allowed_methods=("GET", "POST"),
     )
@@ -353,7 +354,7 @@ async def query_instant(deps: ToolDeps, query: str, time: str | None = None) -> 
     try:
         if time:
             params["time"] = parse_time(time, datetime.now(UTC)).timestamp()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         return ToolResult("error", str(exc))
     try:
         result = await _call(deps, deps.prometheus.custom_query, query, params=params)
@@ -368,6 +369,32 @@ async def query_instant(deps: ToolDeps, query: str, time: str | None = None) -> 
         for item in result[:MAX_INSTANT_SERIES]
     ]
     return ToolResult("ok", _fit("", lines, len(result), deps.output_limit))
+
+
+#: A range query over more series than this is refused before its samples are fetched:
+#: only MAX_RANGE_SERIES are shown anyway, and 20,000 series x 120 points is ~70 MB.
+MAX_RANGE_FETCH = 500
+
+
+async def _too_many_series(deps: ToolDeps, query: str, at: datetime) -> ToolResult | None:
+    """Count the series first (one cheap instant query); None when it is fine or unknown."""
+    try:
+        counted = await _call(
+            deps,
+            deps.prometheus.custom_query,
+            f"count({query})",
+            params={"time": f"{at.timestamp():.3f}", "timeout": f"{deps.timeout:g}s"},
+        )
+        n = int(float(counted[0]["value"][1])) if counted else 0
+    except Exception:  # a scalar expression, or any trouble: let the range query speak
+        return None
+    if n <= MAX_RANGE_FETCH:
+        return None
+    return ToolResult(
+        "error",
+        f"{query} matches {n} series; range queries are limited to {MAX_RANGE_FETCH}."
+        " Aggregate it (sum by (namespace) (...), topk(10, ...)) or filter by labels.",
+    )
 
 
 async def query_range(
@@ -394,8 +421,11 @@ async def query_range(
         if step:
             # Prometheus refuses more than 11,000 points per series; stay well below.
             step_s = max(parse_duration(step).total_seconds(), span / 1000, 0.001)
-    except ValueError as exc:
-        return ToolResult("error", str(exc))
+    except (ValueError, OverflowError) as exc:
+        return ToolResult("error", f"bad time range: {exc}")
+    too_many = await _too_many_series(deps, query, end_at)
+    if too_many:
+        return too_many
     try:
         result = await _call(
             deps,

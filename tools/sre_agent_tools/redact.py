@@ -32,7 +32,60 @@ _WORDS = (
     "auth",
     "authorization",
     "apikey",
+    "pwd",
 )
+
+#: Whole names that hold secrets though they are no word of the list above.
+_EXACT = {"pass", "sig", "client-key-data", "client_key_data"}
+#: A secret word followed by one of these names *about* a secret, not the secret itself.
+_HARMLESS_LAST = {
+    "count",
+    "type",
+    "method",
+    "name",
+    "ref",
+    "file",
+    "path",
+    "length",
+    "size",
+    "enabled",
+    "ttl",
+    "expiry",
+    "expires",
+    "format",
+    "policy",
+    "provider",
+    "url",
+    "uri",
+    "endpoint",
+    "mode",
+    "version",
+    "header",
+    "source",
+    "kind",
+    "timeout",
+    "required",
+}
+#: Values that are flags, not secrets (``auth=ok``, ``private=false``).
+_PLAIN_VALUES = {
+    "true",
+    "false",
+    "yes",
+    "no",
+    "none",
+    "null",
+    "ok",
+    "on",
+    "off",
+    "enabled",
+    "disabled",
+    "required",
+    "optional",
+    "-",
+}
+_WORD_SPLIT = re.compile(r"[_\-.]+|(?<=[a-z0-9])(?=[A-Z])")
+# UPPER_CASE names with the secret glued to a prefix: PGPASSWORD, MYSQL_PWD, REDISPASS.
+_GLUED = re.compile(r"[A-Z0-9]*(?:PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN)(?![A-Za-z])")
 
 
 def _word(w: str) -> str:
@@ -48,13 +101,28 @@ SECRET_NAME_RE = re.compile("|".join([*map(_word, _WORDS), _LAST_KEY]))
 _PEM_RE = re.compile(
     r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----).*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL
 )
-_URL_CREDS_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
+_URL_CREDS_RE = re.compile(
+    r"(?<![a-zA-Z0-9+.\-])([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)"
+)
 _JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _TOKEN_RE = re.compile(
     r"\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
     r"|gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}"  # GitHub
-    r"|xox[baprs]-[A-Za-z0-9\-]{8,})\b"
-)  # Slack
+    r"|xox[baprs]-[A-Za-z0-9\-]{8,}"  # Slack
+    r"|AIza[0-9A-Za-z\-_]{35})\b"  # Google API key
+    r"|(?<=hooks\.slack\.com/services/)[A-Za-z0-9/]+"  # Slack incoming webhook
+)
+# Any Authorization / Cookie header: the whole value, whatever the scheme (Token, ApiKey, ...).
+_HEADER_RE = re.compile(
+    r"""(?i)\b((?:proxy-)?authorization|(?:set-)?cookie|x-api-key|x-auth-token)"""
+    r"""(["']?[ \t]*[:=][ \t]*)(?!(?:[A-Za-z][\w-]*[ \t]+)?\*\*\*)"""
+    r"""((?:[A-Za-z][\w-]*[ \t]+)?)([^\s"']+)"""
+)
+# CLI and markup forms: curl -u user:pw, <password>pw</password>.
+_CLI_RE = re.compile(r"(?<!\S)(-u[ \t]+[^\s:]+:)(\S+)")
+_XML_RE = re.compile(
+    r"(?i)(<(password|passwd|secret|token|apikey|api_key|credentials?)>)([^<]+)(</\2>)"
+)
 _BEARER_RE = re.compile(r"\b([Bb]earer\s+)(?!\*\*\*)[A-Za-z0-9\-._~+/]+=*")
 # SQL and CLI forms: PASSWORD 'x', IDENTIFIED BY "x", --password x, -p'x'.
 _SQL_RE = re.compile(
@@ -64,21 +132,26 @@ _SQL_RE = re.compile(
 _BASIC_RE = re.compile(r"\b([Bb]asic\s+)[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
 # name, optional closing quote, separator, optional auth scheme, value (quoted or bare).
 _PAIR_RE = re.compile(
-    r"""(?<![\w.])(?P<name>[A-Za-z_][\w.\-]*)(?P<head>["']?[ \t]*[:=][ \t]*"""
+    r"""(?<![\w.])(?<!\w-)(?P<name>[A-Za-z_][\w.\-]*)(?P<head>["']?[ \t]*[:=][ \t]*"""
     r"""(?:(?:Bearer|Basic|bearer|basic)[ \t]+)?)"""
     r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s,;&"'<>(){}\[\]]+)"""
 )
 
 
-def _mask_pair(m: re.Match[str]) -> str:
+def _mask_pair(m: re.Match[str], depth: int = 0) -> str:
     value = m["value"]
     if not is_secret_name(m["name"]):
-        # The value may itself hold pairs (``url=http://x/?token=abc``): scan it too.
-        if "=" in value or ":" in value:
-            return f"{m['name']}{m['head']}{_PAIR_RE.sub(_mask_pair, value)}"
+        # The value may itself hold pairs (``url=http://x/?token=abc``): scan it too, a few
+        # levels deep at most (a 600-jar classpath must not exhaust the stack).
+        if depth < 3 and ("=" in value or ":" in value):
+            inner = _PAIR_RE.sub(lambda n: _mask_pair(n, depth + 1), value)
+            return f"{m['name']}{m['head']}{inner}"
         return m[0]
-    if MASK in value or value in ('""', "''"):
+    bare = value.strip("\"'")
+    if MASK in value or not bare or bare.lower() in _PLAIN_VALUES:
         return m[0]
+    if m["head"] == ":" and value.isdigit() and len(value) <= 5 and "-" in m["name"]:
+        return m[0]  # host:port (``auth-service:8080``), not a secret
     if value[0] in "\"'":
         return f"{m['name']}{m['head']}{value[0]}{MASK}{value[0]}"
     return f"{m['name']}{m['head']}{MASK}"
@@ -92,9 +165,12 @@ def redact(text: str) -> str:
     text = _URL_CREDS_RE.sub(rf"\1{MASK}\3", text)
     text = _JWT_RE.sub(MASK, text)
     text = _TOKEN_RE.sub(MASK, text)
+    text = _HEADER_RE.sub(rf"\1\2\3{MASK}", text)
     text = _BEARER_RE.sub(rf"\1{MASK}", text)
     text = _BASIC_RE.sub(rf"\1{MASK}", text)
     text = _SQL_RE.sub(lambda m: f"{m.group(1) or m.group(3)}{MASK}", text)
+    text = _CLI_RE.sub(rf"\1{MASK}", text)
+    text = _XML_RE.sub(rf"\1{MASK}\4", text)
     return _PAIR_RE.sub(_mask_pair, text)
 
 
@@ -104,7 +180,12 @@ def is_secret_name(name: str) -> bool:
 
     Cached: logs repeat the same few keys (``level``, ``msg``) thousands of times.
     """
-    return SECRET_NAME_RE.search(name) is not None
+    if name.lower() in _EXACT or _GLUED.fullmatch(name.split("_")[-1] or ""):
+        return True
+    if SECRET_NAME_RE.search(name) is None:
+        return False
+    words = [w for w in _WORD_SPLIT.split(name) if w]
+    return not (len(words) > 1 and words[-1].lower() in _HARMLESS_LAST)
 
 
 def redact_value(name: str, value: str) -> str:
