@@ -68,7 +68,7 @@ post() {
         auth=(-H "@/dev/fd/3")
     fi
     code="$(printf '%s' "$2" | curl -sS -o "$out" -w '%{http_code}' -X POST \
-        -H 'Content-Type: application/json' "${auth[@]}" --data-binary @- \
+        -H 'Content-Type: application/json' ${auth[@]+"${auth[@]}"} --data-binary @- \
         --max-time 30 "$SERVICE_URL/webhook/alert" \
         3< <(printf 'Authorization: Bearer %s\n' "$TOKEN"))" || {
         echo "$title: cannot reach $SERVICE_URL/webhook/alert" >&2
