@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,10 +114,19 @@ async def receive_alerts(
         ", ".join(f"{n} {s}" for s, n in counts.items()),
     )
     if wait:
-        for result in results:
+        # One deadline for the whole request: the time its investigations need when
+        # they run SRE_AGENT_MAX_CONCURRENT at a time, each within its own deadline.
+        waiting = [
+            r
+            for r in results
+            if r["investigation_id"] and r["status"] not in ("resolved", "skipped")
+        ]
+        rounds = -(-len(waiting) // settings.max_concurrent)
+        deadline = time.monotonic() + settings.investigation_timeout * rounds
+        for result in waiting:
             ident = result["investigation_id"]
-            if ident and result["status"] not in ("resolved", "skipped"):
-                record = await worker.wait(ident, settings.investigation_timeout)
+            if ident:
+                record = await worker.wait(ident, max(0.0, deadline - time.monotonic()))
                 if record is not None:
                     result["status"] = record["status"]
                     result["analysis"] = render_record(record)
