@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -178,6 +178,26 @@ def alert_fields(alert: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def guarded_middleware(
+    settings: Settings,
+    run: RunLog,
+    edits: list[Any],
+    count: Callable[[Sequence[BaseMessage]], int],
+    already: Iterable[str] = (),
+) -> list[AgentMiddleware[Any, Any, Any]]:
+    """The middleware every agent of ours runs with (investigations and chat alike):
+    recording, the small-model guards, the prompt budget ``edits``, the call limits."""
+    return [
+        Recorder(run),
+        TextToolCalls(),
+        ArgumentRepair(),
+        RepeatGuard(already),
+        ContextEditingMiddleware(token_counter=count, edits=edits),
+        ModelCallLimitMiddleware(run_limit=settings.max_model_calls, exit_behavior="end"),
+        ToolCallLimitMiddleware(run_limit=settings.max_tool_calls, exit_behavior="continue"),
+    ]
+
+
 class Investigator:
     """Runs investigations against one Ollama model with one set of tool clients."""
 
@@ -199,32 +219,18 @@ class Investigator:
         # Per call, the prompt stays under the budget: older tool results are cleared
         # first (the system prompt and tool schemas are counted in the overhead).
         overhead = 1200
+        clear = ClearToolUsesEdit(
+            trigger=max(1000, self.settings.prompt_budget_tokens - overhead),
+            keep=1,
+            placeholder="[cleared to stay within the prompt budget]",
+        )
         return create_agent(
             self.model,
             self.tools,
             system_prompt=self.prompts.render("system"),
-            middleware=[
-                Recorder(run),
-                TextToolCalls(),
-                ArgumentRepair(),
-                RepeatGuard(already),
-                ContextEditingMiddleware(
-                    token_counter=tokens.count_messages,
-                    edits=[
-                        ClearToolUsesEdit(
-                            trigger=max(1000, self.settings.prompt_budget_tokens - overhead),
-                            keep=1,
-                            placeholder="[cleared to stay within the prompt budget]",
-                        )
-                    ],
-                ),
-                ModelCallLimitMiddleware(
-                    run_limit=self.settings.max_model_calls, exit_behavior="end"
-                ),
-                ToolCallLimitMiddleware(
-                    run_limit=self.settings.max_tool_calls, exit_behavior="continue"
-                ),
-            ],
+            middleware=guarded_middleware(
+                self.settings, run, [clear], tokens.count_messages, already
+            ),
             context_schema=ToolDeps,
         )
 
@@ -258,7 +264,7 @@ class Investigator:
             )
             final_text = _final_text(state["messages"])
         except LLM_ERRORS as exc:  # the model server failed: keep what was gathered
-            reason = f"LLM call failed ({self.settings.ollama_url}): {_describe(exc)}"
+            reason = f"LLM call failed ({self.settings.ollama_url}): {describe_error(exc)}"
             if self.settings.reinvestigate:
                 reason += "; will investigate again when Ollama answers"
             log.warning("investigation of %s: %s", alert.get("labels", {}).get("alertname"), reason)
@@ -287,7 +293,7 @@ class Investigator:
                 [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
             )
         except LLM_ERRORS as exc:
-            reason = f"final answer invalid ({error}); retry failed: {_describe(exc)}"
+            reason = f"final answer invalid ({error}); retry failed: {describe_error(exc)}"
             return Result("degraded", reason, raw_text=final_text, llm_unavailable=True)
         finally:
             run.llm_seconds += time.perf_counter() - started
@@ -329,6 +335,6 @@ def _final_text(messages: list[BaseMessage]) -> str | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     return redact(f"{exc.__class__.__name__}: {text}")[:500]

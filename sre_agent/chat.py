@@ -23,9 +23,6 @@ import aiosqlite
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     ClearToolUsesEdit,
-    ContextEditingMiddleware,
-    ModelCallLimitMiddleware,
-    ToolCallLimitMiddleware,
 )
 from langchain_core.messages import (
     AIMessage,
@@ -41,9 +38,15 @@ from sre_agent_tools import ToolDeps
 from sre_agent_tools.redact import redact
 
 from sre_agent import evidence, tokens
-from sre_agent.agent import LLM_ERRORS, Investigator, Recorder, RunLog, _describe, alert_fields
+from sre_agent.agent import (
+    LLM_ERRORS,
+    Investigator,
+    RunLog,
+    alert_fields,
+    describe_error,
+    guarded_middleware,
+)
 from sre_agent.chat_events import Event, EventStream
-from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
 from sre_agent.prompts import Prompts, default_prompts_dir, load_prompts
 from sre_agent.settings import Settings
 from sre_agent.store import Store
@@ -212,7 +215,7 @@ class ChatService:
         except LLM_ERRORS as exc:
             await self._forget_turn(record["id"], before)
             message = redact(
-                f"the model server failed ({self.settings.ollama_url}): {_describe(exc)};"
+                f"the model server failed ({self.settings.ollama_url}): {describe_error(exc)};"
                 " check that Ollama runs there (SRE_AGENT_OLLAMA_URL) with the model"
                 f" {self.settings.model!r} pulled (SRE_AGENT_MODEL)"
             )
@@ -262,25 +265,15 @@ class ChatService:
             self.model,
             self.tools,
             system_prompt=system,
-            middleware=[
-                Recorder(run),
-                TextToolCalls(),
-                ArgumentRepair(),
-                RepeatGuard(),
-                ContextEditingMiddleware(
-                    token_counter=self._count,
-                    edits=[
-                        ClearToolUsesEdit(trigger=room, keep=1, placeholder=_CLEARED),
-                        FitTurns(limit=room),
-                    ],
-                ),
-                ModelCallLimitMiddleware(
-                    run_limit=self.settings.max_model_calls, exit_behavior="end"
-                ),
-                ToolCallLimitMiddleware(
-                    run_limit=self.settings.max_tool_calls, exit_behavior="continue"
-                ),
-            ],
+            middleware=guarded_middleware(
+                self.settings,
+                run,
+                [
+                    ClearToolUsesEdit(trigger=room, keep=1, placeholder=_CLEARED),
+                    FitTurns(limit=room),
+                ],
+                self._count,
+            ),
             context_schema=ToolDeps,
             checkpointer=self._saver,
         )

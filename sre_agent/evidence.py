@@ -342,7 +342,15 @@ def k8s_name_like(value: str) -> bool:
     return bool(value) and not re.fullmatch(r"[\d.]+|\[?[0-9a-fA-F:]+\]?", value)
 
 
-async def _describe(plan: _Plan, kind: str, name: str, ns: str | None, priority: int) -> None:
+async def _describe(
+    plan: _Plan,
+    kind: str,
+    name: str,
+    ns: str | None,
+    priority: int,
+    obj: dict[str, Any] | None = None,
+) -> None:
+    """Describe an object; ``obj`` when it was already read (no second GET)."""
     where = f"{ns}/{name}" if ns else name
     args = {"kind": kind, "name": name, **({"namespace": ns} if ns else {})}
     await plan.run(
@@ -350,7 +358,11 @@ async def _describe(plan: _Plan, kind: str, name: str, ns: str | None, priority:
         "kubectl_describe",
         args,
         priority,
-        lambda: k8s.describe(plan.deps, kind, name, ns),
+        lambda: (
+            k8s.describe_object(plan.deps, kind, obj)
+            if obj is not None
+            else k8s.describe(plan.deps, kind, name, ns)
+        ),
     )
 
 
@@ -358,9 +370,8 @@ async def _pod_evidence(
     plan: _Plan, ns: str, pod: str, container: str | None, priority: int
 ) -> None:
     deps = plan.deps
-    obj, _ = await asyncio.gather(
-        k8s.get_object(deps, "pod", pod, ns), _describe(plan, "pod", pod, ns, priority)
-    )
+    obj = await k8s.get_object(deps, "pod", pod, ns)
+    await _describe(plan, "pod", pod, ns, priority, obj)  # without obj: says why it is missing
     if obj is None:
         return
     follow: list[Awaitable[Any]] = []
@@ -397,7 +408,7 @@ async def _unbound_claims(plan: _Plan, ns: str, pod: dict[str, Any], priority: i
     for claim in claims[:3]:
         obj = await k8s.get_object(plan.deps, "persistentvolumeclaim", claim, ns)
         if obj is not None and (obj.get("status") or {}).get("phase") != "Bound":
-            await _describe(plan, "persistentvolumeclaim", claim, ns, priority)
+            await _describe(plan, "persistentvolumeclaim", claim, ns, priority, obj)
 
 
 def _owner(obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -422,9 +433,8 @@ async def _workload_evidence(
 ) -> None:
     """The workload, and — when the alert names no pod — its first unhealthy pod."""
     deps = plan.deps
-    obj, _ = await asyncio.gather(
-        k8s.get_object(deps, kind, name, ns), _describe(plan, kind, name, ns, 1)
-    )
+    obj = await k8s.get_object(deps, kind, name, ns)
+    await _describe(plan, kind, name, ns, 1, obj)
     if not with_pods or obj is None or kind in ("persistentvolumeclaim", "horizontalpodautoscaler"):
         return
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}

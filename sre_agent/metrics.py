@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sre_agent_tools import make_tools
 
 from sre_agent.backends import check_ollama
 from sre_agent.settings import Settings
@@ -28,17 +29,13 @@ OUTCOMES = ("completed", "degraded", "failed")
 DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
 
 
-#: The agent's tools (sre_agent_tools.toolset), the only values of the ``tool`` label.
-TOOL_NAMES = frozenset(
-    {"promql_query", "promql_range", "kubectl_describe", "kubectl_events", "kubectl_logs"}
-)
-
-
 class Metrics:
     """Every metric sre-agent exposes, registered in ``registry``."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        #: The only values of the ``tool`` label: a model can invent tool names.
+        self.tool_names = frozenset(t.name for t in make_tools())
         r = self.registry
         self.alerts_received = Counter(
             "sre_agent_alerts_received",
@@ -109,10 +106,9 @@ class Metrics:
         self.llm_tokens.labels("prompt").inc(int(usage.get("prompt_tokens") or 0))
         self.llm_tokens.labels("completion").inc(int(usage.get("completion_tokens") or 0))
         for call in record.get("tool_calls") or []:
-            # A model can invent tool names: they must not each become a series.
             name = str(call.get("name"))
             self.tool_calls.labels(
-                name if name in TOOL_NAMES else "unknown", str(call.get("status"))
+                name if name in self.tool_names else "unknown", str(call.get("status"))
             ).inc()
 
     def track_queue(self, depth: Callable[[], int]) -> None:

@@ -124,12 +124,11 @@ async def receive_alerts(
         rounds = -(-len(waiting) // settings.max_concurrent)
         deadline = time.monotonic() + settings.investigation_timeout * rounds
         for result in waiting:
-            ident = result["investigation_id"]
-            if ident:
-                record = await worker.wait(ident, max(0.0, deadline - time.monotonic()))
-                if record is not None:
-                    result["status"] = record["status"]
-                    result["analysis"] = render_record(record)
+            remaining = max(0.0, deadline - time.monotonic())
+            record = await worker.wait(result["investigation_id"], remaining)
+            if record is not None:
+                result["status"] = record["status"]
+                result["analysis"] = render_record(record)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
     return JSONResponse(
         {

@@ -14,12 +14,9 @@ from typing import Any
 
 import pytest
 
-from sre_agent.agent import Investigator
 from sre_agent.alerts import parse_payload
-from sre_agent.backends import make_deps
+from sre_agent.lab.runs import run_alert
 from sre_agent.prompts import load_prompts
-from sre_agent.store import Store
-from sre_agent.worker import Worker
 from tests.conftest import EXAMPLES
 from tests.support.fake_ollama import answer_json, call, fail, say
 from tests.support.model_scripts import analysis_from
@@ -29,25 +26,9 @@ POD, NS = "bruno-site-api-7d9f8c6b5-x2x4q", "homepage"
 
 
 async def investigate(settings) -> dict[str, Any]:
-    store = Store(settings.database_path)
-    store.open()
-    deps = make_deps(settings)
-    try:
-        worker = Worker(
-            store,
-            Investigator(settings, load_prompts(), deps),
-            concurrency=1,
-            timeout=settings.investigation_timeout,
-        )
-        record, _ = store.create_or_get(CRASH)
-        await worker.process(record["id"])
-        final = store.get(record["id"])
-        assert final is not None
-        return final
-    finally:
-        store.close()
-        if deps.kube is not None:
-            deps.kube.close()
+    """One real investigation of the crash-loop alert, into a fresh store."""
+    result = await run_alert(CRASH, settings, load_prompts(), settings.database_path.parent)
+    return result.record
 
 
 def tool_messages(request: dict[str, Any]) -> list[str]:

@@ -4,26 +4,20 @@ by the fake API server, series by the real Prometheus (:mod:`sre_agent.lab.world
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sre_agent.agent import Investigator
-from sre_agent.alerts import parse_payload
-from sre_agent.backends import make_deps
 from sre_agent.lab.kube_world import FakeKube
 from sre_agent.lab.prometheus_world import PrometheusServer
+from sre_agent.lab.runs import run_alert, scenario_alert
 from sre_agent.lab.scenarios import Scenario
 from sre_agent.lab.world import open_world
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings, load_settings
-from sre_agent.store import Store
-from sre_agent.worker import Worker
 from tests.support.fake_ollama import FakeOllama
 
 
@@ -63,28 +57,12 @@ class Run:
 
 async def run_scenario(lab: Lab, scenario: Scenario, settings: Settings) -> Run:
     """One investigation of the scenario's alert through the real pipeline."""
-    alert = parse_payload(scenario.webhook_body(datetime.now(UTC))).alerts[0]
-    database = lab.workdir / f"{scenario.name}-{uuid.uuid4().hex[:8]}.db"
-    settings = settings.model_copy(update={"database_url": f"sqlite:///{database}"})
-    store = Store(database)
-    store.open()
-    deps = make_deps(settings)
     first_request = len(lab.ollama.requests)
-    try:
-        worker = Worker(
-            store,
-            Investigator(settings, load_prompts(settings.prompts_dir), deps),
-            concurrency=1,
-            timeout=settings.investigation_timeout,
-        )
-        record, _ = store.create_or_get(alert)
-        started = time.perf_counter()
-        await worker.process(record["id"])
-        seconds = time.perf_counter() - started
-        final = store.get(record["id"])
-        assert final is not None
-    finally:
-        store.close()
-        if deps.kube is not None:
-            deps.kube.close()
-    return Run(final, list(lab.ollama.requests[first_request:]), seconds)
+    result = await run_alert(
+        scenario_alert(scenario),
+        settings,
+        load_prompts(settings.prompts_dir),
+        lab.workdir,
+        scenario,
+    )
+    return Run(result.record, list(lab.ollama.requests[first_request:]), result.seconds)

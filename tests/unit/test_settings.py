@@ -64,15 +64,19 @@ def test_bad_values_name_the_variable(monkeypatch, name, value, expected):
     assert expected in str(info.value)
 
 
-def test_cli_refuses_to_start_with_one_line(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "SRE_AGENT_MAX_CONCURRENT": "lots", "HOME": str(tmp_path)}
-    proc = subprocess.run(
+def serve_with(tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``sre-agent serve`` with only these settings; it is expected to refuse to start."""
+    return subprocess.run(
         [sys.executable, "-m", "sre_agent.cli", "serve"],
-        env=env,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_cli_refuses_to_start_with_one_line(tmp_path):
+    proc = serve_with(tmp_path, SRE_AGENT_MAX_CONCURRENT="lots")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -105,13 +109,6 @@ def test_ollama_host_without_port_gets_ollamas_default(monkeypatch):
 
 
 def test_cli_names_a_prompts_dir_without_prompts(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SRE_AGENT_PROMPTS_DIR": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "sre_agent.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = serve_with(tmp_path, SRE_AGENT_PROMPTS_DIR=str(tmp_path))
     assert proc.returncode == 2
     assert "SRE_AGENT_PROMPTS_DIR" in proc.stderr and "Traceback" not in proc.stderr

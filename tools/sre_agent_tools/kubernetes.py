@@ -296,18 +296,32 @@ async def describe(
     async def body() -> ToolResult:
         k = _kind_of(kind)
         ns = (namespace or "default") if k.namespaced else ""
-        obj = await _read(deps, k, name, ns)
-        render = _RENDERERS.get(k.kind, _describe_workload)
-        lines = await render(deps, obj)
-        if k.kind != "Node":
-            try:
-                events = await _events_of(deps, ns, name, k.kind)
-                lines += render_events(events[-MAX_EVENTS_DESCRIBE:], len(events))
-            except _Failed as failed:  # the object itself is still worth showing
-                lines.append(f"Events: unavailable ({failed.result.text})")
-        return ToolResult("ok", "\n".join(lines))
+        return await _render_described(deps, k, await _read(deps, k, name, ns))
 
     return await _guard(deps, f"describe {kind} {name}", body)
+
+
+async def describe_object(deps: ToolDeps, kind: str, obj: Obj) -> ToolResult:
+    """:func:`describe` for an object the caller has already read (no second GET)."""
+
+    async def body() -> ToolResult:
+        return await _render_described(deps, _kind_of(kind), obj)
+
+    return await _guard(deps, f"describe {kind} {obj['metadata'].get('name')}", body)
+
+
+async def _render_described(deps: ToolDeps, k: _Kind, obj: Obj) -> ToolResult:
+    """The object rendered by kind, then its recent events (nodes: none)."""
+    render = _RENDERERS.get(k.kind, _describe_workload)
+    lines = await render(deps, obj)
+    if k.kind != "Node":
+        meta = obj["metadata"]
+        try:
+            events = await _events_of(deps, meta.get("namespace", ""), meta["name"], k.kind)
+            lines += render_events(events[-MAX_EVENTS_DESCRIBE:], len(events))
+        except _Failed as failed:  # the object itself is still worth showing
+            lines.append(f"Events: unavailable ({failed.result.text})")
+    return ToolResult("ok", "\n".join(lines))
 
 
 async def _describe_pod(deps: ToolDeps, obj: Obj) -> list[str]:
