@@ -5,15 +5,28 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install install-test system-deps run test lint bench clean
 
+# The venv, once; a clear message when Python is too old or has no venv module.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "sre-agent needs Python >= 3.11 with venv (found: $$($(PYTHON) --version 2>&1));" \
+	       "set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { echo "python venv failed: on Debian/Ubuntu, apt-get install python3-venv" >&2; exit 1; }
 
-# Python packages (the project, editable, with its test extras).
-install: $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
+# What `make run` needs: the package alone, reinstalled only when pyproject.toml changes,
+# so a second start needs no network.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+# What the tests and linters need on top: the test extras.
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+install-test: $(VENV)/.installed-test
 
 # Debian's Prometheus and Alertmanager: the tests run the real programs.
 system-deps:
@@ -29,16 +42,19 @@ run: install
 	$(BIN)/sre-agent serve --host $(HOST) --port $(PORT)
 
 # Everything the tests need, then the whole suite. pytest's "no tests" (exit 5) fails.
-test: install system-deps
+test: install-test system-deps
 	$(BIN)/python -m pytest
 
-lint: install
-	$(BIN)/ruff check sre_agent tools tests
-	$(BIN)/ruff format --check sre_agent tools tests
+lint: install-test
+	$(BIN)/ruff check sre_agent tools tests scripts
+	$(BIN)/ruff format --check sre_agent tools tests scripts
 	$(BIN)/mypy sre_agent tools/sre_agent_tools
 
-bench: install system-deps
+# Figures, not tests: the evidence-first pipeline per scenario, webhook acks, the redactor.
+bench: install-test system-deps
 	$(BIN)/python scripts/bench.py
+	@if [ -f scripts/bench_webhook.py ]; then $(BIN)/python scripts/bench_webhook.py; fi
+	@if [ -f scripts/bench_redact.py ]; then $(BIN)/python scripts/bench_redact.py; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -15,7 +15,8 @@ from tests.support.fake_ollama import FakeOllama
 from tests.support.net import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EXAMPLES = FIXTURES / "alertmanager"
+#: Real Alertmanager 0.25 bodies, shipped for users too (README, docs).
+EXAMPLES = Path(__file__).parent.parent / "examples" / "alertmanager"
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from tests.support.prometheus import API_POD, WEB_POD, PrometheusServer, free_po
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path("/work/shared/examples/alertmanager/group-firing-homepage.json")
+EXAMPLE = Path(__file__).parents[2] / "examples" / "alertmanager" / "group-firing-homepage.json"
 
 
 @pytest.fixture

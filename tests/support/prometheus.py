@@ -119,7 +119,7 @@ PHASES = ["Pending", "Running", "Succeeded", "Failed", "Unknown"]
 def homepage_series(end: float | None = None) -> list[Series]:
     """Two hours of a kube-prometheus-like cluster where bruno-site-api crash-loops.
 
-    Matches /work/shared/examples/alertmanager/group-firing-homepage.json:
+    Matches examples/alertmanager/group-firing-homepage.json:
     KubeDeploymentReplicasMismatch (3 wanted, 2 available for 40 min),
     KubePodCrashLooping (api container) and CPUThrottlingHigh (web, ~41%).
     """

@@ -1,4 +1,4 @@
-"""Parsing Alertmanager's v4 payload, with the real bodies from shared/examples."""
+"""Parsing Alertmanager's v4 payload, with the real bodies in examples/alertmanager."""
 
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from sre_agent.alerts import load_alert_file, parse_payload
 from sre_agent.errors import AlertPayloadError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "alertmanager"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "alertmanager"
 
 
 def _example(name: str) -> dict:

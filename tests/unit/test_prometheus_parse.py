@@ -14,7 +14,7 @@ from sre_agent_tools.prometheus import (
     parse_time,
 )
 
-EXAMPLE = Path("/work/shared/examples/alertmanager/group-firing-homepage.json")
+EXAMPLE = Path(__file__).parents[2] / "examples" / "alertmanager" / "group-firing-homepage.json"
 DEFAULT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
