@@ -33,10 +33,32 @@ MASKED = [
         "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\ntail",
         f"-----BEGIN RSA PRIVATE KEY-----\n{MASK}\n-----END RSA PRIVATE KEY-----\ntail",
     ),
-    ("-----BEGIN PRIVATE KEY-----\nMIIEow cut off", f"-----BEGIN PRIVATE KEY-----\n{MASK}\n"),
+    # cut off without its END line: the key's lines go, the rest of the text stays
+    (
+        "-----BEGIN PRIVATE KEY-----\nMIIEow\nAAAB\nnext line",
+        f"-----BEGIN PRIVATE KEY-----\n{MASK}\nnext line",
+    ),
+    (
+        "-----BEGIN PRIVATE KEY-----\nMIIEowIBAAKCAQEA3Tz2mr7S cut off",
+        f"-----BEGIN PRIVATE KEY-----\n{MASK} cut off",
+    ),
+    (
+        "tls.key: |\n  -----BEGIN EC PRIVATE KEY-----\n  MHcCAQEE\n  -----END EC PRIVATE KEY-----\n",
+        f"tls.key: |\n  {MASK}\n",
+    ),
     ("ALTER ROLE app PASSWORD 'CANARY-x1';", f"ALTER ROLE app PASSWORD {MASK};"),
     ('CREATE USER u IDENTIFIED BY "s3cr3t"', f"CREATE USER u IDENTIFIED BY {MASK}"),
     ("mysql --password=hunter2 -h db", f"mysql --password={MASK} -h db"),
+    (
+        "auth:\n  password: |\n    hunter2\n    more\n  user: bob\n",
+        f"auth:\n  password: |\n    {MASK}\n  user: bob\n",
+    ),
+    ("password: >-\n  x1\nnext: 1", f"password: >-\n  {MASK}\nnext: 1"),
+    (
+        "-----BEGIN RSA PRIVATE KEY----- MIIEowIBAAKCAQEA3Tz2mr7S MIIEowIBAAKCAQEA3Tz2mr7S "
+        "-----END RSA PRIVATE KEY----- tail",
+        f"-----BEGIN RSA PRIVATE KEY----- {MASK} -----END RSA PRIVATE KEY----- tail",
+    ),
 ]
 
 UNCHANGED = [
