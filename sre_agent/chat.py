@@ -189,7 +189,7 @@ class ChatService:
 
     async def ask(self, ident: str, question: str) -> AsyncIterator[Event]:
         """One turn, as events: tokens, tool calls and results, then done (or error)."""
-        record = self.store.get(ident)
+        record = await asyncio.to_thread(self.store.get, ident)
         if record is None:
             raise KeyError(ident)
         lock = self._locks.setdefault(ident, asyncio.Lock())
@@ -207,7 +207,7 @@ class ChatService:
                 async for mode, chunk in self._agent(record, run, question).astream(
                     {"messages": [HumanMessage(question)]},
                     config,
-                    context=self.deps,
+                    context=self._scoped_deps(record),
                     stream_mode=["messages", "updates"],
                 ):
                     for event in stream.feed(mode, chunk):
@@ -252,6 +252,15 @@ class ChatService:
                 await self._reader.aupdate_state(_config(ident), {"messages": removals})
         except Exception:  # the history keeps the question; nothing worse
             log.exception("could not drop the failed turn of %s from the chat history", ident)
+
+    def _scoped_deps(self, record: dict[str, Any]) -> ToolDeps:
+        """The tools' clients, reading only the namespaces the investigation's evidence names."""
+        return self.deps.scoped(
+            record.get("alert") or {},
+            record.get("tool_calls") or [],
+            self.settings.allowed_namespaces,
+            owner="this chat's",
+        )
 
     def _agent(self, record: dict[str, Any], run: RunLog, question: str) -> Any:
         system = self._system_prompt(record, question)

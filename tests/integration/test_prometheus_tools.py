@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from sre_agent_tools.prometheus import (
 )
 
 from tests.support.prometheus import API_POD, WEB_POD, PrometheusServer, free_port
+from tests.support.recording_proxy import RecordingProxy
 
 pytestmark = pytest.mark.integration
 
@@ -186,13 +188,127 @@ async def test_silent_prometheus_times_out() -> None:
     assert elapsed < 3
 
 
-async def test_range_query_over_too_many_series_is_refused_before_fetching(prometheus, monkeypatch):
-    from sre_agent_tools import prometheus as prom_tools
+@pytest.fixture
+def proxy(prometheus: PrometheusServer) -> Iterator[RecordingProxy]:
+    """The real Prometheus behind a proxy that records every query it receives."""
+    with RecordingProxy(prometheus.url) as recording:
+        yield recording
 
-    monkeypatch.setattr(prom_tools, "MAX_RANGE_FETCH", 10)  # the fixture holds 40 phase series
-    deps = ToolDeps(prometheus=prom_tools.make_prometheus(prometheus.url, 5))
-    result = await prom_tools.query_range(deps, "kube_pod_status_phase")
+
+def _deps(url: str, **limits: object) -> ToolDeps:
+    return ToolDeps(prometheus=make_prometheus(url, 5), timeout=5, **limits)  # type: ignore[arg-type]
+
+
+async def test_range_query_over_too_many_series_is_refused_before_fetching(proxy):
+    deps = _deps(proxy.url, promql_max_range_series=10)  # the fixture holds 40 phase series
+    result = await query_range(deps, "kube_pod_status_phase")
     assert result.status == "error"
-    assert "matches 40 series" in result.text and "Aggregate it" in result.text
-    fine = await prom_tools.query_range(deps, "sum by (phase) (kube_pod_status_phase)")
-    assert fine.status == "ok"
+    assert "up to 40 series" in result.text and "aggregate it" in result.text
+    assert not any(path.endswith("query_range") for _, path, _ in proxy.requests)
+    fine = await query_range(deps, "sum(kube_pod_status_phase)")
+    assert fine.status == "ok" and fine.text.startswith("1 series")
+    top = await query_range(deps, "topk(3, kube_pod_status_phase)")
+    assert top.status == "ok", top.text
+
+
+async def test_a_filtering_range_query_is_judged_by_what_survives_the_filter(proxy):
+    """An alert's expression (``... == 1``) matches few of its selector's series."""
+    deps = _deps(proxy.url, promql_max_range_series=10)
+    firing = await query_range(deps, "kube_pod_status_phase == 1")  # 8 pods Running
+    assert firing.status == "ok" and firing.text.startswith("8 series"), firing.text
+    assert "count(kube_pod_status_phase == 1)" in proxy.queries()
+    everything = await query_range(deps, "kube_pod_status_phase >= 0")
+    assert everything.status == "error" and "up to 40 series" in everything.text
+    assert not any("kube_pod_status_phase >= 0" == q for q in proxy.queries())
+
+
+@pytest.mark.parametrize(
+    ("tool", "query", "says"),
+    [
+        ("instant", '{__name__=~".+"}', "could match every series"),
+        ("instant", '{__name__=~".+", job=~".+"}', "could match every series"),
+        ("instant", '{namespace!=""}', "could match every series"),
+        ("instant", 'count_over_time({__name__=~".+"}[3650d])', "reads 3650d of data"),
+        ("instant", 'count_over_time(up{job="kube-state-metrics"}[3650d])', "the limit is 7d"),
+        ("instant", "max_over_time(rate(up[5m])[30d:1m])", "the limit is 7d"),
+        ("instant", "up offset 30d", "the limit is 7d"),
+        ("instant", "up @ 0", "the limit is 7d"),
+        ("instant", "max_over_time(up[1h:1ms])", "steps"),
+        ("range", '{__name__=~".+"}', "could match every series"),
+        ("range", "up", "the limit is 7d"),  # with start=now-3650d
+    ],
+)
+async def test_expensive_queries_never_reach_prometheus(proxy, tool, query, says):
+    deps = _deps(proxy.url)
+    if tool == "instant":
+        result = await query_instant(deps, query)
+    else:
+        result = await query_range(deps, query, start="now-3650d" if query == "up" else "now-1h")
+    assert result.status == "error"
+    assert result.text.startswith("Refused: ") and says in result.text, result.text
+    assert proxy.requests == []  # not even a series count was asked for
+
+
+async def test_instant_query_at_a_time_long_ago_is_refused(proxy):
+    result = await query_instant(_deps(proxy.url), "up", time="now-30d")
+    assert result.status == "error" and "the limit is 7d" in result.text
+    assert proxy.requests == []
+
+
+async def test_max_range_setting_widens_the_limit(proxy):
+    deps = _deps(proxy.url, promql_max_range=timedelta(days=40))
+    result = await query_instant(deps, "up offset 30d")
+    assert result.status == "no_data"  # allowed, and nothing is that old
+    assert any("offset" in q for q in proxy.queries())
+
+
+async def test_selector_over_too_many_series_is_refused_after_counting_only(proxy):
+    deps = _deps(proxy.url, promql_max_series=30)  # 40 phase series, 2 up series
+    query = 'sum(rate(kube_pod_status_phase[5m])) + sum(up{job="kube-state-metrics"})'
+    result = await query_instant(deps, query)
+    assert result.status == "error"
+    assert "matches 40 series" in result.text and "kube_pod_status_phase" in result.text
+    sent = proxy.queries()
+    assert len(sent) == 1 and "count(" in sent[0]  # the count of each selector, nothing else
+    assert "rate(" not in sent[0] and query not in sent[0]
+
+
+async def test_counting_runs_on_selectors_not_the_expression(proxy):
+    deps = _deps(proxy.url)
+    query = 'sum by (phase) (max_over_time(kube_pod_status_phase{namespace="filler"}[1h]))'
+    result = await query_instant(deps, query)
+    assert result.status == "ok", result.text
+    count, real = proxy.queries()
+    assert "max_over_time" not in count and "[1h]" not in count
+    assert 'namespace="filler"' in count and "kube_pod_status_phase" in count
+    assert real == query
+    params = proxy.requests[-1][2]
+    assert params["timeout"] == ["5"] and params["limit"]  # Prometheus' own bounds (seconds)
+
+
+async def test_syntax_error_is_reported_without_a_request(proxy):
+    result = await query_instant(_deps(proxy.url), "sum(rate(up[5m])")
+    assert result.status == "error" and result.text.startswith("PromQL error:")
+    assert proxy.requests == []
+
+
+async def test_hostile_nesting_is_refused_not_crashed(proxy):
+    deep = "(" * 20000 + "up" + ")" * 20000
+    chained = "+".join(["up"] * 5000)
+    for query in (deep, chained, "-" * 20000 + "up", "abs(" * 3000 + "up" + ")" * 3000):
+        result = await query_instant(_deps(proxy.url), query)
+        assert result.status == "error" and result.text.startswith("Refused: ")
+    assert proxy.requests == []
+
+
+async def test_a_fractional_backend_timeout_is_a_timeout_prometheus_accepts(
+    prometheus: PrometheusServer,
+) -> None:
+    client = make_prometheus(prometheus.url, timeout=1.5)
+    try:
+        deps = ToolDeps(prometheus=client, timeout=1.5)
+        query = 'kube_deployment_spec_replicas{namespace="homepage"}'
+        assert (await query_instant(deps, query)).status == "ok"
+        assert (await query_range(deps, query, start="now-30m")).status == "ok"
+    finally:
+        client.close()

@@ -26,6 +26,7 @@ import urllib3
 from kubernetes.client import AppsV1Api, AutoscalingV2Api, BatchV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from sre_agent_tools import kube_scope
 from sre_agent_tools.deps import ToolDeps
 from sre_agent_tools.kube_render import (
     cpu_cores,
@@ -140,12 +141,23 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.reason or exc.body or "").strip()
 
 
-async def _raw(deps: ToolDeps, api: type, method: str, *args: Any, **kwargs: Any) -> bytes:
-    """Run one client call in a thread and return the response body."""
+async def _raw(
+    deps: ToolDeps, api: type, method: str, *, summary: str | None = None, **kwargs: Any
+) -> bytes:
+    """Run one client call in a thread and return the response body.
+
+    Every request passes here, with keyword arguments only, so that
+    :func:`kube_scope.admit` sees each name, namespace and selector: checked,
+    escaped and held to the scope before anything is sent.
+    """
+    try:
+        kube_scope.admit(method, kwargs, deps.namespaces, deps.scope_owner, summary)
+    except kube_scope.Rejected as exc:
+        raise _Failed(ToolResult("error", str(exc))) from None
     fn = getattr(api(deps.kube), method)
 
     def call() -> bytes:
-        resp = fn(*args, _preload_content=False, _request_timeout=deps.timeout, **kwargs)
+        resp = fn(_preload_content=False, _request_timeout=deps.timeout, **kwargs)
         try:
             return bytes(resp.data)
         finally:
@@ -176,16 +188,18 @@ async def _raw(deps: ToolDeps, api: type, method: str, *args: Any, **kwargs: Any
         ) from exc
 
 
-async def _json(deps: ToolDeps, api: type, method: str, *args: Any, **kwargs: Any) -> Obj:
-    return json.loads(await _raw(deps, api, method, *args, **kwargs))
+async def _json(deps: ToolDeps, api: type, method: str, **kwargs: Any) -> Obj:
+    return json.loads(await _raw(deps, api, method, **kwargs))
 
 
 async def _read(deps: ToolDeps, k: _Kind, name: str, namespace: str) -> Obj:
     """Read one object; a 404 becomes an error that lists what does exist."""
     try:
         if k.namespaced:
-            return await _json(deps, k.api, f"read_namespaced_{k.method}", name, namespace)
-        return await _json(deps, k.api, f"read_{k.method}", name)
+            return await _json(
+                deps, k.api, f"read_namespaced_{k.method}", name=name, namespace=namespace
+            )
+        return await _json(deps, k.api, f"read_{k.method}", name=name)
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -196,7 +210,9 @@ async def _read(deps: ToolDeps, k: _Kind, name: str, namespace: str) -> Obj:
 
 async def _list(deps: ToolDeps, k: _Kind, namespace: str | None, **kwargs: Any) -> list[Obj]:
     if k.namespaced and namespace is not None:
-        body = await _json(deps, k.api, f"list_namespaced_{k.method}", namespace, **kwargs)
+        body = await _json(
+            deps, k.api, f"list_namespaced_{k.method}", namespace=namespace, **kwargs
+        )
     elif k.namespaced:
         body = await _json(deps, k.api, f"list_{k.method}_for_all_namespaces", **kwargs)
     else:
@@ -222,22 +238,36 @@ async def _existing(deps: ToolDeps, k: _Kind, name: str, namespace: str) -> str:
 async def _events_of(
     deps: ToolDeps, namespace: str | None, name: str | None = None, kind: str | None = None
 ) -> list[Obj]:
-    """Events (core/v1) for one object or a namespace, oldest first."""
-    fields = [
-        f"involvedObject.{key}={value}"
+    """Events (core/v1) for one object or a namespace, oldest first.
+
+    Without a namespace only a cluster-scoped object's events are asked for.
+    """
+    terms: kube_scope.Terms = [
+        (f"involvedObject.{key}", "=", value)
         for key, value in (("name", name), ("namespace", namespace), ("kind", kind))
         if value
     ]
-    selector = ",".join(fields) or None
-    if namespace:
+    if namespace is not None:
         body = await _json(
-            deps, CoreV1Api, "list_namespaced_event", namespace, field_selector=selector
+            deps, CoreV1Api, "list_namespaced_event", namespace=namespace, field_selector=terms
         )
-    else:
-        body = await _json(
-            deps, CoreV1Api, "list_event_for_all_namespaces", field_selector=selector
-        )
-    return sorted(body.get("items") or [], key=_event_time)
+        return sorted(body.get("items") or [], key=_event_time)
+    if kind not in kube_scope.CLUSTER_SCOPED_KINDS or not name:
+        raise _Failed(ToolResult("error", "events need a namespace"))
+    body = await _json(
+        deps,
+        CoreV1Api,
+        "list_event_for_all_namespaces",
+        field_selector=terms,
+        summary="the events of a cluster-scoped object",
+    )
+    items = [
+        e
+        for e in body.get("items") or []
+        if (e.get("involvedObject") or {}).get("kind") == kind
+        and (e.get("involvedObject") or {}).get("name") == name
+    ]
+    return sorted(items, key=_event_time)
 
 
 def _event_time(event: Obj) -> str:
@@ -317,7 +347,7 @@ async def _render_described(deps: ToolDeps, k: _Kind, obj: Obj) -> ToolResult:
     if k.kind != "Node":
         meta = obj["metadata"]
         try:
-            events = await _events_of(deps, meta.get("namespace", ""), meta["name"], k.kind)
+            events = await _events_of(deps, meta.get("namespace") or None, meta["name"], k.kind)
             lines += render_events(events[-MAX_EVENTS_DESCRIBE:], len(events))
         except _Failed as failed:  # the object itself is still worth showing
             lines.append(f"Events: unavailable ({failed.result.text})")
@@ -341,7 +371,7 @@ async def _replica_sets(deps: ToolDeps, deployment: Obj, selector: dict[str, str
     name, ns = deployment["metadata"]["name"], deployment["metadata"]["namespace"]
     owned = [
         rs
-        for rs in await _list(deps, k, ns, label_selector=labels_text(selector, 99, ","))
+        for rs in await _list(deps, k, ns, label_selector=kube_scope.label_selector(selector))
         if not rs["metadata"].get("ownerReferences")
         or any(o.get("name") == name for o in rs["metadata"]["ownerReferences"])
     ]
@@ -387,11 +417,17 @@ async def _describe_node(deps: ToolDeps, obj: Obj) -> list[str]:
     cap_, alloc = status.get("capacity") or {}, status.get("allocatable") or {}
     lines.append("Capacity: " + ", ".join(f"{k}={v}" for k, v in sorted(cap_.items())))
     lines.append("Allocatable: " + ", ".join(f"{k}={v}" for k, v in sorted(alloc.items())))
+    # Across namespaces, but only summed up: no pod of another namespace is named.
     pods = await _list(
         deps,
         _KINDS["pod"],
         None,
-        field_selector=(f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"),
+        field_selector=[
+            ("spec.nodeName", "=", name),
+            ("status.phase", "!=", "Succeeded"),
+            ("status.phase", "!=", "Failed"),
+        ],
+        summary="requests and limits summed over the node's pods",
     )
     totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requests, limits
     for pod in pods:
@@ -424,7 +460,11 @@ async def _describe_service(deps: ToolDeps, obj: Obj) -> list[str]:
     meta = obj["metadata"]
     try:
         ep = await _json(
-            deps, CoreV1Api, "read_namespaced_endpoints", meta["name"], meta["namespace"]
+            deps,
+            CoreV1Api,
+            "read_namespaced_endpoints",
+            name=meta["name"],
+            namespace=meta["namespace"],
         )
     except ApiException as exc:
         if exc.status != 404:
@@ -519,8 +559,8 @@ async def logs(
                 deps,
                 CoreV1Api,
                 "read_namespaced_pod_log",
-                pod,
-                namespace,
+                name=pod,
+                namespace=namespace,
                 container=chosen,
                 previous=previous,
                 tail_lines=tail,
@@ -576,6 +616,24 @@ async def get_object(
         return await _read(deps, k, name, ns)
     except (_Failed, ApiException):
         return None
+
+
+async def read_object(
+    deps: ToolDeps, kind: str, name: str, namespace: str | None = None
+) -> Obj | ToolResult:
+    """:func:`get_object`, or the error :func:`describe` would give instead (not found
+    and what exists, forbidden, unreachable): one GET either way, never a second one
+    to learn why the first failed (against a hung API server that costs a timeout)."""
+    found: Obj | None = None
+
+    async def body() -> ToolResult:
+        nonlocal found
+        k = _kind_of(kind)
+        found = await _read(deps, k, name, (namespace or "default") if k.namespaced else "")
+        return ToolResult("ok", "")
+
+    failed = await _guard(deps, f"describe {kind} {name}", body)
+    return found if found is not None else failed
 
 
 async def list_objects(

@@ -26,6 +26,7 @@ import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from sre_agent_tools import promql_guard as guard
 from sre_agent_tools.deps import ToolDeps
 from sre_agent_tools.result import ToolResult, cap
 
@@ -50,6 +51,8 @@ TARGET_POINTS = 120
 #: Points shown per series in a range summary.
 SHOWN_POINTS = 6
 DEFAULT_RANGE = timedelta(hours=1)
+#: Series an instant query may return (Prometheus 3 honours ``limit``; older ones ignore it).
+INSTANT_LIMIT = 1000
 
 _NOT_CONFIGURED = ToolResult("error", "Prometheus is not configured: no PromQL tool can answer.")
 
@@ -57,15 +60,19 @@ _NOT_CONFIGURED = ToolResult("error", "Prometheus is not configured: no PromQL t
 
 
 def make_prometheus(url: str, timeout: float) -> PrometheusConnect:
-    """A client that fails fast: one connection retry, no read retry, a request timeout.
+    """A client that fails fast: one attempt per request, a request timeout.
 
     The library's default retries a refused connection three times with
-    backoff (about 6 s), too slow for an agent that should move on.
+    backoff (about 6 s), too slow for an agent that should move on; and each
+    retry logs a urllib3 warning. Our one deliberate policy: no connect or read
+    retry (a failed lookup is one error line, ours), and one retry of a 502/504
+    from a proxy in front of Prometheus.
     """
     retry = Retry(
         total=1,
-        connect=1,
+        connect=0,
         read=0,
+        other=0,
         backoff_factor=0.1,
         # Not 503: that is how Prometheus says a query timed out; running it again doubles it.
         status_forcelist=(502, 504),
@@ -336,6 +343,12 @@ def _metric_hint(query: str) -> str:
     return "Check the metric names and label values."
 
 
+def _timeout_param(deps: ToolDeps) -> str:
+    """Prometheus' own query timeout, in seconds as a number: its duration syntax
+    (``1.5s``) takes no fractions, so ``1.5s`` would fail every query."""
+    return f"{deps.timeout:g}"
+
+
 async def _call(deps: ToolDeps, fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, timeout=deps.timeout, **kwargs)
 
@@ -350,12 +363,17 @@ async def query_instant(deps: ToolDeps, query: str, time: str | None = None) -> 
     """
     if deps.prometheus is None:
         return _NOT_CONFIGURED
-    params: dict[str, Any] = {"timeout": f"{deps.timeout:g}s"}
+    now = datetime.now(UTC)
     try:
-        if time:
-            params["time"] = parse_time(time, datetime.now(UTC)).timestamp()
+        at = parse_time(time, now) if time else now
     except (ValueError, OverflowError) as exc:
         return ToolResult("error", str(exc))
+    plan = await _admit(deps, query, now=now, end=at)
+    if isinstance(plan, ToolResult):
+        return plan
+    params: dict[str, Any] = {"timeout": _timeout_param(deps), "limit": INSTANT_LIMIT}
+    if time:
+        params["time"] = f"{at.timestamp():.3f}"
     try:
         result = await _call(deps, deps.prometheus.custom_query, query, params=params)
     except Exception as exc:  # backend trouble becomes a result the model can read
@@ -371,29 +389,93 @@ async def query_instant(deps: ToolDeps, query: str, time: str | None = None) -> 
     return ToolResult("ok", _fit("", lines, len(result), deps.output_limit))
 
 
-#: A range query over more series than this is refused before its samples are fetched:
-#: only MAX_RANGE_SERIES are shown anyway, and 20,000 series x 120 points is ~70 MB.
-MAX_RANGE_FETCH = 500
+class _Admitted:
+    """A query that passed the guard, with its selectors' series counts."""
+
+    def __init__(self, plan: guard.Plan, counts: dict[str, int], at_time: str) -> None:
+        self.plan, self.counts, self.at_time = plan, counts, at_time
+
+    def bound(self) -> int:
+        return guard.result_bound(self.plan.expr, self.counts, self.at_time)
 
 
-async def _too_many_series(deps: ToolDeps, query: str, at: datetime) -> ToolResult | None:
-    """Count the series first (one cheap instant query); None when it is fine or unknown."""
+async def _admit(
+    deps: ToolDeps, query: str, *, now: datetime, end: datetime, span: timedelta = timedelta(0)
+) -> _Admitted | ToolResult:
+    """Judge the query, then count its selectors' series: nothing expensive has run yet.
+
+    A refusal or a syntax error is a result for the model; so is trouble counting
+    (the query itself would meet the same trouble).
+    """
+    limits = guard.Limits(max_range=deps.promql_max_range, max_series=deps.promql_max_series)
+    try:
+        # Bounded work (a few ms at worst), but parsing is CPU: keep it off the event loop.
+        plan = await asyncio.to_thread(guard.check, query, limits, now=now, end=end, span=span)
+    except guard.Refused as exc:
+        logger.info("promql refused: %s", exc)
+        return ToolResult("error", f"Refused: {exc}")
+    except ValueError as exc:
+        return ToolResult(
+            "error",
+            f"PromQL error: parse error: {exc}. Check the syntax, function names and brackets, "
+            "then retry with a corrected query.",
+        )
+    at_time = f"{end.timestamp():.3f}"
+    if not plan.selectors:
+        return _Admitted(plan, {}, at_time)
     try:
         counted = await _call(
             deps,
             deps.prometheus.custom_query,
-            f"count({query})",
-            params={"time": f"{at.timestamp():.3f}", "timeout": f"{deps.timeout:g}s"},
+            guard.count_query(plan.selectors),
+            params={"time": at_time, "timeout": _timeout_param(deps)},
         )
-        n = int(float(counted[0]["value"][1])) if counted else 0
-    except Exception:  # a scalar expression, or any trouble: let the range query speak
-        return None
-    if n <= MAX_RANGE_FETCH:
+    except Exception as exc:
+        return _backend_error(deps, exc)
+    counts: dict[str, int] = {}
+    for item in counted if isinstance(counted, list) else []:
+        if not isinstance(item, dict):
+            continue
+        index = str(item.get("metric", {}).get("sre_agent_selector", ""))
+        if index.isdigit() and int(index) < len(plan.selectors):
+            counts[plan.selectors[int(index)].text] = int(float(item["value"][1]))
+    for selector in plan.selectors:
+        n = counts.get(selector.text, 0)
+        if n > deps.promql_max_series:
+            return ToolResult(
+                "error",
+                f"Refused: {selector.text} matches {n} series; one selector may match at most "
+                f"{deps.promql_max_series}. Filter it by labels (namespace, pod, job, ...).",
+            )
+    return _Admitted(plan, counts, at_time)
+
+
+async def _too_wide(deps: ToolDeps, query: str, admitted: _Admitted) -> ToolResult | None:
+    """A refusal when the range query would return more series than we fetch.
+
+    The bound from the selectors' counts is exact enough unless the expression
+    filters by value (an alert's ``... > 0``): then what survives the filter is
+    counted at the end time, one instant of a query the guard has already judged.
+    """
+    limit = deps.promql_max_range_series
+    bound = admitted.bound()
+    if bound > limit and guard.filters(admitted.plan.expr):
+        try:
+            counted = await _call(
+                deps,
+                deps.prometheus.custom_query,
+                f"count({query})",
+                params={"time": admitted.at_time, "timeout": _timeout_param(deps)},
+            )
+            bound = int(float(counted[0]["value"][1])) if counted else 0
+        except Exception as exc:
+            return _backend_error(deps, exc)
+    if bound <= limit:
         return None
     return ToolResult(
         "error",
-        f"{query} matches {n} series; range queries are limited to {MAX_RANGE_FETCH}."
-        " Aggregate it (sum by (namespace) (...), topk(10, ...)) or filter by labels.",
+        f"Refused: {query} could return up to {bound} series; range queries are limited to "
+        f"{limit}. Filter by labels, or aggregate it (sum(...), topk(10, ...)).",
     )
 
 
@@ -423,9 +505,12 @@ async def query_range(
             step_s = max(parse_duration(step).total_seconds(), span / 1000, 0.001)
     except (ValueError, OverflowError) as exc:
         return ToolResult("error", f"bad time range: {exc}")
-    too_many = await _too_many_series(deps, query, end_at)
-    if too_many:
-        return too_many
+    admitted = await _admit(deps, query, now=datetime.now(UTC), end=end_at, span=end_at - start_at)
+    if isinstance(admitted, ToolResult):
+        return admitted
+    too_wide = await _too_wide(deps, query, admitted)
+    if too_wide:
+        return too_wide
     try:
         result = await _call(
             deps,
@@ -434,7 +519,7 @@ async def query_range(
             start_time=start_at,
             end_time=end_at,
             step=f"{step_s:g}",
-            params={"timeout": f"{deps.timeout:g}s"},
+            params={"timeout": _timeout_param(deps), "limit": deps.promql_max_range_series + 1},
         )
     except Exception as exc:  # backend trouble becomes a result the model can read
         return _backend_error(deps, exc)

@@ -17,7 +17,11 @@ from sre_agent_tools.deps import ToolDeps
 
 @tool
 async def promql_query(query: str, runtime: ToolRuntime[ToolDeps]) -> str:
-    """Run an instant PromQL query and return the current value of each series."""
+    """Run an instant PromQL query and return the current value of each series.
+
+    Name a metric and filter by labels: a selector that could match every series, or a
+    query reading further back than the limit (7 days by default), is refused.
+    """
     return (await prom.query_instant(runtime.context, query)).render()
 
 
@@ -43,6 +47,8 @@ async def kubectl_describe(
     kind: str, name: str, runtime: ToolRuntime[ToolDeps], namespace: str | None = None
 ) -> str:
     """Describe a Kubernetes object like `kubectl describe`, with its recent events.
+
+    Only the alert's namespaces can be read (nodes always).
 
     kind: pod, deployment, statefulset, daemonset, replicaset, job, cronjob, node, service, pvc
     or hpa.
