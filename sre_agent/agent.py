@@ -2,9 +2,10 @@
 read-only tools, then a validated :class:`Analysis`.
 
 We write no agent loop of our own: limits are LangChain middleware, and the
-:class:`Recorder` middleware keeps the tool calls, evidence and token counts
-of the run as they happen (so a deadline that cuts a run short still leaves
-what was gathered).
+:class:`Recorder` middleware keeps the tool calls, evidence, token counts and
+answers of the run as they happen, so a deadline that cuts a run short still
+leaves what was gathered and said (:meth:`Investigator.salvage`). Model-server
+faults are told apart from our own bugs where they happen (:mod:`sre_agent.llm`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-import ollama
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -29,56 +28,24 @@ from langchain.agents.middleware import (
     ToolCallLimitMiddleware,
 )
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_ollama import ChatOllama
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from sre_agent_tools import ToolDeps, ToolResult, make_tools
 from sre_agent_tools.redact import redact, redact_obj
 
 from sre_agent import evidence, tokens
 from sre_agent.analysis import Analysis, analysis_schema, parse_analysis
+from sre_agent.errors import ModelServerError
 from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
+from sre_agent.llm import LLM_ERRORS, OllamaChat, bound_lines, describe_error
 from sre_agent.prompts import Prompts
+from sre_agent.runlog import RunLog
 from sre_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["completed", "degraded", "failed"]
 
-#: What the Ollama client raises when the model server fails (HTTP error, refused, timeout).
-LLM_ERRORS: tuple[type[BaseException], ...] = (
-    ollama.ResponseError,
-    httpx.TransportError,
-    ConnectionError,
-)
-
-
-@dataclass
-class RunLog:
-    """What one investigation did; filled in while it runs."""
-
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_seconds: float = 0.0
-    model: str = ""
-    prompt_version: str = ""
-
-    def usage(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "prompt_version": self.prompt_version,
-            "calls": self.llm_calls,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "seconds": round(self.llm_seconds, 3),
-        }
-
-    def count(self, message: BaseMessage) -> None:
-        usage = getattr(message, "usage_metadata", None) or {}
-        self.prompt_tokens += int(usage.get("input_tokens", 0))
-        self.completion_tokens += int(usage.get("output_tokens", 0))
+__all__ = ["LLM_ERRORS", "Investigator", "Result", "RunLog", "describe_error"]
 
 
 @dataclass
@@ -103,14 +70,11 @@ class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
         request: ModelRequest[ToolDeps],
         handler: Callable[[ModelRequest[ToolDeps]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
-        started = time.perf_counter()
-        self.run.llm_calls += 1
-        try:
+        with self.run.metered("agent") as meter:
             response = await handler(request)
-        finally:
-            self.run.llm_seconds += time.perf_counter() - started
-        for message in response.result:
-            self.run.count(message)
+            for message in response.result:
+                meter.adopt(message)
+        self.run.remember(response.result)
         return response
 
     async def awrap_tool_call(
@@ -205,12 +169,14 @@ class Investigator:
         self.settings = settings
         self.prompts = prompts
         self.deps = deps
-        self.model = ChatOllama(
+        self.model = OllamaChat(
             model=settings.model,
             base_url=settings.ollama_url,
             temperature=0,
             num_ctx=settings.num_ctx,
+            num_predict=settings.num_predict,  # per call: a looping model stops here
             client_kwargs={"timeout": settings.llm_timeout},
+            async_client_kwargs={"event_hooks": {"response": [bound_lines]}},
         )
         self.tools = make_tools()
         tokens.count("warm up")  # load the tokenizer now, not during the first investigation
@@ -235,15 +201,29 @@ class Investigator:
         )
 
     async def gather(self, alert: dict[str, Any], run: RunLog) -> list[evidence.Finding]:
-        """Evidence first: what the alert points at, within the evidence budget."""
+        """Evidence first: what the alert points at; the prompt gets it within the budget.
+
+        Each finding reaches the run's record as it comes (a deadline in the middle
+        keeps what answered); once all are in, the record holds them in priority order.
+        """
         if not self.settings.evidence_first:
             return []
-        findings = await evidence.gather(alert, self.deps)
-        kept = evidence.fit_budget(findings, self.settings.evidence_budget_tokens)
-        for finding in kept:
+        first = len(run.evidence), len(run.tool_calls)
+        gathered: list[evidence.Finding] = []
+
+        def keep(finding: evidence.Finding) -> None:
+            gathered.append(finding)
             run.evidence.append(finding.record())
             run.tool_calls.append(finding.tool_call())
-        return kept
+
+        timeout = min(self.settings.evidence_timeout, self.settings.investigation_timeout / 2)
+        try:
+            await evidence.gather(alert, self.deps, on_finding=keep, timeout=timeout)
+        finally:  # cancelled too: the record in priority order, whatever answered
+            gathered.sort(key=lambda f: (f.priority, f.order))
+            run.evidence[first[0] :] = [f.record() for f in gathered]
+            run.tool_calls[first[1] :] = [f.tool_call() for f in gathered]
+        return evidence.fit_budget(gathered, self.settings.evidence_budget_tokens)
 
     async def run(self, alert: dict[str, Any], run: RunLog) -> Result:
         """Investigate one alert. Never raises for backend trouble: the result says what happened."""
@@ -260,11 +240,13 @@ class Investigator:
         final_text: str | None = None
         try:
             state = await self._agent(run, [f.signature() for f in findings]).ainvoke(
-                {"messages": [HumanMessage(question)]}, context=self.deps
+                {"messages": [HumanMessage(question)]},
+                # Kubernetes reads stay in the namespaces the alert and its evidence name.
+                context=self.deps.scoped(alert, run.tool_calls, self.settings.allowed_namespaces),
             )
             final_text = _final_text(state["messages"])
         except LLM_ERRORS as exc:  # the model server failed: keep what was gathered
-            reason = f"LLM call failed ({self.settings.ollama_url}): {describe_error(exc)}"
+            reason = f"LLM call failed ({self.settings.ollama_url}): {llm_failure(exc)}"
             if self.settings.reinvestigate:
                 reason += "; will investigate again when Ollama answers"
             log.warning("investigation of %s: %s", alert.get("labels", {}).get("alertname"), reason)
@@ -277,7 +259,36 @@ class Investigator:
                 return Result("completed", analysis=parse_analysis(final_text), raw_text=final_text)
             except ValueError as exc:
                 error = str(exc)
+        cut = run.cut_off("agent")
+        if cut == "length":
+            error = (
+                f"it was cut off at the {self.settings.num_predict}-token limit before it was"
+                f" complete (done_reason: length), so {error}. Keep the analysis short"
+            )
+        elif cut == "repetition":
+            error = (
+                "it was stopped because it kept repeating the same text (done_reason:"
+                f" repetition), so {error}. Write each point once"
+            )
         return await self._repair(alert, run, final_text, error)
+
+    def salvage(self, run: RunLog, reason: str) -> Result:
+        """What a run cut short (the deadline) still has: the model's last complete answer,
+        completed if it validates, else a report with it and the evidence."""
+        ongoing = _ongoing(run)
+        if ongoing:
+            reason = f"{reason}; {ongoing}"
+        answer = run.last_answer
+        if answer:
+            try:
+                analysis = parse_analysis(answer)
+            except ValueError:
+                pass
+            else:
+                kept = f"{reason}; the analysis is the model's last complete answer"
+                return Result("completed", kept, analysis=analysis, raw_text=answer)
+        status: Outcome = "degraded" if run.evidence or answer else "failed"
+        return Result(status, reason, raw_text=answer)
 
     async def _repair(
         self, alert: dict[str, Any], run: RunLog, final_text: str | None, error: str
@@ -286,23 +297,26 @@ class Investigator:
         notes = self._notes(alert, run, final_text)
         prompt = self.prompts.render("repair", error=error, notes=notes)
         structured = self.model.model_copy(update={"format": analysis_schema()})
-        started = time.perf_counter()
-        run.llm_calls += 1
         try:
-            reply = await structured.ainvoke(
-                [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
-            )
+            with run.metered("repair") as meter:
+                reply = await structured.ainvoke(
+                    [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
+                )
+                meter.adopt(reply)
         except LLM_ERRORS as exc:
-            reason = f"final answer invalid ({error}); retry failed: {describe_error(exc)}"
+            reason = f"final answer invalid ({error}); retry failed: {llm_failure(exc)}"
             return Result("degraded", reason, raw_text=final_text, llm_unavailable=True)
-        finally:
-            run.llm_seconds += time.perf_counter() - started
-        run.count(reply)
+        run.remember([reply])
         text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         try:
             return Result("completed", analysis=parse_analysis(text), raw_text=text)
         except ValueError as exc:
             reason = f"the model gave no valid analysis after one retry: {exc}"
+            cut = run.cut_off("repair")
+            if cut == "length":
+                reason += f" (the retry was cut off at {self.settings.num_predict} tokens)"
+            elif cut == "repetition":
+                reason += " (the retry was stopped: it kept repeating itself)"
             return Result("degraded", reason, raw_text=final_text or text)
 
     def _notes(self, alert: dict[str, Any], run: RunLog, final_text: str | None) -> str:
@@ -317,8 +331,9 @@ class Investigator:
             parts.append(block)
             if budget <= 0:
                 break
-        if final_text:
-            parts.append(f"## Your previous answer\n{final_text[:4000]}")
+        if final_text:  # a cut-off answer ran long: its start is all the retry needs
+            shown = 1000 if run.cut_off("agent") else 4000
+            parts.append(f"## Your previous answer\n{final_text[:shown]}")
         return "\n\n".join(parts)
 
 
@@ -335,6 +350,17 @@ def _final_text(messages: list[BaseMessage]) -> str | None:
     return None
 
 
-def describe_error(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return redact(f"{exc.__class__.__name__}: {text}")[:500]
+def llm_failure(exc: BaseException) -> str:
+    """A model-server failure, for a reason: ours already says what the server did."""
+    return redact(str(exc))[:500] if isinstance(exc, ModelServerError) else describe_error(exc)
+
+
+def _ongoing(run: RunLog) -> str:
+    """What the model call the deadline cut was doing, if one was."""
+    if not run.calls_detail or run.calls_detail[-1].get("ended") != "cancelled":
+        return ""
+    call = run.calls_detail[-1]
+    what = f"LLM call {len(run.calls_detail)} ({call['kind']}) was cut after {call['seconds']:g} s"
+    if call["completion_tokens"]:
+        return f"{what}: the model was still generating (~{call['completion_tokens']} tokens)"
+    return f"{what}: the model server had sent no tokens yet"

@@ -1,17 +1,23 @@
 """The Alertmanager webhook payload (version 4), validated with pydantic.
 
 Unknown keys are accepted: newer Alertmanagers add fields without bumping the
-version (``notification_reason``, ``routeLabels``).
+version (``notification_reason``, ``routeLabels``). Everything else is checked
+here, before anything is stored: text that cannot be encoded (lone UTF-16
+surrogates) or that no backend accepts (NUL), URLs that do not parse, times
+out of range. What passes can be stored, queried with and rendered without
+failing later for the same reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sre_agent_tools.redact import redact_label_value
 
 from sre_agent.errors import AlertPayloadError
 
@@ -39,6 +45,11 @@ class Alert(BaseModel):
             return value.astimezone(UTC)
         except OverflowError:
             raise ValueError("is out of range") from None
+
+    @field_validator("generatorURL")
+    @classmethod
+    def _parseable_url(cls, value: str) -> str:
+        return check_url(value)
 
     @field_validator("labels")
     @classmethod
@@ -68,12 +79,32 @@ class Alert(BaseModel):
         """The alert rule's PromQL, recovered from generatorURL's ``g0.expr``."""
         if not self.generatorURL:
             return None
-        values = parse_qs(urlparse(self.generatorURL).query).get("g0.expr")
+        values = parse_qs(urlsplit(self.generatorURL).query).get("g0.expr")
         return values[0] if values else None
 
     def dedup_key(self) -> str:
-        """The same firing of the same alert: fingerprint + startsAt."""
-        return f"{self.fingerprint}@{self.startsAt.astimezone(UTC).isoformat()}"
+        """The same firing of the same alert: fingerprint + startsAt, hashed (it is stored
+        and may hold whatever the sender put in a fingerprint)."""
+        return dedup_hash(f"{self.fingerprint}@{self.startsAt.astimezone(UTC).isoformat()}")
+
+
+def mask_label(name: str, value: str | None) -> str | None:
+    """A label value as it is stored and served: the alert's labels, and the columns
+    that copy them (alertname, namespace), pass this one function."""
+    return None if value is None else redact_label_value(name, value)
+
+
+def dedup_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def check_url(value: str) -> str:
+    """A URL our code will parse later (evidence, links) must parse now."""
+    try:
+        urlsplit(value)
+    except ValueError as exc:
+        raise ValueError(f"is not a URL that can be parsed ({exc})") from None
+    return value
 
 
 class WebhookPayload(BaseModel):
@@ -90,26 +121,77 @@ class WebhookPayload(BaseModel):
     externalURL: str = ""
     alerts: list[Alert]
 
+    @field_validator("externalURL")
+    @classmethod
+    def _parseable_url(cls, value: str) -> str:
+        return check_url(value)
+
+
+def _where(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A field path for a message: keys come from the sender, so each is shown short."""
+    parts = []
+    for part in loc:
+        text = str(part)
+        parts.append(text if len(text) <= 40 else f"{text[:40]}…")
+    return ".".join(parts) or "body"
+
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One readable line per problem: where, and what is wrong."""
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    more = len(exc.errors()) - 5
-    if more > 0:
-        parts.append(f"(and {more} more)")
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{_where(err['loc'])}: {err['msg'][:200]}" for err in errors[:5]]
+    if len(errors) > 5:
+        parts.append(f"(and {len(errors) - 5} more)")
     return "; ".join(parts)
+
+
+def _bad_text(text: str) -> str | None:
+    """Why no store, backend or JSON encoder would take this text, if one would not."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def check_text(data: Any) -> None:
+    """Every key and string of a decoded JSON body can be stored and sent on.
+
+    ``json.loads`` accepts ``"\\ud800"`` (a lone UTF-16 surrogate) and ``"\\u0000"``;
+    either would fail much later (encoding for SQLite or a response, a Kubernetes
+    or Prometheus request), so the whole body is walked once, iteratively (no
+    recursion limit), and the first problem is named by its path.
+    """
+    stack: list[tuple[tuple[int | str, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            problem = _bad_text(value)
+            if problem:
+                raise AlertPayloadError(f"invalid Alertmanager payload: {_where(path)}: {problem}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                problem = _bad_text(key)
+                if problem:
+                    raise AlertPayloadError(
+                        f"invalid Alertmanager payload: {_where(path)}: a key {problem}"
+                    )
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, n), item) for n, item in enumerate(value))
 
 
 def parse_payload(data: Any) -> WebhookPayload:
     """Validate a decoded JSON body as an Alertmanager v4 payload."""
     if not isinstance(data, dict):
         raise AlertPayloadError("body must be a JSON object (an Alertmanager v4 payload)")
+    check_text(data)
     if "version" in data and data["version"] != "4":
+        version = json.dumps(data["version"])
         raise AlertPayloadError(
-            f'unsupported payload version {data["version"]!r}: expected "4" (Alertmanager webhook)'
+            f'unsupported payload version {version[:40]}: expected "4" (Alertmanager webhook)'
         )
     try:
         return WebhookPayload.model_validate(data)
@@ -119,10 +201,19 @@ def parse_payload(data: Any) -> WebhookPayload:
         ) from None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(text: str | bytes) -> Any:
+    """Strict JSON (RFC 8259: no NaN or Infinity), as the webhook and the CLI read it."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
 def load_alert_file(text: str) -> WebhookPayload:
     """An Alertmanager body, or one alert on its own (wrapped into a one-alert group)."""
     try:
-        data = json.loads(text)
+        data = decode_json(text)
     except (ValueError, RecursionError) as exc:
         raise AlertPayloadError(
             f"not valid JSON: {str(exc)[:200] or 'too deeply nested'}"
@@ -139,7 +230,5 @@ def load_alert_file(text: str) -> WebhookPayload:
 
 
 def _fingerprint(labels: Any) -> str:
-    import hashlib
-
     blob = json.dumps(labels, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

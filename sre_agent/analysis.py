@@ -58,6 +58,19 @@ def analysis_schema() -> dict[str, Any]:
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate replaced by U+FFFD: JSON's ``\\ud800``
+    makes them, and they can be neither encoded, stored nor validated as text."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_surrogates(v) for v in value]
+    return value
 
 
 def extract_json(text: str) -> Any:
@@ -69,8 +82,8 @@ def extract_json(text: str) -> Any:
         candidates.append(text[start : end + 1])
     for candidate in candidates:
         try:
-            return json.loads(candidate)
-        except (json.JSONDecodeError, ValueError):
+            return without_surrogates(json.loads(candidate))
+        except (json.JSONDecodeError, ValueError, RecursionError):
             continue
     raise ValueError("the answer contains no JSON object")
 

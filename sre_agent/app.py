@@ -16,13 +16,15 @@ from fastapi.responses import JSONResponse
 from sre_agent_tools import ToolDeps
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sre_agent import __version__
+from sre_agent import __version__, tokens
 from sre_agent.agent import Investigator
-from sre_agent.backends import check_ollama, make_deps
+from sre_agent.api.edge import Edge
+from sre_agent.backends import make_deps
 from sre_agent.chat import ChatService
-from sre_agent.metrics import Metrics, watch_ollama
+from sre_agent.metrics import Metrics
 from sre_agent.notify import Notifier
 from sre_agent.prompts import Prompts, load_prompts
+from sre_agent.readiness import Readiness
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 from sre_agent.worker import Worker
@@ -40,6 +42,7 @@ class Services:
     metrics: Metrics
     notifier: Notifier
     chat: ChatService
+    readiness: Readiness
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -66,11 +69,15 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.track_queue(lambda: worker.depth)
         chat = ChatService(settings, prompts, deps, store)
         await chat.open()
-        app.state.services = Services(
-            settings, store, deps, prompts, worker, metrics, notifier, chat
+        # /readyz serves these states; the checks run in the background (readiness.py).
+        readiness = Readiness.for_service(
+            settings, deps, on_result=metrics.record_backend, ping=store.ping
         )
-        ollama = await check_ollama(settings)
-        metrics.set_ollama(ollama)
+        app.state.services = Services(
+            settings, store, deps, prompts, worker, metrics, notifier, chat, readiness
+        )
+        await readiness.start()
+        ollama = readiness.state("ollama")
         if ollama["ok"]:
             log.info("Ollama ready at %s with model %s", settings.ollama_url, settings.model)
         else:
@@ -81,14 +88,15 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.ollama_url,
                 ollama.get("error"),
             )
+        # The tokenizer loads in about a second: here, in a thread, not on the event loop
+        # under the first investigation (every request would wait for it).
+        await asyncio.to_thread(tokens.count, "warm up")
         await notifier.start()
         await worker.start()
-        ollama_watch = asyncio.create_task(watch_ollama(settings, metrics), name="ollama-watch")
         try:
             yield
         finally:
-            ollama_watch.cancel()
-            await asyncio.gather(ollama_watch, return_exceptions=True)
+            await readiness.stop()
             await worker.stop()
             await notifier.stop()
             await chat.close()
@@ -97,6 +105,16 @@ def create_app(settings: Settings) -> FastAPI:
             store.close()
 
     app = FastAPI(title="sre-agent", version=__version__, lifespan=lifespan)
+    # Before any route: the Host allowlist, header and body bounds, and a JSON 500 that
+    # keeps the connection (api/edge.py).
+    app.add_middleware(
+        Edge,
+        allowed_hosts=settings.allowed_hosts,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -109,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(str(p)[:40] for p in e['loc'])}: {e['msg'][:200]}" for e in exc.errors()[:5]
         )
         return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
 

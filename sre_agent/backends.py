@@ -1,22 +1,30 @@
 """Clients for Ollama, Prometheus and Kubernetes, built from settings, and
-the reachability checks ``/readyz`` and the CLI use."""
+the reachability checks :mod:`sre_agent.readiness` and the CLI use."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sre_agent_tools import ToolDeps
 from sre_agent_tools.redact import redact
+from urllib3.util.retry import Retry
 
 from sre_agent.errors import OllamaUnavailable
 from sre_agent.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: The ``kubernetes`` client's policy: one attempt per request. urllib3's default
+#: (``Retry(3)``) re-sends a timed-out read three times, so a hung API server costs
+#: four timeouts per call and logs a "Retrying" warning for each. A lookup that fails
+#: is reported to the model (or the evidence) once, and the caller decides what next.
+NO_RETRIES = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0)
 
 
 def make_kube(settings: Settings) -> Any | None:
@@ -42,6 +50,7 @@ def make_kube(settings: Settings) -> Any | None:
     except Exception as exc:  # a broken kubeconfig degrades the tools, not the service
         log.warning("Kubernetes configuration unusable: %s", exc)
         return None
+    configuration.retries = NO_RETRIES
     return client.ApiClient(configuration)
 
 
@@ -53,6 +62,8 @@ def make_deps(settings: Settings) -> ToolDeps:
         kube=make_kube(settings),
         output_limit=settings.tool_output_limit,
         timeout=settings.backend_timeout,
+        promql_max_range=settings.promql_max_range,
+        promql_max_series=settings.promql_max_series,
     )
 
 
@@ -114,20 +125,26 @@ async def check_prometheus(settings: Settings, timeout: float = 3.0) -> dict[str
         }
 
 
-async def check_kubernetes(deps: ToolDeps, timeout: float = 3.0) -> dict[str, Any]:
+async def check_kubernetes(
+    deps: ToolDeps,
+    timeout: float = 3.0,
+    run: Callable[[Callable[[], Any]], Awaitable[Any]] = asyncio.to_thread,
+) -> dict[str, Any]:
+    """The API server's version; the sync client call goes through ``run`` (a thread)."""
     if deps.kube is None:
         return {"ok": False, "error": "not configured"}
     from kubernetes import client
 
     host = deps.kube.configuration.host
+    version = client.VersionApi(deps.kube)
     try:
-        info = await asyncio.to_thread(
-            client.VersionApi(deps.kube).get_code, _request_timeout=timeout
-        )
+        info = await run(lambda: version.get_code(_request_timeout=timeout))
         return {"ok": True, "url": redact(host), "version": info.git_version}
     except Exception as exc:
+        cause = getattr(exc, "reason", None)  # urllib3 wraps the error in MaxRetryError
+        reason = cause if isinstance(cause, BaseException) else exc
         return {
             "ok": False,
             "url": redact(host),
-            "error": f"{exc.__class__.__name__}: {str(exc)[:200]}",
+            "error": redact(f"{reason.__class__.__name__}: {str(reason)[:200]}"),
         }

@@ -89,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
-    import uvicorn
-
+    from sre_agent import server
     from sre_agent.app import create_app
+
+    # The names of the host it is bound to are names users reach it by.
+    hosts = dict.fromkeys((*settings.allowed_hosts, *server.bound_names(host)))
+    settings = settings.model_copy(update={"allowed_hosts": tuple(hosts)})
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     log.info(
@@ -105,10 +108,11 @@ def serve(settings: Settings, host: str, port: int) -> int:
         settings.prometheus_url,
         settings.database_url,
     )
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_config=None, access_log=False
+    log.info(
+        "answering to Host %s and IP addresses (SRE_AGENT_ALLOWED_HOSTS)",
+        ", ".join(settings.allowed_hosts),
     )
-    uvicorn.Server(config).run()
+    server.run(create_app(settings), settings, host, port)
     return 0
 
 

@@ -3,6 +3,8 @@
     SreAgentError
     ├── ConfigError          bad setting; stops start-up with one line
     ├── OllamaUnavailable    the model server cannot be reached (fail fast in the CLI)
+    ├── ModelServerError     a model call broke on the server's side: garbage, a cut or
+    │                        endless stream, silence (sre_agent.llm); degrades one run
     └── AlertPayloadError    a webhook body or alert file we cannot accept (4xx)
 
 Tool problems (bad PromQL, object not found, backend down) are *not* errors
@@ -22,6 +24,10 @@ class ConfigError(SreAgentError):
 
 class OllamaUnavailable(SreAgentError):
     """Ollama did not answer at the configured URL."""
+
+
+class ModelServerError(SreAgentError):
+    """The model server answered a call with something other than Ollama's protocol."""
 
 
 class AlertPayloadError(SreAgentError):

@@ -16,6 +16,12 @@ conventions: ``namespace``, ``pod``, ``container``, ``deployment``,
 
 Each finding carries a priority; :func:`fit_budget` keeps the most important
 ones whole and trims the rest to the prompt budget.
+
+Each finding is handed to ``on_finding`` the moment it is gathered, so a
+deadline that cuts the investigation short still leaves what the backends
+that answered gave. The phase as a whole is bounded (``timeout``): lookups
+still pending then are cancelled and become ``error`` findings that say they
+timed out, so the report names what did not answer.
 """
 
 from __future__ import annotations
@@ -24,20 +30,27 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sre_agent_tools import ToolDeps, ToolResult
 from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
-from sre_agent_tools.redact import redact
 
-from sre_agent import tokens
+from sre_agent.findings import Finding, Plan, call_signature, fit_budget, render
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "Finding",
+    "call_signature",
+    "fit_budget",
+    "gather",
+    "other_events",
+    "reduce_log",
+    "render",
+]
 
 #: Label -> Kubernetes kind, for objects an alert names directly.
 OBJECT_LABELS = (
@@ -86,6 +99,8 @@ RECIPES: dict[str, list[str]] = {
 #: Scrape jobs whose `job`/`instance` labels name the exporter, not the thing in trouble.
 EXPORTERS = {"kube-state-metrics", "kubelet", "node-exporter", "apiserver"}
 
+Obj = dict[str, Any]
+
 _POD_LABEL = re.compile(r'\bpod="([^"]+)"')
 
 _ERROR_LINE = re.compile(
@@ -93,86 +108,6 @@ _ERROR_LINE = re.compile(
     r"timed? ?out|OOM|Killed|\bexit(ed)?\b|not found|missing|invalid|unable|cannot",
     re.IGNORECASE,
 )
-
-
-@dataclass
-class Finding:
-    """One piece of evidence, as the model and the stored record see it."""
-
-    title: str
-    tool: str  # the agent tool that returns the same thing
-    args: dict[str, Any]
-    status: str
-    output: str
-    duration_ms: float
-    priority: int  # 0 = most important
-
-    def signature(self) -> str:
-        return call_signature(self.tool, self.args)
-
-    def record(self) -> dict[str, Any]:
-        return {"title": self.title, "tool": self.tool, "output": self.output, "phase": "evidence"}
-
-    def tool_call(self) -> dict[str, Any]:
-        return {
-            "name": self.tool,
-            "args": self.args,
-            "duration_ms": round(self.duration_ms, 1),
-            "status": self.status,
-            "output_chars": len(self.output),
-            "phase": "evidence",
-        }
-
-
-def call_signature(tool: str, args: dict[str, Any]) -> str:
-    """Identity of a tool call: the same tool with the same (non-empty) arguments."""
-    clean = {k: v for k, v in args.items() if v not in (None, "", False)}
-    return f"{tool}:{json.dumps(clean, sort_keys=True, default=str)}"
-
-
-@dataclass
-class _Plan:
-    deps: ToolDeps
-    findings: list[Finding] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-
-    async def run(
-        self,
-        title: str,
-        tool: str,
-        args: dict[str, Any],
-        priority: int,
-        call: Callable[[], Awaitable[ToolResult]],
-        reduce: Callable[[str], str] | None = None,
-        optional: bool = False,
-    ) -> ToolResult | None:
-        """Run one tool; an ``optional`` finding is kept only when it found something."""
-        signature = call_signature(tool, args)
-        if signature in self.seen:
-            return None
-        self.seen.add(signature)
-        started = time.perf_counter()
-        try:
-            result = await call()
-        except Exception as exc:  # a tool bug must not cost the investigation
-            log.exception("evidence %s failed", title)
-            result = ToolResult("error", f"{exc.__class__.__name__}: {exc}")
-        elapsed = (time.perf_counter() - started) * 1000
-        text = reduce(result.text) if reduce and result.status == "ok" else result.text
-        if optional and (result.status != "ok" or not text.strip()):
-            log.info(
-                "tool %s %s in %.0f ms (evidence, not kept: %s)",
-                tool,
-                result.status,
-                elapsed,
-                title,
-            )
-            return result
-        self.findings.append(
-            Finding(title, tool, args, result.status, redact(text), elapsed, priority)
-        )
-        log.info("tool %s %s in %.0f ms (evidence: %s)", tool, result.status, elapsed, title)
-        return result
 
 
 def reduce_log(text: str, error_lines: int = 12, tail: int = 10) -> str:
@@ -193,12 +128,24 @@ def reduce_log(text: str, error_lines: int = 12, tail: int = 10) -> str:
     return "\n".join(parts)
 
 
+#: How far back the alert's expression is graphed, at most: a startsAt of year 1
+#: (Alertmanager's zero time) or a week ago must not become a range over years.
+_WINDOW_MAX = timedelta(days=3)
+_WINDOW_LEAD = timedelta(minutes=30)
+
+
 def _window(alert: dict[str, Any], now: datetime) -> tuple[str, str]:
+    """From 30 minutes before the alert started (within ``_WINDOW_MAX``) to now.
+
+    Only ``now - starts`` is computed: no arithmetic near datetime's own bounds."""
     try:
         starts = datetime.fromisoformat(str(alert.get("startsAt")).replace("Z", "+00:00"))
-    except ValueError:
-        starts = now - timedelta(minutes=30)
-    start = min(starts - timedelta(minutes=30), now - timedelta(minutes=30))
+        if starts.tzinfo is None:
+            starts = starts.replace(tzinfo=UTC)
+        firing_for = max(now - starts, timedelta(0))  # a start in the future: from now
+    except (ValueError, OverflowError, TypeError):
+        firing_for = timedelta(0)
+    start = now - min(firing_for + _WINDOW_LEAD, _WINDOW_MAX)
     return start.isoformat(), now.isoformat()
 
 
@@ -236,17 +183,45 @@ def _needs_node(pod: dict[str, Any]) -> bool:
 
 
 async def gather(
-    alert: dict[str, Any], deps: ToolDeps, *, now: datetime | None = None
+    alert: dict[str, Any],
+    deps: ToolDeps,
+    *,
+    now: datetime | None = None,
+    on_finding: Callable[[Finding], None] | None = None,
+    timeout: float | None = None,
 ) -> list[Finding]:
-    """Everything the alert points at, most important first."""
-    now = now or datetime.now(UTC)
+    """Everything the alert points at, most important first.
+
+    ``on_finding`` gets each finding as soon as it is gathered; past ``timeout``
+    seconds the lookups still pending become timed-out findings and the rest is
+    returned. A cancellation (the investigation's deadline) records them too.
+    """
+    plan = Plan(deps, on_finding)
+    scope = asyncio.timeout(timeout)
+    try:
+        async with scope:
+            await _gather(plan, alert, now or datetime.now(UTC))
+    except TimeoutError:
+        if not scope.expired():  # not ours: a bug to see, not a slow backend
+            raise
+        plan.cut(
+            f"timed out: no answer within the evidence phase's {timeout:g} s"
+            " (SRE_AGENT_EVIDENCE_TIMEOUT)"
+        )
+    except asyncio.CancelledError:
+        plan.cut("cancelled: the investigation's deadline came before the answer")
+        raise
+    return sorted(plan.findings, key=lambda f: (f.priority, f.order))
+
+
+async def _gather(plan: Plan, alert: dict[str, Any], now: datetime) -> None:
+    deps = plan.deps
     labels: dict[str, str] = dict(alert.get("labels") or {})
     alertname = labels.get("alertname", "")
     ns = labels.get("namespace")
     pod, container, node = labels.get("pod"), labels.get("container"), labels.get("node")
     if labels.get("job") == "node-exporter":  # there `pod` is the exporter, not the subject
         pod = container = None
-    plan = _Plan(deps)
     first: list[Awaitable[Any]] = []
 
     expr = alert.get("expr")
@@ -314,7 +289,6 @@ async def gather(
             reduce=lambda text: other_events(text, described),
             optional=True,
         )
-    return sorted(plan.findings, key=lambda f: f.priority)
 
 
 def other_events(text: str, described: set[str], limit: int = 10) -> str:
@@ -326,7 +300,7 @@ def other_events(text: str, described: set[str], limit: int = 10) -> str:
     return "\n".join([f"Events of other objects ({len(rows[-limit:])} newest):", *rows[-limit:]])
 
 
-async def _related_query(plan: _Plan, query: str) -> None:
+async def _related_query(plan: Plan, query: str) -> None:
     await plan.run(
         "Related query",
         "promql_query",
@@ -342,37 +316,55 @@ def k8s_name_like(value: str) -> bool:
     return bool(value) and not re.fullmatch(r"[\d.]+|\[?[0-9a-fA-F:]+\]?", value)
 
 
+def _describe_call(kind: str, name: str, ns: str | None) -> tuple[str, dict[str, Any]]:
+    """The title and tool arguments of describing one object."""
+    where = f"{ns}/{name}" if ns else name
+    return f"kubectl describe {kind} {where}", {
+        "kind": kind,
+        "name": name,
+        **({"namespace": ns} if ns else {}),
+    }
+
+
+async def _read_object(
+    plan: Plan, kind: str, name: str, ns: str | None, priority: int
+) -> Obj | ToolResult:
+    """One object, or why it cannot be read; pending as its describe finding meanwhile."""
+    title, args = _describe_call(kind, name, ns)
+    return await plan.lookup(
+        title, "kubectl_describe", args, priority, k8s.read_object(plan.deps, kind, name, ns)
+    )
+
+
 async def _describe(
-    plan: _Plan,
+    plan: Plan,
     kind: str,
     name: str,
     ns: str | None,
     priority: int,
-    obj: dict[str, Any] | None = None,
+    obj: Obj | ToolResult | None = None,
 ) -> None:
-    """Describe an object; ``obj`` when it was already read (no second GET)."""
-    where = f"{ns}/{name}" if ns else name
-    args = {"kind": kind, "name": name, **({"namespace": ns} if ns else {})}
-    await plan.run(
-        f"kubectl describe {kind} {where}",
-        "kubectl_describe",
-        args,
-        priority,
-        lambda: (
-            k8s.describe_object(plan.deps, kind, obj)
-            if obj is not None
-            else k8s.describe(plan.deps, kind, name, ns)
-        ),
-    )
+    """Describe an object; ``obj`` when it was already read, or why it could not be
+    (no second GET either way)."""
+    title, args = _describe_call(kind, name, ns)
+
+    async def call() -> ToolResult:
+        if isinstance(obj, ToolResult):
+            return obj
+        if obj is not None:
+            return await k8s.describe_object(plan.deps, kind, obj)
+        return await k8s.describe(plan.deps, kind, name, ns)
+
+    await plan.run(title, "kubectl_describe", args, priority, call)
 
 
 async def _pod_evidence(
-    plan: _Plan, ns: str, pod: str, container: str | None, priority: int
+    plan: Plan, ns: str, pod: str, container: str | None, priority: int
 ) -> None:
     deps = plan.deps
-    obj = await k8s.get_object(deps, "pod", pod, ns)
-    await _describe(plan, "pod", pod, ns, priority, obj)  # without obj: says why it is missing
-    if obj is None:
+    obj = await _read_object(plan, "pod", pod, ns, priority)
+    await _describe(plan, "pod", pod, ns, priority, obj)  # an error result: says why it is missing
+    if isinstance(obj, ToolResult):
         return
     follow: list[Awaitable[Any]] = []
     previous = _restarted(obj, container)
@@ -398,7 +390,7 @@ async def _pod_evidence(
     await asyncio.gather(*follow)
 
 
-async def _unbound_claims(plan: _Plan, ns: str, pod: dict[str, Any], priority: int) -> None:
+async def _unbound_claims(plan: Plan, ns: str, pod: dict[str, Any], priority: int) -> None:
     """A pending pod's volume claims that are not bound are often why it is pending."""
     claims = [
         v["persistentVolumeClaim"]["claimName"]
@@ -406,8 +398,8 @@ async def _unbound_claims(plan: _Plan, ns: str, pod: dict[str, Any], priority: i
         if (v.get("persistentVolumeClaim") or {}).get("claimName")
     ]
     for claim in claims[:3]:
-        obj = await k8s.get_object(plan.deps, "persistentvolumeclaim", claim, ns)
-        if obj is not None and (obj.get("status") or {}).get("phase") != "Bound":
+        obj = await _read_object(plan, "persistentvolumeclaim", claim, ns, priority)
+        if not isinstance(obj, ToolResult) and (obj.get("status") or {}).get("phase") != "Bound":
             await _describe(plan, "persistentvolumeclaim", claim, ns, priority, obj)
 
 
@@ -418,10 +410,10 @@ def _owner(obj: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-async def _owner_evidence(plan: _Plan, ns: str, kind: str, name: str, priority: int) -> None:
+async def _owner_evidence(plan: Plan, ns: str, kind: str, name: str, priority: int) -> None:
     if kind == "replicaset":
-        rs = await k8s.get_object(plan.deps, "replicaset", name, ns)
-        parent = _owner(rs) if rs else None
+        rs = await _read_object(plan, "replicaset", name, ns, priority)
+        parent = None if isinstance(rs, ToolResult) else _owner(rs)
         if parent is not None:
             kind, name = parent
     if kind in ("deployment", "statefulset", "daemonset", "job", "replicaset"):
@@ -429,13 +421,15 @@ async def _owner_evidence(plan: _Plan, ns: str, kind: str, name: str, priority: 
 
 
 async def _workload_evidence(
-    plan: _Plan, kind: str, name: str, ns: str | None, *, with_pods: bool
+    plan: Plan, kind: str, name: str, ns: str | None, *, with_pods: bool
 ) -> None:
     """The workload, and — when the alert names no pod — its first unhealthy pod."""
     deps = plan.deps
-    obj = await k8s.get_object(deps, kind, name, ns)
+    obj = await _read_object(plan, kind, name, ns, 1)
     await _describe(plan, kind, name, ns, 1, obj)
-    if not with_pods or obj is None or kind in ("persistentvolumeclaim", "horizontalpodautoscaler"):
+    if isinstance(obj, ToolResult) or not with_pods:
+        return
+    if kind in ("persistentvolumeclaim", "horizontalpodautoscaler"):
         return
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     if kind == "job":  # the Job controller labels its pods with the job's name
@@ -443,15 +437,24 @@ async def _workload_evidence(
     if not selector:
         return
     text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    pods = await k8s.list_objects(deps, "pod", ns, text)
+    where = f"{ns}/{name}" if ns else name
+    listing = f"Pods of {kind} {where}"
+    args = {"kind": "pod", "namespace": ns, "selector": text}
+    pods = await plan.lookup(
+        listing, "kubectl_describe", args, 2, k8s.list_objects(deps, "pod", ns, text)
+    )
     if not pods and kind == "job":  # clusters before Kubernetes 1.27
-        pods = await k8s.list_objects(deps, "pod", ns, f"job-name={name}")
+        old = f"job-name={name}"
+        args = {"kind": "pod", "namespace": ns, "selector": old}
+        pods = await plan.lookup(
+            listing, "kubectl_describe", args, 2, k8s.list_objects(deps, "pod", ns, old)
+        )
     bad = sorted((p for p in pods if _unhealthy(p)), key=lambda p: p["metadata"].get("name", ""))
     if bad:
         await _pod_evidence(plan, ns or "default", bad[0]["metadata"]["name"], None, priority=2)
 
 
-async def _target_down_evidence(plan: _Plan, labels: dict[str, str]) -> None:
+async def _target_down_evidence(plan: Plan, labels: dict[str, str]) -> None:
     """Which targets are down (``up == 0``), then the first down pod: its state and logs."""
     selector = ", ".join(
         f'{key}="{labels[key]}"' for key in ("job", "namespace", "service") if labels.get(key)
@@ -468,58 +471,3 @@ async def _target_down_evidence(plan: _Plan, labels: dict[str, str]) -> None:
     pods = _POD_LABEL.findall(result.text) if result is not None and result.status == "ok" else []
     if pods and ns:
         await _pod_evidence(plan, ns, pods[0], None, priority=2)
-
-
-def fit_budget(findings: list[Finding], max_tokens: int, min_tokens: int = 60) -> list[Finding]:
-    """Keep findings in priority order within ``max_tokens``, trimming the one that overflows.
-
-    A finding that no longer fits even trimmed to ``min_tokens`` is dropped, and
-    the log says so; the model can still ask for it with a tool.
-    """
-    kept: list[Finding] = []
-    left = max_tokens
-    dropped: list[str] = []
-    for finding in findings:
-        size = tokens.count(finding.title) + tokens.count(finding.output) + 8
-        if size <= left:
-            kept.append(finding)
-            left -= size
-            continue
-        room = left - tokens.count(finding.title) - 30
-        if room >= min_tokens:
-            cut = finding.output[: int(len(finding.output) * room / size)]
-            while cut and tokens.count(cut) > room:
-                cut = cut[: int(len(cut) * 0.9)]
-            cut = cut.rsplit("\n", 1)[0] if "\n" in cut else cut
-            left_out = len(finding.output) - len(cut)
-            note = f"\n… [trimmed to fit the prompt budget: {left_out} characters left out]"
-            kept.append(_replace_output(finding, cut + note))
-            left = 0
-        else:
-            dropped.append(finding.title)
-    if dropped:
-        log.info("evidence over budget: left out %s", "; ".join(dropped))
-    return kept
-
-
-def _replace_output(finding: Finding, output: str) -> Finding:
-    return Finding(
-        finding.title,
-        finding.tool,
-        finding.args,
-        finding.status,
-        output,
-        finding.duration_ms,
-        finding.priority,
-    )
-
-
-def render(findings: list[Finding]) -> str:
-    """The evidence section of the first prompt."""
-    if not findings:
-        return "(nothing could be gathered: no backend answered)"
-    blocks = []
-    for f in findings:
-        status = "" if f.status == "ok" else f" [{f.status}]"
-        blocks.append(f"### {f.title}{status}\n{f.output.strip()}")
-    return "\n\n".join(blocks)

@@ -5,21 +5,18 @@ the lifespan, so tests that build many apps in one process never share or
 collide on counters. Counters are fed at three places: the webhook (alerts
 received), the worker's ``on_finished`` hook (outcome, duration, LLM and tool
 usage) and the Slack notifier; gauges are read when scraped (queue depth) or
-refreshed in the background (Ollama reachability).
+refreshed by the readiness checks (Ollama reachability,
+:mod:`sre_agent.readiness`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sre_agent_tools import make_tools
-
-from sre_agent.backends import check_ollama
-from sre_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +115,7 @@ class Metrics:
     def set_ollama(self, status: dict[str, Any]) -> None:
         self.ollama_up.set(1 if status.get("ok") else 0)
 
-
-async def watch_ollama(settings: Settings, metrics: Metrics, interval: float = 30.0) -> None:
-    """Refresh ``sre_agent_ollama_up`` every ``interval`` seconds (``GET /api/tags``: cheap)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            metrics.set_ollama(await check_ollama(settings))
-        except Exception:  # a check must never end the loop
-            log.exception("Ollama check failed")
-            metrics.ollama_up.set(0)
+    def record_backend(self, name: str, status: dict[str, Any]) -> None:
+        """A background readiness check's result (:mod:`sre_agent.readiness`)."""
+        if name == "ollama":
+            self.set_ollama(status)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -57,12 +59,32 @@ class Settings(BaseSettings):
     max_concurrent: int = Field(default=1, ge=1, le=64)
     investigation_timeout: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Host header names (or ``*.domain``, or ``*``) the API answers to, against DNS
+    #: rebinding; IP literals and the names of the host it is bound to are always accepted.
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ("localhost",)
+    #: Seconds a client may take to send a request's headers, and then its body.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    #: Bounds on a request's headers (431 above).
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
     #: Seconds an LLM request may take before it is abandoned.
     llm_timeout: float = Field(default=240.0, gt=0)
     #: Seconds a Prometheus or Kubernetes request may take.
     backend_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds the evidence phase may take (at most half the investigation deadline);
+    #: lookups still pending then are recorded as timed out and the model starts.
+    evidence_timeout: float = Field(default=60.0, gt=0)
+    #: Seconds between the background checks of Ollama, Prometheus and Kubernetes
+    #: that /readyz reports (it never waits on a backend itself).
+    readiness_interval: float = Field(default=15.0, gt=0)
+    #: Seconds one of those checks may take (at most SRE_AGENT_BACKEND_TIMEOUT).
+    readiness_check_timeout: float = Field(default=3.0, gt=0)
     #: Ollama context window (tokens); Ollama's own default silently truncates long prompts.
     num_ctx: int = Field(default=8192, ge=2048)
+    #: Tokens one model call may generate (Ollama's num_predict): an Analysis is ~300-600,
+    #: so a model that loops stops here instead of holding the GPU until the context is full.
+    num_predict: int = Field(default=1024, ge=64)
     #: Gather evidence before the first LLM call (off: a plain ReAct agent, for comparison).
     evidence_first: bool = True
     #: Investigate again, once Ollama answers, what got only an evidence report while it was down.
@@ -78,6 +100,12 @@ class Settings(BaseSettings):
     #: Upper bounds on one investigation's agent loop.
     max_model_calls: int = Field(default=4, ge=1)
     max_tool_calls: int = Field(default=6, ge=0)
+    #: Namespaces the agent may read besides those its alert and evidence name ("*": all).
+    allowed_namespaces: Annotated[tuple[str, ...], NoDecode] = ()
+    #: How far back one PromQL query may read (a range query's span, ranges, offsets).
+    promql_max_range: timedelta = timedelta(days=7)
+    #: Series one PromQL selector may match before the query is refused.
+    promql_max_series: int = Field(default=10_000, ge=1)
     prompts_dir: Path | None = None
     log_level: str = "INFO"
     #: Slack: an incoming webhook, or a bot token + channel (threads per alert group).
@@ -89,6 +117,40 @@ class Settings(BaseSettings):
     #: The URL users reach this service at; links in Slack messages start with it.
     public_url: str | None = None
 
+    @field_validator("allowed_namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            bad = [
+                v
+                for v in value
+                if v != "*" and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", v)
+            ]
+            if bad:
+                raise ValueError(
+                    f"not namespace names: {', '.join(map(repr, bad))} (or '*' for all)"
+                )
+            return tuple(value)
+        return value
+
+    @field_validator("promql_max_range", mode="before")
+    @classmethod
+    def _parse_range(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = timedelta(seconds=int(value.strip()))
+        elif isinstance(value, str):
+            import promql_parser
+
+            try:
+                value = promql_parser.parse_duration(value.strip())
+            except ValueError:
+                raise ValueError(f"not a duration: {value!r} (e.g. 7d, 36h)") from None
+        if isinstance(value, timedelta) and value.total_seconds() <= 0:
+            raise ValueError("must be positive")
+        return value
+
     @field_validator("severities", mode="before")
     @classmethod
     def _split_severities(cls, value: object) -> object:
@@ -97,6 +159,17 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple) and not value:
             raise ValueError("at least one severity is needed, e.g. 'critical,warning'")
         return tuple(value) if isinstance(value, list | tuple) else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower().rstrip(".") for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            value = tuple(part for part in value if part)
+            if not value:
+                raise ValueError("at least one name is needed, e.g. 'localhost'")
+        return value
 
     @field_validator("webhook_token")
     @classmethod

@@ -1,78 +1,44 @@
 """SQLite storage of investigations, with ordered, numbered migrations.
 
-One row per investigation, keyed for idempotency by the alert's fingerprint
-and startsAt: the same firing delivered again (repeat_interval, group
-changes, an HA pair of Alertmanagers) finds the row it already has.
-Everything written here has been through :func:`redact` first.
+One row per investigation, keyed for idempotency by a hash of the alert's
+fingerprint and startsAt: the same firing delivered again (repeat_interval,
+group changes, an HA pair of Alertmanagers) finds the row it already has.
+Everything written here has been through the redactor first, columns too.
+
+Calls block (SQLite, and the redactor on large bodies): async code runs them
+in a thread, writes on the store's own (:meth:`Store.call`), reads with
+``asyncio.to_thread``. Two connections, each behind its own lock: writes on one,
+reads on the other, so a read (``/readyz``, the API, chat) never queues behind a
+large group's transaction (WAL lets a reader see the last commit while a writer
+works). WAL with ``synchronous=NORMAL``: a commit is in the WAL file when it
+returns, so a killed process loses nothing acknowledged (a power cut may lose
+the last commits; we promise survival of the process, not of the machine).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sre_agent_tools.redact import redact, redact_obj, redact_value
+from sre_agent_tools.redact import redact, redact_obj
 
-from sre_agent.alerts import Alert
+from sre_agent.alerts import Alert, mask_label
+from sre_agent.migrations import MIGRATIONS
+
+T = TypeVar("T")
 
 ACTIVE = ("queued", "running")
 FINAL = ("completed", "degraded", "failed", "cancelled")
 
-MIGRATIONS: list[str] = [
-    # 1: investigations
-    """
-    CREATE TABLE investigations (
-        id TEXT PRIMARY KEY,
-        dedup_key TEXT NOT NULL UNIQUE,
-        fingerprint TEXT NOT NULL,
-        alertname TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        namespace TEXT,
-        group_key TEXT NOT NULL DEFAULT '',
-        alert TEXT NOT NULL,
-        status TEXT NOT NULL,
-        status_reason TEXT,
-        alert_status TEXT NOT NULL DEFAULT 'firing',
-        resolved_at TEXT,
-        deliveries INTEGER NOT NULL DEFAULT 1,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL,
-        started_at TEXT,
-        finished_at TEXT,
-        duration_s REAL,
-        evidence TEXT NOT NULL DEFAULT '[]',
-        tool_calls TEXT NOT NULL DEFAULT '[]',
-        llm_usage TEXT NOT NULL DEFAULT '{}',
-        analysis TEXT,
-        raw_text TEXT,
-        report TEXT
-    );
-    CREATE INDEX investigations_status ON investigations(status);
-    CREATE INDEX investigations_created ON investigations(created_at);
-    CREATE INDEX investigations_alertname ON investigations(alertname);
-    """,
-    # 2: the Slack thread of each alert group (sre_agent.notify)
-    """
-    CREATE TABLE slack_threads (
-        group_key TEXT PRIMARY KEY,
-        channel TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    """,
-    # 3: investigations degraded because the model server failed, to run again when it answers
-    """
-    ALTER TABLE investigations ADD COLUMN llm_retry INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX investigations_llm_retry ON investigations(llm_retry);
-    """,
-]
 
 _JSON_COLUMNS = ("alert", "evidence", "tool_calls", "llm_usage", "analysis")
 
@@ -88,6 +54,17 @@ class Store:
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._writer: ThreadPoolExecutor | None = None
+
+    async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Run blocking work that writes here (intake: decode, redact, store) on the
+        store's own thread: the event loop never waits on it, and writers queue there
+        rather than as many threads fighting the event loop for the GIL."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sre-agent-store")
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     def open(self) -> None:
         if self.path.parent and not self.path.parent.exists():
@@ -95,14 +72,35 @@ class Store:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit; see the docstring
         db.execute("PRAGMA busy_timeout=5000")
         self._db = db
         self._migrate()
+        reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA busy_timeout=5000")
+        self._reader = reader
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        with self._read_lock:  # never under a query another thread is running: that crashes
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The read connection: never waits for the write lock."""
+        with self._read_lock:
+            if self._reader is None:
+                raise RuntimeError("store is not open")
+            yield self._reader
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -113,7 +111,8 @@ class Store:
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLITE_FULL and the like roll back by themselves
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
@@ -126,85 +125,94 @@ class Store:
             for number, sql in enumerate(MIGRATIONS, 1):
                 if number in done:
                     continue
-                for statement in filter(str.strip, sql.split(";")):
-                    db.execute(statement)
+                if callable(sql):
+                    sql(db)
+                else:
+                    for statement in filter(str.strip, sql.split(";")):
+                        db.execute(statement)
                 db.execute("INSERT INTO migrations VALUES (?, ?)", (number, now_iso()))
 
     def ping(self) -> None:
         """A read: readiness must not queue behind writers for the write lock."""
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        with self._lock:
-            self._db.execute("SELECT count(*) FROM migrations").fetchone()
+        with self._read() as db:
+            db.execute("SELECT count(*) FROM migrations").fetchone()
 
     # --- intake -------------------------------------------------------------
-    def create_or_get(self, alert: Alert, group_key: str = "") -> tuple[dict[str, Any], bool]:
-        """The investigation of this firing: a new queued one, or the one we already have."""
-        key = alert.dedup_key()
-        record = redact_obj(
-            {
-                "annotations": alert.annotations,
-                "startsAt": alert.startsAt.isoformat(),
-                "endsAt": alert.ended_at.isoformat() if alert.ended_at else None,
-                "generatorURL": alert.generatorURL,
-                "fingerprint": alert.fingerprint,
-                "expr": alert.expr,
-                "status": alert.status,
-            }
-        )
-        # Labels are identifiers the tools query with: mask a value only when its name looks
-        # secret, so a label like instance="auth-service:8080" still matches its series.
-        record["labels"] = {k: redact_value(k, v) for k, v in alert.labels.items()}
+    def create_group(
+        self, firing: Sequence[Alert], resolved: Sequence[Alert] = (), group_key: str = ""
+    ) -> tuple[list[tuple[str, str, bool]], list[dict[str, Any] | None]]:
+        """One delivery of an alert group, in one transaction: for each firing alert the
+        ``(id, status, created)`` of its investigation, new (queued) or the one we already
+        have; for each resolved alert its investigation, marked resolved (None when we
+        have none).
+
+        All or nothing: a delivery that fails part-way stores none of it, so the
+        retry Alertmanager sends finds nothing half done. Only alerts not stored yet
+        are redacted (the costly part), before the lock is taken: a retried or
+        HA-duplicated group costs a few index lookups.
+        """
+        keys = [alert.dedup_key() for alert in firing]
+        known = self._known(keys)
+        rows = {
+            key: _intake_row(alert, group_key)
+            for key, alert in zip(keys, firing, strict=True)
+            if key not in known
+        }
+        now = now_iso()
+        opened: list[tuple[str, str, bool]] = []
+        closed: list[str | None] = []
         with self._tx() as db:
-            row = db.execute("SELECT id FROM investigations WHERE dedup_key=?", (key,)).fetchone()
-            if row is not None:
-                db.execute(
-                    "UPDATE investigations SET deliveries = deliveries + 1 WHERE id=?", (row["id"],)
-                )
-                created, ident = False, row["id"]
-            else:
+            for key, alert in zip(keys, firing, strict=True):
+                found = db.execute(
+                    "SELECT id, status FROM investigations WHERE dedup_key=?", (key,)
+                ).fetchone()
+                if found is not None:
+                    db.execute(
+                        "UPDATE investigations SET deliveries = deliveries + 1 WHERE id=?",
+                        (found["id"],),
+                    )
+                    opened.append((found["id"], found["status"], False))
+                    continue
+                row = rows.get(key) or _intake_row(alert, group_key)  # gone since: rare
                 ident = uuid.uuid4().hex[:16]
                 db.execute(
                     "INSERT INTO investigations (id, dedup_key, fingerprint, alertname, severity,"
                     " namespace, group_key, alert, status, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?, 'queued', ?)",
-                    (
-                        ident,
-                        key,
-                        alert.fingerprint,
-                        alert.name,
-                        alert.severity,
-                        alert.namespace,
-                        group_key,
-                        json.dumps(record),
-                        now_iso(),
-                    ),
+                    " VALUES (:id, :dedup_key, :fingerprint, :alertname, :severity, :namespace,"
+                    " :group_key, :alert, 'queued', :created_at)",
+                    {**row, "id": ident, "created_at": now},
                 )
-                created = True
-        found = self.get(ident)
-        assert found is not None
-        return found, created
+                opened.append((ident, "queued", True))
+            for alert in resolved:
+                closed.append(_resolve(db, alert, now))
+            records = {ident: self._get(db, ident) for ident in closed if ident}
+        return opened, [records[ident] if ident else None for ident in closed]
+
+    def _known(self, keys: Sequence[str]) -> set[str]:
+        """Which of these dedup keys are stored already (a read: no write lock)."""
+        found: set[str] = set()
+        with self._read() as db:
+            for n in range(0, len(keys), 500):  # SQLite's bound on host parameters
+                chunk = keys[n : n + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT dedup_key FROM investigations WHERE dedup_key IN ({marks})",
+                        chunk,
+                    )
+                )
+        return found
+
+    def create_or_get(self, alert: Alert, group_key: str = "") -> tuple[dict[str, Any], bool]:
+        """The investigation of this firing: a new queued one, or the one we already have."""
+        [(ident, _, created)], _ = self.create_group([alert], group_key=group_key)
+        return _found(self.get(ident)), created
 
     def mark_resolved(self, alert: Alert) -> dict[str, Any] | None:
         """Record that this firing resolved; a still-queued investigation is not started."""
-        resolved_at = (alert.ended_at or datetime.now(UTC)).isoformat()
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT id, status FROM investigations WHERE dedup_key=?", (alert.dedup_key(),)
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE investigations SET alert_status='resolved', resolved_at=? WHERE id=?",
-                (resolved_at, row["id"]),
-            )
-            if row["status"] == "queued":
-                db.execute(
-                    "UPDATE investigations SET status='cancelled', status_reason=?, finished_at=?"
-                    " WHERE id=?",
-                    ("alert resolved before the investigation started", now_iso(), row["id"]),
-                )
-        return self.get(row["id"])
+        _, [record] = self.create_group([], [alert])
+        return record
 
     # --- worker -------------------------------------------------------------
     def claim(self, ident: str) -> dict[str, Any] | None:
@@ -241,13 +249,13 @@ class Store:
                 " llm_retry=? WHERE id=?",
                 (
                     status,
-                    redact(reason) if reason else None,
-                    json.dumps(redact_obj(evidence)),
-                    json.dumps(redact_obj(tool_calls)),
-                    json.dumps(llm_usage),
-                    json.dumps(redact_obj(analysis)) if analysis is not None else None,
-                    redact(raw_text) if raw_text else None,
-                    redact(report),
+                    _text(redact(reason)) if reason else None,
+                    _json(redact_obj(evidence)),
+                    _json(redact_obj(tool_calls)),
+                    _json(llm_usage),
+                    _json(redact_obj(analysis)) if analysis is not None else None,
+                    _text(redact(raw_text)) if raw_text else None,
+                    _text(redact(report)),
                     now_iso(),
                     round(duration_s, 3),
                     int(llm_retry),
@@ -261,17 +269,15 @@ class Store:
             db.execute(
                 "UPDATE investigations SET status='failed', status_reason=?, finished_at=?"
                 " WHERE id=? AND status='running'",
-                (redact(reason), now_iso(), ident),
+                (_text(redact(reason)), now_iso(), ident),
             )
 
     _AWAITING_LLM = "llm_retry=1 AND alert_status='firing' AND attempts < ?"
 
     def awaiting_llm(self, max_attempts: int) -> int:
         """How many investigations wait for the model server to come back."""
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 f"SELECT count(*) FROM investigations WHERE {self._AWAITING_LLM}", (max_attempts,)
             ).fetchone()
         return int(row[0])
@@ -302,10 +308,12 @@ class Store:
 
     # --- reads --------------------------------------------------------------
     def get(self, ident: str) -> dict[str, Any] | None:
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        with self._lock:
-            row = self._db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
+        with self._read() as db:
+            return self._get(db, ident)
+
+    @staticmethod
+    def _get(db: sqlite3.Connection, ident: str) -> dict[str, Any] | None:
+        row = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
         return _decode(row) if row else None
 
     def list(
@@ -321,8 +329,8 @@ class Store:
         where, params = [], []
         for column, value in (
             ("status", status),
-            ("alertname", alertname),
-            ("namespace", namespace),
+            ("alertname", mask_label("alertname", alertname)),  # stored masked: match alike
+            ("namespace", mask_label("namespace", namespace)),
         ):
             if value:
                 where.append(f"{column}=?")
@@ -331,17 +339,15 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*params, limit)).fetchall()
+        with self._read() as db:
+            rows = db.execute(sql, (*params, limit)).fetchall()
         return [_decode(row) for row in rows]
 
     # --- Slack threads --------------------------------------------------------
     def slack_thread(self, group_key: str) -> tuple[str, str] | None:
         """(channel, ts) of the first Slack message posted for this alert group."""
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT channel, ts FROM slack_threads WHERE group_key=?", (group_key,)
             ).fetchone()
         return (row["channel"], row["ts"]) if row else None
@@ -353,6 +359,75 @@ class Store:
                 "INSERT OR IGNORE INTO slack_threads VALUES (?, ?, ?, ?)",
                 (group_key, channel, ts, now_iso()),
             )
+
+
+def _intake_row(alert: Alert, group_key: str) -> dict[str, Any]:
+    """The columns of a new investigation, masked where they enter."""
+    record = redact_obj(
+        {
+            "annotations": alert.annotations,
+            "startsAt": alert.startsAt.isoformat(),
+            "endsAt": alert.ended_at.isoformat() if alert.ended_at else None,
+            "generatorURL": alert.generatorURL,
+            "expr": alert.expr,
+            "status": alert.status,
+        }
+    )
+    # Labels are identifiers the tools query with: masked as label values, so a label
+    # like instance="auth-service:8080" still matches its series.
+    record["labels"] = {k: mask_label(k, v) for k, v in alert.labels.items()}
+    record["fingerprint"] = mask_label("fingerprint", alert.fingerprint)
+    return {
+        "dedup_key": alert.dedup_key(),  # a hash of the raw values: never served
+        "fingerprint": record["fingerprint"],
+        "alertname": record["labels"]["alertname"],
+        "severity": mask_label("severity", alert.severity),
+        "namespace": record["labels"].get("namespace"),
+        "group_key": redact(group_key),
+        "alert": _json(record),
+    }
+
+
+def _resolve(db: sqlite3.Connection, alert: Alert, now: str) -> str | None:
+    """Mark this firing resolved; a still-queued investigation is not started."""
+    resolved_at = (alert.ended_at or datetime.now(UTC)).isoformat()
+    row = db.execute(
+        "SELECT id, status FROM investigations WHERE dedup_key=?", (alert.dedup_key(),)
+    ).fetchone()
+    if row is None:
+        return None
+    db.execute(
+        "UPDATE investigations SET alert_status='resolved', resolved_at=? WHERE id=?",
+        (resolved_at, row["id"]),
+    )
+    if row["status"] == "queued":
+        db.execute(
+            "UPDATE investigations SET status='cancelled', status_reason=?, finished_at=?"
+            " WHERE id=?",
+            ("alert resolved before the investigation started", now, row["id"]),
+        )
+    return str(row["id"])
+
+
+def _text(text: str) -> str:
+    """Text SQLite can store: a lone surrogate (from a model's or a tool's JSON escapes)
+    becomes '?' instead of failing the whole write. JSON columns escape them anyway."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _json(obj: Any) -> str:
+    """JSON as stored: UTF-8 as it is, and no lone surrogate to fail the API's encoder later."""
+    return _text(json.dumps(obj, ensure_ascii=False))
+
+
+def _found(record: dict[str, Any] | None) -> dict[str, Any]:
+    if record is None:  # written in the same transaction: cannot happen
+        raise RuntimeError("investigation vanished while it was being stored")
+    return record
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:

@@ -4,6 +4,11 @@ deadline per investigation.
 Status moves queued -> running -> completed | degraded | failed; an alert that
 resolves while still queued ends ``cancelled``. Work that was queued or
 running when the process died is taken up again by :meth:`Worker.start`.
+
+Store calls (and rendering the report, which redacts a large record) run off
+the event loop -- writes on the store's writer thread (:meth:`Store.call`), reads
+in a thread -- and each is awaited, so a run is claimed before it starts and
+stored before ``on_finished`` and :meth:`Worker.wait` see it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sre_agent.agent import Investigator, Result, RunLog
+from sre_agent.agent import Investigator, Result, RunLog, describe_error
 from sre_agent.analysis import render_markdown
 from sre_agent.backends import check_ollama
 from sre_agent.store import FINAL, Store
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Runs of one investigation at most, re-investigations included: a model server that
 #: lists its models but fails every chat must not keep us looping.
 MAX_ATTEMPTS = 3
+#: Seconds between attempts to mark a run failed when the store refuses writes.
+FAIL_RETRY_DELAYS = (0.5, 2.0)
 
 
 class Worker:
@@ -47,7 +54,7 @@ class Worker:
         self._finished: dict[str, asyncio.Event] = {}
 
     async def start(self) -> None:
-        resumed = self.store.requeue_unfinished()
+        resumed = await self.store.call(self.store.requeue_unfinished)
         for ident in resumed:
             self.submit(ident)
         if resumed:
@@ -74,7 +81,7 @@ class Worker:
     async def wait(self, ident: str, timeout: float) -> dict[str, Any] | None:
         """The record once it is final, or as it is when ``timeout`` runs out."""
         event = self._finished.setdefault(ident, asyncio.Event())
-        record = self.store.get(ident)
+        record = await asyncio.to_thread(self.store.get, ident)
         if record is None or record["status"] in FINAL:
             if not event.is_set() and self._finished.get(ident) is event:
                 del self._finished[ident]  # nobody will set it: do not keep it
@@ -83,7 +90,7 @@ class Worker:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
-        return self.store.get(ident)
+        return await asyncio.to_thread(self.store.get, ident)
 
     async def _reinvestigate(self) -> None:
         """Alerts that got only an evidence report because the model server failed are
@@ -92,11 +99,11 @@ class Worker:
         while True:
             await asyncio.sleep(settings.reinvestigate_interval)
             try:
-                if not self.store.awaiting_llm(MAX_ATTEMPTS):
+                if not await asyncio.to_thread(self.store.awaiting_llm, MAX_ATTEMPTS):
                     continue
                 if not (await check_ollama(settings))["ok"]:
                     continue
-                idents = self.store.requeue_for_llm(MAX_ATTEMPTS)
+                idents = await self.store.call(self.store.requeue_for_llm, MAX_ATTEMPTS)
             except Exception:  # a hiccup here must not end the loop
                 log.exception("re-investigation check failed")
                 continue
@@ -112,20 +119,29 @@ class Worker:
                 await self.process(ident)
             except Exception as exc:  # never let one investigation take a worker down
                 log.exception("investigation %s: unexpected error", ident)
-                try:  # and never leave it "running" until the next restart
-                    self.store.fail_running(
-                        ident, f"internal error: {exc.__class__.__name__}: {exc}"
-                    )
-                except Exception:
-                    log.exception("investigation %s: could not be marked failed", ident)
+                # and never leave it "running" until the next restart
+                await self._fail(ident, f"internal error: {describe_error(exc)}")
             finally:
                 self.queue.task_done()
                 event = self._finished.pop(ident, None)
                 if event is not None:
                     event.set()
 
+    async def _fail(self, ident: str, reason: str) -> bool:
+        """Mark a running investigation failed; retried, since the store may be what failed."""
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+        for delay in (*FAIL_RETRY_DELAYS, None):
+            try:
+                await self.store.call(self.store.fail_running, ident, reason)
+                return True
+            except Exception:
+                log.exception("investigation %s: could not be marked failed", ident)
+            if delay is not None:
+                await asyncio.sleep(delay)
+        return False
+
     async def process(self, ident: str) -> None:
-        record = self.store.claim(ident)
+        record = await self.store.call(self.store.claim, ident)
         if record is None:  # cancelled (resolved) or already done
             return
         alert = record["alert"]
@@ -137,12 +153,38 @@ class Worker:
             result = await asyncio.wait_for(self.investigator.run(alert, run), self.timeout)
         except TimeoutError:
             reason = f"deadline of {self.timeout:g} s reached (SRE_AGENT_INVESTIGATION_TIMEOUT)"
-            result = Result("degraded" if run.evidence else "failed", reason)
+            result = self.investigator.salvage(run, reason)  # keeps what the run had done
         except Exception as exc:
             log.exception("investigation %s failed", ident)
-            result = Result("failed", f"internal error: {exc.__class__.__name__}: {exc}")
+            result = Result("failed", f"internal error: {describe_error(exc)}")
         elapsed = time.perf_counter() - started
-        alert_view = {**alert, "resolved_at": record.get("resolved_at")}
+        try:
+            await self.store.call(self._store_result, ident, record, result, run, elapsed)
+        except Exception as exc:  # disk full, an unencodable text...: failed, never "running"
+            log.exception("investigation %s: its result could not be stored", ident)
+            result = Result("failed", f"the result could not be stored: {describe_error(exc)}")
+            await self._fail(ident, str(result.reason))
+        log.info(
+            "investigation %s %s in %.1f s (%d LLM calls, %d tool calls)%s",
+            ident,
+            result.status,
+            elapsed,
+            run.llm_calls,
+            len(run.tool_calls),
+            f": {result.reason}" if result.reason else "",
+        )
+        if self.on_finished is not None:  # hook: metrics + Slack (wired in app.py)
+            try:
+                stored = await asyncio.to_thread(self.store.get, ident)
+                await self.on_finished(stored or {"id": ident})
+            except Exception:
+                log.exception("investigation %s: on_finished hook failed", ident)
+
+    def _store_result(
+        self, ident: str, record: dict[str, Any], result: Result, run: RunLog, elapsed: float
+    ) -> None:
+        """Render the report and store the run (in a thread: both redact the whole record)."""
+        alert_view = {**record["alert"], "resolved_at": record.get("resolved_at")}
         report = render_markdown(
             alert_view,
             result.analysis,
@@ -164,17 +206,3 @@ class Worker:
             duration_s=elapsed,
             llm_retry=result.llm_unavailable and self.investigator.settings.reinvestigate,
         )
-        log.info(
-            "investigation %s %s in %.1f s (%d LLM calls, %d tool calls)%s",
-            ident,
-            result.status,
-            elapsed,
-            run.llm_calls,
-            len(run.tool_calls),
-            f": {result.reason}" if result.reason else "",
-        )
-        if self.on_finished is not None:  # hook: metrics + Slack (wired in app.py)
-            try:
-                await self.on_finished(self.store.get(ident) or {"id": ident})
-            except Exception:
-                log.exception("investigation %s: on_finished hook failed", ident)

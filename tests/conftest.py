@@ -53,6 +53,8 @@ def make_settings(tmp_path: Path, ollama: FakeOllama, kube: FakeKube) -> Callabl
             "kubeconfig": kubeconfig,
             "database_url": f"sqlite:///{tmp_path / 'sre-agent.db'}",
             "backend_timeout": 2.0,
+            # starlette's TestClient sends Host: testserver
+            "allowed_hosts": "localhost,testserver",
         }
         values.update(overrides)
         return load_settings(**values)
@@ -68,7 +70,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if name == "webhook_token":
             value = settings.webhook_token.get_secret_value() if settings.webhook_token else None
-        elif name == "severities":
+        elif isinstance(value, tuple):  # severities, allowed_namespaces, ...
             value = ",".join(value)
+        elif hasattr(value, "total_seconds"):  # a timedelta: whole seconds
+            value = int(value.total_seconds())
         env[f"SRE_AGENT_{name.upper()}"] = str(value)
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
-from sre_agent.api.deps import ServicesDep
+from sre_agent.api.deps import ServicesDep, require_json
 from sre_agent.app import Services
 from sre_agent.chat import MAX_MESSAGE_CHARS, ChatUnavailable
 from sre_agent.chat_events import Event
@@ -27,11 +28,17 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate (not valid Unicode)") from None
+        if "\x00" in value:
+            raise ValueError("contains a NUL character")
         return value
 
 
-def _investigation(services: Services, ident: str) -> dict[str, Any]:
-    record = services.store.get(ident)
+async def _investigation(services: Services, ident: str) -> dict[str, Any]:
+    record = await asyncio.to_thread(services.store.get, ident)
     if record is None:
         raise HTTPException(404, f"no investigation with id {ident!r}")
     return record
@@ -39,7 +46,7 @@ def _investigation(services: Services, ident: str) -> dict[str, Any]:
 
 @router.get("/investigations/{ident}/chat")
 async def chat_history(ident: str, services: ServicesDep) -> dict[str, Any]:
-    _investigation(services, ident)
+    await _investigation(services, ident)
     return {"investigation_id": ident, "messages": await services.chat.history(ident)}
 
 
@@ -47,7 +54,8 @@ async def chat_history(ident: str, services: ServicesDep) -> dict[str, Any]:
 async def chat(
     ident: str, body: ChatRequest, request: Request, services: ServicesDep
 ) -> dict[str, Any] | JSONResponse | StreamingResponse:
-    record = _investigation(services, ident)
+    require_json(request)
+    record = await _investigation(services, ident)
     if record["status"] in ACTIVE:
         # Its evidence is stored when it finishes: answering now would be answering blind.
         raise HTTPException(

@@ -1,7 +1,12 @@
-"""``GET /investigations`` and ``GET /investigations/{id}``."""
+"""``GET /investigations`` and ``GET /investigations/{id}``.
+
+Store reads run in a thread: a large record's decoding, or SQLite behind a
+writer, must not hold up the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -40,8 +45,8 @@ async def list_investigations(
     namespace: str | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
-    records = services.store.list(
-        status=status, alertname=alertname, namespace=namespace, limit=limit
+    records = await asyncio.to_thread(
+        services.store.list, status=status, alertname=alertname, namespace=namespace, limit=limit
     )
     return {"investigations": [_summary(r) for r in records], "count": len(records)}
 
@@ -50,10 +55,11 @@ async def list_investigations(
 async def get_investigation(
     ident: str, services: ServicesDep, format: Literal["json", "markdown"] = "json"
 ) -> dict[str, Any] | PlainTextResponse:
-    record = services.store.get(ident)
+    record = await asyncio.to_thread(services.store.get, ident)
     if record is None:
-        raise HTTPException(404, f"no investigation with id {ident!r}")
+        raise HTTPException(404, f"no investigation with id {ident[:40]!r}")
     if format == "markdown":
-        return PlainTextResponse(render_record(record), media_type="text/markdown; charset=utf-8")
+        text = await asyncio.to_thread(render_record, record)
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
     record.pop("dedup_key", None)
     return record

@@ -2,29 +2,55 @@
 
 Answers 202 at once (an LLM run inside the request would be cancelled and
 re-sent by Alertmanager); 4xx only for a request that is bad, since
-Alertmanager never retries a 4xx.
+Alertmanager never retries a 4xx. The whole body is validated before
+anything is stored, and a group is stored in one transaction, in a thread:
+the event loop (chat, ``/readyz``, the workers) never waits on SQLite or on
+the redactor, and a rejected or failed delivery leaves nothing behind for
+Alertmanager's retry to trip on.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import sqlite3
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from sre_agent_tools.redact import redact
 
-from sre_agent.alerts import parse_payload
+from sre_agent.alerts import WebhookPayload, decode_json, mask_label, parse_payload
 from sre_agent.analysis import render_record
-from sre_agent.api.deps import ServicesDep
+from sre_agent.api.deps import ServicesDep, require_json
 from sre_agent.app import Services
 from sre_agent.errors import AlertPayloadError
+from sre_agent.settings import Settings
+from sre_agent.store import Store
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+
+#: For the OpenAPI document (schemathesis generates requests from it): the body is read
+#: raw, so FastAPI cannot derive it.
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": WebhookPayload.model_json_schema()}},
+    },
+    "responses": {
+        "202": {"description": "Accepted: what became of each alert"},
+        "400": {"description": "Malformed JSON"},
+        "401": {"description": "Missing or wrong bearer token"},
+        "413": {"description": "Body over SRE_AGENT_MAX_BODY_BYTES"},
+        "415": {"description": "Content-Type is not application/json"},
+        "422": {"description": "Not an Alertmanager v4 body"},
+        "503": {"description": "The database failed: nothing was stored, retry"},
+    },
+}
 
 
 def _check_token(services: Services, request: Request) -> None:
@@ -42,26 +68,20 @@ def _check_token(services: Services, request: Request) -> None:
         )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body of {declared} bytes is over the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"body is over the limit of {limit} bytes")
-    return bytes(body)
+@dataclass
+class Intake:
+    """What one delivery did: its results (in the order of the body) and what follows."""
+
+    payload: WebhookPayload
+    results: list[dict[str, Any]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
 
 
-@router.post("/webhook/alert", status_code=202)
-async def receive_alerts(
-    request: Request, services: ServicesDep, wait: bool = False
-) -> JSONResponse:
-    _check_token(services, request)
-    body = await _read_body(request, services.settings.max_body_bytes)
+def intake(settings: Settings, store: Store, body: bytes) -> Intake:
+    """Decode, validate and store one delivery; blocking: called in a thread."""
     try:
-        data = json.loads(body)
+        data = decode_json(body)
     except (ValueError, RecursionError) as exc:  # also bad UTF-8, absurd nesting or numbers
         raise HTTPException(
             400, f"malformed JSON: {str(exc)[:200] or 'too deeply nested'}"
@@ -71,71 +91,100 @@ async def receive_alerts(
     except AlertPayloadError as exc:
         raise HTTPException(422, str(exc)) from None
 
-    settings, store, worker = services.settings, services.store, services.worker
-    results: list[dict[str, Any]] = []
-    counts: dict[str, int] = {}
+    done = Intake(payload)
+    investigate = [
+        a for a in payload.alerts if a.status == "firing" and a.severity in settings.severities
+    ]
+    ended = [a for a in payload.alerts if a.status == "resolved"]
+    opened, closed = store.create_group(investigate, ended, payload.groupKey)
+    by_alert = {id(a): r for a, r in zip(investigate, opened, strict=True)}
+    resolved = {id(a): r for a, r in zip(ended, closed, strict=True)}
     for alert in payload.alerts:
         result: dict[str, Any] = {
-            "alert_name": alert.name,
-            "severity": alert.severity,
-            "fingerprint": alert.fingerprint,
+            "alert_name": mask_label("alertname", alert.name),
+            "severity": mask_label("severity", alert.severity),
+            "fingerprint": mask_label("fingerprint", alert.fingerprint),
             "investigation_id": None,
         }
-        if alert.status == "resolved":
-            record = store.mark_resolved(alert)
+        if id(alert) in resolved:
+            record = resolved[id(alert)]
             result.update(
                 status="resolved",
                 investigation_id=record["id"] if record else None,
                 investigation_status=record["status"] if record else None,
             )
             if record is not None:
-                services.notifier.alert_resolved(record)  # Slack: "resolved at" in the thread
-        elif alert.severity not in settings.severities:
+                done.resolved.append(record)
+        elif id(alert) in by_alert:
+            ident, status, created = by_alert[id(alert)]
+            if created:
+                done.created.append(ident)
+            result.update(status=status, investigation_id=ident, duplicate=not created)
+        else:
             result.update(
                 status="skipped",
-                reason=f"severity {alert.severity!r} is not in SRE_AGENT_SEVERITIES"
+                reason=f"severity {result['severity']!r} is not in SRE_AGENT_SEVERITIES"
                 f" ({','.join(settings.severities)})",
             )
-        else:
-            record, created = store.create_or_get(alert, payload.groupKey)
-            if created:
-                worker.submit(record["id"])
-            result.update(
-                status=record["status"], investigation_id=record["id"], duplicate=not created
-            )
+        done.results.append(result)
+    return done
+
+
+@router.post("/webhook/alert", status_code=202, openapi_extra=_OPENAPI)
+async def receive_alerts(
+    request: Request, services: ServicesDep, wait: bool = False
+) -> JSONResponse:
+    _check_token(services, request)
+    require_json(request)
+    body = await request.body()  # bounded in size and time by the edge (api/edge.py)
+    settings, worker = services.settings, services.worker
+    try:
+        done = await services.store.call(intake, settings, services.store, body)
+    except sqlite3.Error as exc:
+        log.error("webhook: could not store the alerts: %s", exc)
+        raise HTTPException(
+            503, f"could not store the alerts ({exc.__class__.__name__}); nothing was stored"
+        ) from None
+    for ident in done.created:
+        worker.submit(ident)
+    for record in done.resolved:
+        services.notifier.alert_resolved(record)  # Slack: "resolved at" in the thread
+    counts: dict[str, int] = {}
+    for result in done.results:
         services.metrics.count_alert(result)
         counts[result["status"]] = counts.get(result["status"], 0) + 1
-        results.append(result)
-
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
     log.info(
         "webhook: %d alert(s) from %s: %s",
-        len(results),
-        payload.receiver or "?",
-        ", ".join(f"{n} {s}" for s, n in counts.items()),
+        len(done.results),
+        redact(done.payload.receiver[:200]) or "?",
+        summary,
     )
     if wait:
-        # One deadline for the whole request: the time its investigations need when
-        # they run SRE_AGENT_MAX_CONCURRENT at a time, each within its own deadline.
-        waiting = [
-            r
-            for r in results
-            if r["investigation_id"] and r["status"] not in ("resolved", "skipped")
-        ]
-        rounds = -(-len(waiting) // settings.max_concurrent)
-        deadline = time.monotonic() + settings.investigation_timeout * rounds
-        for result in waiting:
-            remaining = max(0.0, deadline - time.monotonic())
-            record = await worker.wait(result["investigation_id"], remaining)
-            if record is not None:
-                result["status"] = record["status"]
-                result["analysis"] = render_record(record)
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
+        await _wait(services, done.results)
     return JSONResponse(
         {
-            "message": f"received {len(results)} alert(s): {summary}",
-            "results": results,
+            "message": f"received {len(done.results)} alert(s): {summary}",
+            "results": done.results,
             "service": "sre-agent",
             "timestamp": datetime.now(UTC).isoformat(),
         },
         status_code=200 if wait else 202,
     )
+
+
+async def _wait(services: Services, results: list[dict[str, Any]]) -> None:
+    """?wait=true: one deadline for the whole request, the time its investigations need
+    when they run SRE_AGENT_MAX_CONCURRENT at a time, each within its own deadline."""
+    settings = services.settings
+    waiting = [
+        r for r in results if r["investigation_id"] and r["status"] not in ("resolved", "skipped")
+    ]
+    rounds = -(-len(waiting) // settings.max_concurrent)
+    deadline = time.monotonic() + settings.investigation_timeout * rounds
+    for result in waiting:
+        remaining = max(0.0, deadline - time.monotonic())
+        record = await services.worker.wait(result["investigation_id"], remaining)
+        if record is not None:
+            result["status"] = record["status"]
+            result["analysis"] = render_record(record)

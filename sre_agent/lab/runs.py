@@ -190,7 +190,7 @@ def score(
         keywords=keywords,
         keywords_found=[k for k in keywords if k.lower() in answer.lower()],
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        first_prompt_tokens=int(capture.usage[0].get("input_tokens", 0)) if capture.usage else 0,
+        first_prompt_tokens=_first_prompt_tokens(usage, capture),
         llm_calls=int(usage.get("calls") or 0),
         model_tool_calls=len(calls) - evidence_calls,
         evidence_tool_calls=evidence_calls,
@@ -198,3 +198,12 @@ def score(
         record=record,
         requests=capture.requests,
     )
+
+
+def _first_prompt_tokens(usage: dict[str, Any], capture: Capture) -> int:
+    """The first call's prompt, as recorded (a call cut by the deadline: our tokenizer's
+    count), else as the callback saw it."""
+    detail = usage.get("calls_detail") or []
+    if detail:
+        return int(detail[0].get("prompt_tokens") or 0)
+    return int(capture.usage[0].get("input_tokens", 0)) if capture.usage else 0

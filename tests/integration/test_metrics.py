@@ -25,6 +25,7 @@ from tests.support.service import ServiceProcess
 
 FIRING = (EXAMPLES / "group-firing-homepage.json").read_text()
 RESOLVED = (EXAMPLES / "group-resolved-homepage.json").read_text()
+JSON = {"Content-Type": "application/json"}
 MONITORING = Path(__file__).parents[2] / "deploy" / "monitoring"
 needs_prometheus = pytest.mark.skipif(
     not (shutil.which("prometheus") and shutil.which("promtool")),
@@ -48,9 +49,11 @@ def value(found: dict, name: str, **labels: str) -> float:
 def test_metrics_count_alerts_investigations_and_model_use(make_settings, ollama):
     ollama.default = investigator
     with TestClient(create_app(make_settings())) as client:
-        client.post("/webhook/alert?wait=true", content=FIRING)  # 2 queued, 1 skipped (info)
-        client.post("/webhook/alert", content=FIRING)  # 2 duplicates, 1 skipped
-        client.post("/webhook/alert", content=RESOLVED)  # 3 resolved
+        client.post(
+            "/webhook/alert?wait=true", content=FIRING, headers=JSON
+        )  # 2 queued, 1 skipped (info)
+        client.post("/webhook/alert", content=FIRING, headers=JSON)  # 2 duplicates, 1 skipped
+        client.post("/webhook/alert", content=RESOLVED, headers=JSON)  # 3 resolved
         response = client.get("/metrics")
         records = [
             client.get(f"/investigations/{r['id']}").json()
@@ -92,7 +95,7 @@ def test_metrics_count_alerts_investigations_and_model_use(make_settings, ollama
 def test_ollama_down_shows_as_zero_and_unsuccessful_outcomes(make_settings, ollama):
     ollama.stop_accepting()
     with TestClient(create_app(make_settings())) as client:
-        client.post("/webhook/alert?wait=true", content=FIRING)
+        client.post("/webhook/alert?wait=true", content=FIRING, headers=JSON)
         m = samples(client.get("/metrics").text)
     assert value(m, "sre_agent_ollama_up") == 0
     outcomes = "sre_agent_investigations_total"
@@ -116,7 +119,7 @@ def test_the_real_prometheus_scrapes_the_running_service(make_settings, ollama, 
         env = settings_env(make_settings(prometheus_url=prometheus.url))
         with ServiceProcess(env, tmp_path / "service.log", port=port) as service:
             answer = httpx.post(
-                f"{service.url}/webhook/alert?wait=true", content=FIRING, timeout=60
+                f"{service.url}/webhook/alert?wait=true", content=FIRING, headers=JSON, timeout=60
             )
             assert {r["status"] for r in answer.json()["results"]} == {"completed", "skipped"}
             wanted = {

@@ -19,6 +19,7 @@ from tests.support.fake_slack import TOKEN, FakeSlack, api_error, rate_limited, 
 from tests.support.model_scripts import investigator
 from tests.support.net import free_port
 
+JSON = {"Content-Type": "application/json"}
 FIRING = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
 RESOLVED = json.loads((EXAMPLES / "group-resolved-homepage.json").read_text())
 PUBLIC = "https://sre-agent.example.com"
@@ -67,7 +68,9 @@ def test_incoming_webhook_gets_one_block_kit_message_per_investigation(
     ollama.default = investigator
     settings = make_settings(slack_webhook_url=slack.webhook_url, public_url=PUBLIC)
     with TestClient(create_app(settings)) as client:
-        ids = _ids(client.post("/webhook/alert?wait=true", content=json.dumps(FIRING)))
+        ids = _ids(
+            client.post("/webhook/alert?wait=true", content=json.dumps(FIRING), headers=JSON)
+        )
         messages = slack.wait_for(2)
         assert len(messages) == 2  # CPUThrottlingHigh (info) was skipped: no message
         by_name = {m["blocks"][0]["text"]["text"].split(" [")[0]: m for m in messages}
@@ -102,14 +105,14 @@ def test_incoming_webhook_gets_one_block_kit_message_per_investigation(
 def test_bot_threads_a_group_and_replies_when_it_resolves(make_settings, ollama, slack):
     ollama.default = investigator
     with TestClient(create_app(make_settings(**_bot(slack)))) as client:
-        client.post("/webhook/alert?wait=true", content=json.dumps(FIRING))
+        client.post("/webhook/alert?wait=true", content=json.dumps(FIRING), headers=JSON)
         first, second = slack.wait_for(2)
         assert "thread_ts" not in first
         assert first["channel"] == "CALERTS"  # "#alerts" as Slack answers it: an ID
         assert second["thread_ts"] == first["ts"] and second["channel"] == first["channel"]
         assert all(r["headers"]["authorization"] == f"Bearer {TOKEN}" for r in slack.requests)
 
-        client.post("/webhook/alert", content=json.dumps(RESOLVED))
+        client.post("/webhook/alert", content=json.dumps(RESOLVED), headers=JSON)
         messages = slack.wait_for(4)
         replies = messages[2:]
         assert len(replies) == 2
@@ -124,7 +127,9 @@ def test_bot_threads_a_group_and_replies_when_it_resolves(make_settings, ollama,
     for alert in later["alerts"]:
         alert["startsAt"] = "2026-11-27T02:00:00Z"
     with TestClient(create_app(make_settings(**_bot(slack)))) as client:
-        client.post("/webhook/alert?wait=true", content=_only("KubePodCrashLooping", later))
+        client.post(
+            "/webhook/alert?wait=true", content=_only("KubePodCrashLooping", later), headers=JSON
+        )
         newest = slack.wait_for(5)[4]
         assert newest["thread_ts"] == first["ts"]
 
@@ -142,7 +147,7 @@ def test_secrets_in_the_analysis_never_reach_slack(make_settings, ollama, slack)
 
     ollama.default = leaky
     with TestClient(create_app(make_settings(**_bot(slack)))) as client:
-        client.post("/webhook/alert?wait=true", content=_only("KubePodCrashLooping"))
+        client.post("/webhook/alert?wait=true", content=_only("KubePodCrashLooping"), headers=JSON)
         (message,) = slack.wait_for(1)
     sent = slack.text()
     assert "CANARY-slack-1" not in sent
@@ -156,7 +161,7 @@ def test_rate_limits_and_server_errors_are_retried(make_settings, ollama, slack)
     with TestClient(create_app(make_settings(**_bot(slack)))) as client:
         client.app.state.services.notifier.base_delay = 0.05
         started = time.monotonic()
-        client.post("/webhook/alert?wait=true", content=_only("KubePodCrashLooping"))
+        client.post("/webhook/alert?wait=true", content=_only("KubePodCrashLooping"), headers=JSON)
         (message,) = slack.wait_for(1)
         assert time.monotonic() - started >= 1.0  # Retry-After was honoured
         assert len(slack.requests) == 4  # 429, 500, 503, then delivered
@@ -169,7 +174,11 @@ def test_a_permanent_slack_error_is_not_retried(make_settings, ollama, slack):
     ollama.default = investigator
     slack.fail(api_error("channel_not_found"))
     with TestClient(create_app(make_settings(**_bot(slack)))) as client:
-        ids = _ids(client.post("/webhook/alert?wait=true", content=_only("KubePodCrashLooping")))
+        ids = _ids(
+            client.post(
+                "/webhook/alert?wait=true", content=_only("KubePodCrashLooping"), headers=JSON
+            )
+        )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             if _metric(client, 'sre_agent_slack_notifications_total{status="failed"}') == 1:
@@ -187,7 +196,7 @@ def test_slack_down_costs_only_the_message(make_settings, ollama, caplog):
     with TestClient(create_app(make_settings(slack_webhook_url=nowhere))) as client:
         client.app.state.services.notifier.base_delay = 0.05
         started = time.monotonic()
-        response = client.post("/webhook/alert?wait=true", content=json.dumps(FIRING))
+        response = client.post("/webhook/alert?wait=true", content=json.dumps(FIRING), headers=JSON)
         assert time.monotonic() - started < 10
         for ident in filter(None, _ids(response).values()):
             assert client.get(f"/investigations/{ident}").json()["status"] == "completed"

@@ -146,3 +146,22 @@ async def test_model_errors_give_an_evidence_report(make_settings, ollama):
     assert "llama runner process has terminated" in record["status_reason"]
     assert "Restart Count: 14" in record["report"]
     assert "Runbook: https://runbooks.prometheus-operator.dev" in record["report"]
+
+
+async def test_an_answer_cut_off_at_num_predict_is_retried_saying_why(make_settings, ollama):
+    good: list[dict[str, Any]] = []
+
+    def rambling(request: dict[str, Any]):
+        good.append(analysis_from(request))
+        return answer_json({**good[0], "impact": "and so on " * 400})
+
+    ollama.enqueue(rambling, lambda request: answer_json(good[0]))
+    record = await investigate(make_settings(num_predict=600))
+    assert_reported(record)
+    usage = record["llm_usage"]
+    assert [(c["kind"], c["done_reason"]) for c in usage["calls_detail"]] == [
+        ("agent", "length"),
+        ("repair", "stop"),
+    ]
+    assert usage["truncated"] == 1 and usage["calls_detail"][0]["completion_tokens"] == 600
+    assert "cut off at the 600-token limit" in json.dumps(ollama.requests[-1]["messages"])

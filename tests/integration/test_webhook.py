@@ -18,7 +18,7 @@ from tests.support.model_scripts import investigator
 FIRING = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
 RESOLVED = json.loads((EXAMPLES / "group-resolved-homepage.json").read_text())
 TOKEN = "tok-" + "x" * 28
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
 @pytest.fixture

@@ -10,9 +10,12 @@ they parse (``ollama/_client.py``, ``ollama/_types.py``, ``langchain_ollama/chat
   ``done: true`` chunk carrying ``done_reason``, ``prompt_eval_count``, ``eval_count`` and
   durations in nanoseconds; ``stream: false`` answers the same as one JSON object.
 - An unknown model answers 404 ``{"error": "model \\"x\\" not found, try pulling it first"}``.
+- ``options.num_predict`` is honoured as Ollama does: a longer reply stops there, with
+  ``done_reason: "length"`` and ``eval_count`` equal to the cap.
 
 Replies are scripted with :meth:`FakeOllama.enqueue`, one consumed per ``/api/chat``
-request (see :func:`say`, :func:`call`, :func:`calls`, :func:`fail`, :func:`hang`, or a
+request (see :func:`say`, :func:`call`, :func:`calls`, :func:`fail`, :func:`hang`, a
+:class:`Wire` reply that writes raw bytes -- broken servers, in ``ollama_faults.py`` -- or a
 callable ``(request_json) -> reply``). When the queue is empty :attr:`FakeOllama.default`
 answers, which by default is a 500 so an unscripted model call fails loudly.
 
@@ -75,7 +78,15 @@ class Hang:
     then: Reply = field(default_factory=lambda: Say("(late reply)"))
 
 
-Reply = Say | Fail | Hang | str | Callable[[dict[str, Any]], Any]
+@dataclass(frozen=True)
+class Wire:
+    """The reply is written byte by byte by ``write(wire, request)``: for model servers that
+    break the protocol (see :mod:`tests.support.ollama_faults`)."""
+
+    write: Callable[[WireWriter, dict[str, Any]], None]
+
+
+Reply = Say | Fail | Hang | Wire | str | Callable[[dict[str, Any]], Any]
 
 
 def say(
@@ -146,6 +157,95 @@ def eval_count(reply: Say) -> int:
     if reply.tool_calls:
         text += json.dumps([{"name": n, "arguments": a} for n, a in reply.tool_calls])
     return approx_tokens(text)
+
+
+def num_predict(request: dict[str, Any]) -> int | None:
+    """The request's generation cap (``options.num_predict``), as Ollama reads it."""
+    value = (request.get("options") or {}).get("num_predict")
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _capped(request: dict[str, Any], reply: Say) -> Say:
+    """What Ollama does with a reply longer than ``num_predict``: it stops generating there
+    and says ``done_reason: "length"`` (the tool calls it never reached are not sent)."""
+    cap = num_predict(request)
+    wanted = reply.output_tokens or eval_count(reply)
+    if cap is None or wanted <= cap:
+        return reply
+    thinking = (reply.thinking or "")[: cap * 4]
+    content = reply.content[: max(0, cap * 4 - len(thinking))]
+    return Say(content, (), thinking or None, "length", reply.prompt_tokens, cap)
+
+
+class WireWriter:
+    """What a :class:`Wire` reply writes with: a status line and headers, body bytes (chunked
+    or not), and the end of the body, a cut connection, or a stall."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self._handler = handler
+        self.chunked = False
+
+    @property
+    def stopped(self) -> threading.Event:
+        """Set when the fake stops: a reply that waits or loops must end then."""
+        return self._handler.server.fake._stopped
+
+    def headers(
+        self,
+        status: int = 200,
+        content_type: str = "application/x-ndjson",
+        *,
+        chunked: bool = True,
+        length: int | None = None,
+    ) -> None:
+        self._handler.send_response(status)
+        self._handler.send_header("Content-Type", content_type)
+        if chunked:
+            self._handler.send_header("Transfer-Encoding", "chunked")
+        elif length is not None:
+            self._handler.send_header("Content-Length", str(length))
+        self._handler.end_headers()
+        self._handler.wfile.flush()
+        self.chunked = chunked
+
+    def write(self, data: bytes) -> None:
+        """Body bytes (one HTTP chunk when chunked); raises when the client has gone."""
+        wfile = self._handler.wfile
+        wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+        wfile.flush()
+
+    def line(self, obj: Any) -> None:
+        """One NDJSON line: ``obj`` as JSON (a ``str``/``bytes`` is sent as it is)."""
+        if isinstance(obj, str):
+            data = obj.encode()
+        elif isinstance(obj, bytes):
+            data = obj
+        else:
+            data = json.dumps(obj).encode()
+        self.write(data + b"\n")
+
+    def chunk(self, request: dict[str, Any], content: str = "", **fields: Any) -> dict[str, Any]:
+        """A well-formed streaming chunk, as Ollama sends them (``done`` false unless given)."""
+        return {
+            "model": request.get("model"),
+            "created_at": _now(),
+            "message": {"role": "assistant", "content": content},
+            "done": False,
+            **fields,
+        }
+
+    def end(self) -> None:
+        """The body ends properly (the last chunk of a chunked body)."""
+        if self.chunked:
+            self._handler.wfile.write(b"0\r\n\r\n")
+            self._handler.wfile.flush()
+
+    def cut(self) -> None:
+        """The connection closes mid-body, like a server that crashed."""
+        try:
+            self._handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -418,13 +518,16 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = reply.then
             elif isinstance(reply, Fail):
                 return self._json(reply.status, {"error": reply.error})
+            elif isinstance(reply, Wire):
+                self.close_connection = True  # whatever it left on the connection is garbage
+                return reply.write(WireWriter(self), request)
             elif isinstance(reply, Say):
                 break
             elif callable(reply):
                 reply = reply(request)
             else:
                 raise TypeError(f"fake ollama: not a reply: {reply!r}")
-        chunks = list(self._chunks(request, reply))
+        chunks = list(self._chunks(request, _capped(request, reply)))
         if request.get("stream", True):
             self._stream(chunks)
         else:
@@ -535,6 +638,8 @@ __all__ = [
     "Hang",
     "Reply",
     "Say",
+    "Wire",
+    "WireWriter",
     "answer_json",
     "approx_tokens",
     "call",
@@ -545,6 +650,7 @@ __all__ = [
     "fake_ollama_fixture",
     "free_port",
     "hang",
+    "num_predict",
     "prompt_eval_count",
     "say",
 ]

@@ -207,12 +207,14 @@ def homepage_series(end: float | None = None) -> list[Series]:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterable[PrometheusServer]:
     """A real Prometheus holding two hours of the homepage scenario (see ``homepage_series``).
 
     The lookback is widened to 30 min so "now" queries still see the backfilled
-    data (which ends at fixture start) however long the session runs.
+    data, which ends at fixture start. One per test module, not per session: the
+    alert expressions' own windows (``max_over_time(...[5m])``) must still reach
+    the data however long the whole suite runs.
     """
     if not (shutil.which("prometheus") and shutil.which("promtool")):
         pytest.skip("prometheus/promtool not installed")

@@ -1,0 +1,92 @@
+"""The database's migrations, in order: each runs once, in one transaction with the
+rest, and is recorded by number in the ``migrations`` table (as simonw/llm does).
+
+A migration is SQL, or a function for what SQL cannot do (hashing, masking).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from sre_agent_tools.redact import redact
+
+from sre_agent.alerts import dedup_hash, mask_label
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = [
+    # 1: investigations
+    """
+    CREATE TABLE investigations (
+        id TEXT PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        fingerprint TEXT NOT NULL,
+        alertname TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        namespace TEXT,
+        group_key TEXT NOT NULL DEFAULT '',
+        alert TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        alert_status TEXT NOT NULL DEFAULT 'firing',
+        resolved_at TEXT,
+        deliveries INTEGER NOT NULL DEFAULT 1,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        duration_s REAL,
+        evidence TEXT NOT NULL DEFAULT '[]',
+        tool_calls TEXT NOT NULL DEFAULT '[]',
+        llm_usage TEXT NOT NULL DEFAULT '{}',
+        analysis TEXT,
+        raw_text TEXT,
+        report TEXT
+    );
+    CREATE INDEX investigations_status ON investigations(status);
+    CREATE INDEX investigations_created ON investigations(created_at);
+    CREATE INDEX investigations_alertname ON investigations(alertname);
+    """,
+    # 2: the Slack thread of each alert group (sre_agent.notify)
+    """
+    CREATE TABLE slack_threads (
+        group_key TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # 3: investigations degraded because the model server failed, to run again when it answers
+    """
+    ALTER TABLE investigations ADD COLUMN llm_retry INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX investigations_llm_retry ON investigations(llm_retry);
+    """,
+    # 4: dedup keys hashed, identifying columns masked like the labels they copy
+    lambda db: mask_columns(db),
+]
+
+
+def mask_columns(db: sqlite3.Connection) -> None:
+    """Migration 4: rows written before dedup keys were hashed and the identifying
+    columns masked get both now (the hash is of the raw key, as :meth:`Alert.dedup_key`)."""
+    rows = db.execute(
+        "SELECT id, dedup_key, fingerprint, alertname, severity, namespace, group_key"
+        " FROM investigations"
+    ).fetchall()
+    db.executemany(
+        "UPDATE investigations SET dedup_key=?, fingerprint=?, alertname=?, severity=?,"
+        " namespace=?, group_key=? WHERE id=?",
+        [
+            (
+                dedup_hash(row["dedup_key"]),
+                mask_label("fingerprint", row["fingerprint"]),
+                mask_label("alertname", row["alertname"]),
+                mask_label("severity", row["severity"]),
+                mask_label("namespace", row["namespace"]),
+                redact(row["group_key"] or ""),
+                row["id"],
+            )
+            for row in rows
+        ],
+    )

@@ -1,0 +1,106 @@
+"""The background readiness checks: answers at once, bounded checks, one thread per hang."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from sre_agent.readiness import OneAtATime, Readiness
+
+
+def test_a_hung_blocking_call_holds_one_thread_however_often_it_is_asked() -> None:
+    release = threading.Event()
+    calls: list[float] = []
+
+    def blocking() -> str:
+        calls.append(time.monotonic())
+        release.wait(30)
+        return "done"
+
+    runner = OneAtATime("test-check")
+
+    async def ask_often() -> list[Any]:
+        outcomes: list[Any] = []
+        for _ in range(5):  # five probe rounds, each giving up after a moment
+            try:
+                outcomes.append(await asyncio.wait_for(runner(blocking), 0.05))
+            except TimeoutError:
+                outcomes.append("timed out")
+        assert runner.running_for is not None
+        joined = asyncio.ensure_future(runner(blocking))
+        await asyncio.sleep(0)  # it joins the call in flight
+        release.set()
+        outcomes.append(await asyncio.wait_for(joined, 5))  # that call's own answer
+        outcomes.append(await asyncio.wait_for(runner(blocking), 5))  # then a new call
+        return outcomes
+
+    threads_before = threading.active_count()
+    outcomes = asyncio.run(ask_often())
+    assert outcomes == ["timed out"] * 5 + ["done", "done"]
+    assert len(calls) == 2  # the hung call once, then one after it finished
+    assert threading.active_count() <= threads_before + 1
+
+
+def test_states_are_served_without_waiting_on_a_hung_check() -> None:
+    never = asyncio.Event()
+
+    async def hung() -> dict[str, Any]:
+        await never.wait()
+        return {"ok": True}
+
+    async def fine() -> dict[str, Any]:
+        return {"ok": True, "url": "http://x"}
+
+    seen: list[tuple[str, bool]] = []
+    readiness = Readiness(
+        {"hung": hung, "fine": fine},
+        interval=0.05,
+        timeout=0.05,
+        on_result=lambda name, result: seen.append((name, bool(result["ok"]))),
+    )
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], float]:
+        before = readiness.states()
+        await readiness.start()
+        await asyncio.sleep(0.5)  # a few background rounds
+        started = time.monotonic()
+        states = readiness.states()
+        served_in = time.monotonic() - started
+        await readiness.stop()
+        return before, states, served_in
+
+    before, states, served_in = asyncio.run(scenario())
+    assert before["hung"] == {
+        "ok": False,
+        "error": "not checked yet",
+        "checked_at": None,
+        "age_s": None,
+    }
+    assert states["hung"]["ok"] is False and "no answer within" in states["hung"]["error"]
+    assert states["fine"]["ok"] is True and states["fine"]["checked_at"]
+    assert states["fine"]["age_s"] < 0.5  # refreshed in the background
+    assert seen.count(("fine", True)) >= 3 and ("hung", False) in seen
+    assert served_in < 0.01
+
+
+def test_a_check_that_raises_is_reported_and_the_loop_goes_on() -> None:
+    rounds = 0
+
+    async def broken() -> dict[str, Any]:
+        nonlocal rounds
+        rounds += 1
+        raise RuntimeError("bug")
+
+    readiness = Readiness({"broken": broken}, interval=0.02, timeout=1)
+
+    async def scenario() -> dict[str, Any]:
+        await readiness.start()
+        await asyncio.sleep(0.2)
+        await readiness.stop()
+        return readiness.state("broken")
+
+    state = asyncio.run(scenario())
+    assert state["ok"] is False and state["error"] == "check failed: RuntimeError"
+    assert rounds >= 3
