@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The redactor's figures: throughput on ordinary logs and on adversarial input, and how many
-of the secrets corpus the previous redactor (``git show HEAD:...``) let through.
+of the secrets corpus an earlier redactor (``git show REF:...``; default: the one
+before the rewrite for issue 8) let through.
 
-    .venv/bin/python scripts/bench_redact.py [--mb 4] [--old-ref HEAD]
+    .venv/bin/python scripts/bench_redact.py [--mb 4] [--old-ref REF]
 
 Prints; asserts nothing (the linearity test is tests/unit/test_redact_redos.py).
 """
@@ -139,10 +140,18 @@ def missed(redact: Callable[[str], str]) -> list[str]:
     return out
 
 
+#: The last commit with the redactor as it was before issue 8's rewrite.
+BEFORE_REWRITE = "08f2c07"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=4.0, help="size of the ordinary-log sample")
-    parser.add_argument("--old-ref", default="HEAD", help="git ref of the redactor to compare")
+    parser.add_argument(
+        "--old-ref",
+        default=BEFORE_REWRITE,
+        help="git ref of the redactor to compare (default: the last one before issue 8)",
+    )
     args = parser.parse_args()
 
     logs = ordinary_logs(int(args.mb * 1024 * 1024))
