@@ -6,10 +6,11 @@ A migration is SQL, or a function for what SQL cannot do (hashing, masking).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
-from sre_agent_tools.redact import redact
+from sre_agent_tools.redact import redact, redact_obj
 
 from sre_agent.alerts import dedup_hash, mask_label
 
@@ -69,14 +70,17 @@ MIGRATIONS: list[Migration] = [
 
 def mask_columns(db: sqlite3.Connection) -> None:
     """Migration 4: rows written before dedup keys were hashed and the identifying
-    columns masked get both now (the hash is of the raw key, as :meth:`Alert.dedup_key`)."""
+    columns masked get both now (the hash is of the raw key, as :meth:`Alert.dedup_key`),
+    and everything else they hold passes today's redactor, which masks forms the
+    earlier one let through."""
     rows = db.execute(
-        "SELECT id, dedup_key, fingerprint, alertname, severity, namespace, group_key"
-        " FROM investigations"
+        "SELECT id, dedup_key, fingerprint, alertname, severity, namespace, group_key, alert,"
+        " evidence, tool_calls, analysis, raw_text, report, status_reason FROM investigations"
     ).fetchall()
     db.executemany(
         "UPDATE investigations SET dedup_key=?, fingerprint=?, alertname=?, severity=?,"
-        " namespace=?, group_key=? WHERE id=?",
+        " namespace=?, group_key=?, alert=?, evidence=?, tool_calls=?, analysis=?,"
+        " raw_text=?, report=?, status_reason=? WHERE id=?",
         [
             (
                 dedup_hash(row["dedup_key"]),
@@ -85,8 +89,28 @@ def mask_columns(db: sqlite3.Connection) -> None:
                 mask_label("severity", row["severity"]),
                 mask_label("namespace", row["namespace"]),
                 redact(row["group_key"] or ""),
+                _alert(row["alert"]),
+                _json(row["evidence"]),
+                _json(row["tool_calls"]),
+                _json(row["analysis"]),
+                redact(row["raw_text"]) if row["raw_text"] else row["raw_text"],
+                redact(row["report"]) if row["report"] else row["report"],
+                redact(row["status_reason"]) if row["status_reason"] else row["status_reason"],
                 row["id"],
             )
             for row in rows
         ],
     )
+
+
+def _json(text: str | None) -> str | None:
+    return None if text is None else json.dumps(redact_obj(json.loads(text)))
+
+
+def _alert(text: str) -> str:
+    """The stored alert: labels masked as intake masks them now, the rest redacted."""
+    alert = json.loads(text)
+    labels = alert.pop("labels", None) or {}
+    alert = redact_obj(alert)
+    alert["labels"] = {k: mask_label(k, v) for k, v in labels.items()}
+    return json.dumps(alert)

@@ -230,14 +230,23 @@ def test_rows_from_before_the_masking_are_migrated(tmp_path):
             db.execute("INSERT INTO migrations VALUES (?, '2026-11-01')", (number,))
         db.execute(
             "INSERT INTO investigations (id, dedup_key, fingerprint, alertname, severity,"
-            " namespace, group_key, alert, status, created_at)"
-            " VALUES ('old1', ?, ?, ?, 'warning', ?, ?, '{}', 'completed', '2026-11-27')",
+            " namespace, group_key, alert, report, evidence, status, created_at)"
+            " VALUES ('old1', ?, ?, ?, 'warning', ?, ?, ?, ?, ?, 'completed', '2026-11-27')",
             (
                 f"{alert.fingerprint}@{alert.startsAt.isoformat()}",
                 alert.fingerprint,
                 alert.name,
                 alert.namespace,
                 f'{{}}:{{token="{CANARY}"}}',
+                # What the earlier redactor let through, in the stored text and JSON too.
+                json.dumps(
+                    {
+                        "labels": {"namespace": alert.namespace, "alertname": alert.name},
+                        "annotations": {"description": f"Authorization:[Bearer {CANARY}]"},
+                    }
+                ),
+                f"a log line with {CANARY}",
+                json.dumps([{"title": "logs", "output": f"--auth-token {CANARY}"}]),
             ),
         )
     store = Store(path)

@@ -217,3 +217,12 @@ def test_every_private_key_marker_of_detect_secrets_is_masked() -> None:
         out = redact(text + "\nafter")
         assert body not in out and body[::-1] not in out, marker
         assert out.endswith("\nafter"), marker
+
+
+def test_a_label_naming_a_secret_object_keeps_the_name_but_not_a_secret_value() -> None:
+    from sre_agent_tools.redact import redact_label_value
+
+    # kube-state-metrics: kube_secret_info{namespace, secret="<object name>"}
+    assert redact_label_value("secret", "my-tls-secret") == "my-tls-secret"
+    assert "hunter2" not in redact_label_value("secret", "password=hunter2")
+    assert redact_label_value("password", "my-tls-secret") != "my-tls-secret"

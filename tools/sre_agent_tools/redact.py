@@ -339,14 +339,21 @@ def redact_value(name: str, value: str) -> str:
     return redact(value)
 
 
+#: Labels that name a Kubernetes object (kube-state-metrics' ``kube_secret_info{secret=…}``,
+#: ``kube_pod_spec_volumes_secret…``): the value is an object's name, not its content.
+OBJECT_NAME_LABELS = frozenset({"secret", "secret_name", "token_secret", "serviceaccount"})
+
+
 def redact_label_value(name: str, value: str) -> str:
     """Like :func:`redact_value` for a label: ``name: value`` inside it is not read as a pair.
 
     Label values are identifiers the tools query with, so ``auth-service:8080``
     must survive; known token formats, URL credentials, keys, headers, flags,
-    ``name=value`` assignments and random blobs are still masked.
+    ``name=value`` assignments and random blobs are still masked. A label that
+    names a Kubernetes object (``secret="my-tls"``) keeps its value unless the
+    value itself looks secret.
     """
-    if is_secret_name(name):
+    if is_secret_name(name) and name.lower() not in OBJECT_NAME_LABELS:
         return MASK if value else value
     return _redact(value, assign_only=True)
 
