@@ -5,7 +5,6 @@ real Prometheus and the fake Kubernetes API; the analysis is read over the API."
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,12 @@ from tests.conftest import EXAMPLES, settings_env
 from tests.support.alertmanager import AlertmanagerServer, am_alert
 from tests.support.fake_ollama import hang
 from tests.support.model_scripts import investigator
+from tests.support.net import wait_for
 from tests.support.service import ServiceProcess
 
 TOKEN = "am-token-" + "k" * 24
 EXAMPLE = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
 CRASH, MISMATCH = EXAMPLE["alerts"][1], EXAMPLE["alerts"][0]
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def investigations(service: ServiceProcess, **params: str) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ received, the database file and its WAL, any API answer, the log, Slack or
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.support.fake_ollama import Say, answer_json, call, say
 from tests.support.fake_slack import TOKEN as SLACK_TOKEN
 from tests.support.fake_slack import FakeSlack
 from tests.support.model_scripts import analysis_from, has_evidence
+from tests.support.net import wait_for
 from tests.support.prometheus import Series, homepage_series, openmetrics_text, timeline
 from tests.support.secrets_corpus import CORPUS, Form
 from tests.support.service import ServiceProcess
@@ -122,16 +122,6 @@ def chat_model(request: dict[str, Any]) -> Say:
         name, args = CHAT_CALLS[len(tools)]
         return call(name, **args)
     return say("Here is what they say:\n" + str(tools[-1]["content"])[:3000])
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def leaks(haystack: str) -> list[str]:
