@@ -38,7 +38,8 @@ from sre_agent_tools import ToolDeps, ToolResult
 from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
 
-from sre_agent.findings import Finding, Plan, call_signature, fit_budget, render
+from sre_agent.findings import Finding, call_signature, fit_budget, render
+from sre_agent.plan import Plan
 
 log = logging.getLogger(__name__)
 
