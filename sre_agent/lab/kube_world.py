@@ -3,16 +3,21 @@
 Why a server and not a mock: the tools must work against the real client's
 URL building, query encoding, error classes and timeouts. This fake speaks
 just enough of the wire protocol (GET reads, lists with label/field
-selectors, pod logs, Status error bodies) for that, and records every
-request so a test can prove the tools only read and never touch Secrets.
+selectors, ``limit``/``continue``, pod and init-container logs, discovery of
+every group/version/kind it holds, Status error bodies, a 400 for a field
+selector a real server would refuse) for that, and records every request so a
+test can prove the tools only read and never touch Secrets. What it knows
+about resource types is :mod:`sre_agent.lab.kube_resources`.
 
 It serves the scenario worlds to the tests and to ``sre-agent eval``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,84 +27,29 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from kubernetes.client import ApiClient, Configuration
 
-#: Kinds whose objects have no namespace.
-CLUSTER_SCOPED = {"Node", "Namespace", "PersistentVolume", "StorageClass", "ClusterRole"}
-#: Plurals that are not simply ``kind.lower() + "s"``.
-_PLURALS = {
-    "Endpoints": "endpoints",
-    "Ingress": "ingresses",
-    "NetworkPolicy": "networkpolicies",
-    "StorageClass": "storageclasses",
-    "PriorityClass": "priorityclasses",
-}
+from sre_agent.lab.kube_resources import (
+    BUILTIN,
+    VERSION,
+    Resource,
+    discovery_doc,
+    list_offset,
+    matches_fields,
+    matches_labels,
+    plural_of,
+    selector_terms,
+    status_body,
+    unsupported_field,
+)
 
+#: Built-in kinds whose objects have no namespace (a custom kind is cluster-scoped when
+#: a loaded CustomResourceDefinition says so, or when its manifest has no namespace).
+CLUSTER_SCOPED = {r.kind for r in BUILTIN if not r.namespaced}
 LogKey = tuple[str, str, str, bool]  # namespace, pod, container, previous
-
-
-def plural_of(kind: str) -> str:
-    """The resource name the API uses in URLs for ``kind``."""
-    return _PLURALS.get(kind, kind.lower() + "s")
 
 
 def _split_api_version(api_version: str) -> tuple[str, str]:
     group, _, version = api_version.rpartition("/")
     return group, version
-
-
-def _lookup(obj: dict[str, Any], dotted: str) -> str | None:
-    """Resolve a field-selector path such as ``involvedObject.name``."""
-    value: Any = obj
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return None if value is None else str(value)
-
-
-def _matches_fields(obj: dict[str, Any], selector: str) -> bool:
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, want = term.split("!=", 1)
-            if _lookup(obj, key.strip()) == want.strip():
-                return False
-            continue
-        key, _, want = term.replace("==", "=").partition("=")
-        if (_lookup(obj, key.strip()) or "") != want.strip():
-            return False
-    return True
-
-
-def _matches_labels(labels: dict[str, str], selector: str) -> bool:
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, want = (s.strip() for s in term.split("!=", 1))
-            if labels.get(key) == want:
-                return False
-        elif "=" in term:
-            key, want = (s.strip() for s in term.replace("==", "=").split("=", 1))
-            if labels.get(key) != want:
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict:
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details is not None:
-        body["details"] = details
-    return body
 
 
 class FakeKube:
@@ -111,6 +61,14 @@ class FakeKube:
         self.logs: dict[LogKey, str] = {}
         self.requests: list[tuple[str, str]] = []
         self.forbidden: set[str] = {"secrets"}
+        #: (group, version, kind) -> resource, for kinds loaded that are not built in
+        self.custom: dict[tuple[str, str, str], Resource] = {}
+        #: (group, kind) -> CRD spec, from loaded CustomResourceDefinitions
+        self.crds: dict[tuple[Any, Any], dict[str, Any]] = {}
+        #: API groups that answer 503, as an aggregated API whose backend is down does
+        self.unavailable: set[str] = set()
+        #: API groups that answer only after a delay, in seconds
+        self.hung: dict[str, float] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -118,17 +76,53 @@ class FakeKube:
     # -- data -------------------------------------------------------------
     def load(self, objects: list[dict[str, Any]], logs: dict[LogKey, str] | None = None) -> None:
         """Add manifests (and pod logs keyed by (namespace, pod, container, previous))."""
+        for crd in objects:  # CRDs first: they say the plural and scope of their kind
+            if crd.get("kind") == "CustomResourceDefinition":
+                spec = crd.get("spec") or {}
+                self.crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = spec
         for raw in objects:
             obj = json.loads(json.dumps(raw))  # private copy
             meta = obj.setdefault("metadata", {})
-            if obj["kind"] not in CLUSTER_SCOPED:
+            resource = self._resource_of(obj)
+            if resource.namespaced:
                 meta.setdefault("namespace", "default")
             meta.setdefault("uid", f"uid-{meta.get('namespace', '')}-{meta.get('name')}")
             meta.setdefault("resourceVersion", "1")
             meta.setdefault("creationTimestamp", "2026-11-20T00:00:00Z")
-            group, _ = _split_api_version(obj["apiVersion"])
-            self.objects.setdefault((group, plural_of(obj["kind"])), []).append(obj)
+            self.objects.setdefault((resource.group, resource.plural), []).append(obj)
         self.logs.update(logs or {})
+
+    def _resource_of(self, obj: dict[str, Any]) -> Resource:
+        """The resource type an object belongs to; a new one is added to discovery."""
+        group, version = _split_api_version(obj["apiVersion"])
+        kind = obj["kind"]
+        builtin = next((r for r in BUILTIN if r.group == group and r.kind == kind), None)
+        if builtin is not None and builtin.version == version:
+            return builtin
+        if builtin is not None:
+            resource = builtin._replace(version=version)
+        else:
+            crd = self.crds.get((group, kind)) or {}
+            names = crd.get("names") or {}
+            scope = crd.get("scope")
+            namespaced = (
+                scope == "Namespaced"
+                if scope
+                else bool((obj.get("metadata") or {}).get("namespace"))
+            )
+            resource = Resource(
+                group,
+                version,
+                names.get("plural") or plural_of(kind),
+                kind,
+                namespaced,
+                tuple(names.get("shortNames") or ()),
+            )
+        return self.custom.setdefault((group, version, kind), resource)
+
+    def resources(self) -> list[Resource]:
+        """Every resource type served: the built-in ones, then those of loaded objects."""
+        return [*BUILTIN, *self.custom.values()]
 
     def load_file(self, path: str | Path) -> None:
         """Load ``{"objects": [...], "logs": [{namespace, pod, container, previous, text}]}``."""
@@ -138,6 +132,14 @@ class FakeKube:
             for e in data.get("logs", [])
         }
         self.load(data.get("objects", []), logs)
+
+    def make_unavailable(self, group: str) -> None:
+        """Answer 503 for everything under ``/apis/<group>`` (a down aggregated API)."""
+        self.unavailable.add(group)
+
+    def make_hung(self, group: str, seconds: float) -> None:
+        """Answer requests under ``/apis/<group>`` only after ``seconds`` (a hung API)."""
+        self.hung[group] = seconds
 
     def forbid(self, plural: str) -> None:
         """Answer 403 for every request on ``plural``, as a narrow RBAC role would."""
@@ -214,31 +216,17 @@ class FakeKube:
                 405, "MethodNotAllowed", f"the server does not allow this method ({method}) here"
             )
         if segs == ["version"]:
-            return self._json(
-                200,
-                {
-                    "major": "1",
-                    "minor": "31",
-                    "gitVersion": "v1.31.0",
-                    "gitCommit": "9c3a8d5e1f0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d",
-                    "gitTreeState": "clean",
-                    "buildDate": "2026-10-01T00:00:00Z",
-                    "goVersion": "go1.23.2",
-                    "compiler": "gc",
-                    "platform": "linux/amd64",
-                },
+            return self._json(200, VERSION)
+        if len(segs) >= 2 and segs[0] == "apis" and segs[1] in self.unavailable:
+            return self._error(
+                503, "ServiceUnavailable", "the server is currently unable to handle the request"
             )
-        if segs == ["api"]:
-            return self._json(200, {"kind": "APIVersions", "versions": ["v1"]})
-        if segs == ["apis"]:
-            groups = [
-                {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}]}
-                for g in ("apps", "batch", "events.k8s.io")
-            ]
-            return self._json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        discovery = discovery_doc(segs, self.resources())
+        if discovery is not None:
+            return self._json(200, discovery)
         if segs[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", segs[2:]
-        elif len(segs) >= 3 and segs[0] == "apis":
+        elif len(segs) >= 4 and segs[0] == "apis":
             group, version, rest = segs[1], segs[2], segs[3:]
         else:
             return self._not_found_path(target)
@@ -248,7 +236,19 @@ class FakeKube:
         if not rest or len(rest) > 3:
             return self._not_found_path(target)
         plural = rest[0]
+        served = next(
+            (
+                r
+                for r in self.resources()
+                if (r.group, r.version, r.plural) == (group, version, plural)
+            ),
+            None,
+        )
+        if served is None or (namespace is not None and not served.namespaced):
+            return self._not_found_path(target)
         name = rest[1] if len(rest) > 1 else None
+        if name is not None and namespace is None and served.namespaced:
+            return self._not_found_path(target)  # a real server has no such route
         sub = rest[2] if len(rest) > 2 else None
         if plural in self.forbidden:
             verb = "list" if name is None else "get"
@@ -286,20 +286,50 @@ class FakeKube:
     def _list(
         self, group: str, version: str, plural: str, namespace: str | None, query: dict[str, str]
     ) -> tuple[int, str, str]:
-        found = [
-            o
-            for o in self.items(group, plural)
-            if (namespace is None or o["metadata"].get("namespace") == namespace)
-            and _matches_labels(o["metadata"].get("labels") or {}, query.get("labelSelector", ""))
-            and _matches_fields(o, query.get("fieldSelector", ""))
-        ]
-        kind = found[0]["kind"] if found else plural[:-1].capitalize()
+        fields = query.get("fieldSelector", "")
+        try:
+            bad = unsupported_field(group, plural, [key for key, _, _ in selector_terms(fields)])
+        except ValueError as exc:
+            return self._error(400, "BadRequest", str(exc))
+        if bad is not None:
+            return self._error(
+                400,
+                "BadRequest",
+                f'Unable to find "{group}/{version}, Resource={plural}" that match label '
+                f'selector "{query.get("labelSelector", "")}", field selector "{fields}": '
+                f"field label not supported: {bad}",
+            )
+        try:
+            found = [
+                o
+                for o in self.items(group, plural)
+                if (namespace is None or o["metadata"].get("namespace") == namespace)
+                and matches_labels(
+                    o["metadata"].get("labels") or {}, query.get("labelSelector", "")
+                )
+                and matches_fields(o, fields)
+            ]
+        except ValueError as exc:
+            return self._error(400, "BadRequest", str(exc))
+        meta: dict[str, Any] = {"resourceVersion": "1"}
+        start = list_offset(query.get("continue"))
+        if start is None:
+            return self._error(410, "Expired", "the provided continue parameter is too old")
+        found = found[start:]
+        limit = int(query["limit"]) if query.get("limit", "").isdigit() else 0
+        if 0 < limit < len(found):
+            meta["continue"] = base64.urlsafe_b64encode(f"{start + limit}".encode()).decode()
+            meta["remainingItemCount"] = len(found) - limit
+            found = found[:limit]
+        kind = next(
+            (r.kind for r in self.resources() if (r.group, r.plural) == (group, plural)), ""
+        )
         return self._json(
             200,
             {
                 "kind": f"{kind}List",
                 "apiVersion": f"{group}/{version}" if group else version,
-                "metadata": {"resourceVersion": "1"},
+                "metadata": meta,
                 "items": found,
             },
         )
@@ -309,17 +339,19 @@ class FakeKube:
     ) -> tuple[int, str, str]:
         name = pod["metadata"]["name"]
         names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+        init = [c["name"] for c in pod.get("spec", {}).get("initContainers") or []]
         container = query.get("container")
         if container is None:
             if len(names) != 1:
+                also = f" or one of the init containers: [{' '.join(init)}]" if init else ""
                 return self._error(
                     400,
                     "BadRequest",
                     f"a container name must be specified for pod {name}, "
-                    f"choose one of: [{' '.join(names)}]",
+                    f"choose one of: [{' '.join(names)}]{also}",
                 )
             container = names[0]
-        if container not in names:
+        if container not in names + init:
             return self._error(
                 400, "BadRequest", f"container {container} is not valid for pod {name}"
             )
@@ -334,7 +366,10 @@ class FakeKube:
         lines = (text or "").splitlines(keepends=True)
         if "tailLines" in query:
             lines = lines[-int(query["tailLines"]) :] if int(query["tailLines"]) > 0 else []
-        return 200, "text/plain", "".join(lines)
+        out = "".join(lines)
+        if query.get("limitBytes", "").isdigit():
+            out = out.encode()[: int(query["limitBytes"])].decode("utf-8", "replace")
+        return 200, "text/plain", out
 
     @staticmethod
     def _json(code: int, body: dict[str, Any]) -> tuple[int, str, str]:
@@ -343,7 +378,7 @@ class FakeKube:
     def _error(
         self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
     ) -> tuple[int, str, str]:
-        return self._json(code, _status(code, reason, message, details))
+        return self._json(code, status_body(code, reason, message, details))
 
     def _not_found_path(self, target: str) -> tuple[int, str, str]:
         return self._error(
@@ -363,6 +398,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        segs = [s for s in urlsplit(self.path).path.split("/") if s]
+        if len(segs) >= 2 and segs[0] == "apis" and segs[1] in self.fake.hung:
+            time.sleep(self.fake.hung[segs[1]])
         code, ctype, body = self.fake.respond(self.command, self.path)
         data = body.encode()
         self.send_response(code)
@@ -370,7 +408,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (a hung API)
+                self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

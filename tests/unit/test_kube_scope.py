@@ -196,3 +196,53 @@ async def test_an_empty_scope_still_reads_cluster_scoped_objects(deps, fake):
     refused = await k8s.describe(nowhere, "pod", CRASHING, NS)
     assert "outside this investigation's scope (no namespace)" in refused.text
     assert not any(f"/namespaces/{NS}/" in unquote(t) for _, t in fake.requests)
+
+
+CLUSTER_OBJECTS = [
+    {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}, "spec": {}},
+    {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "gp3"}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "nginx"}},
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}},
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "injector"},
+    },
+    {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "le"}},
+    {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": "kube-system"},
+    },
+    {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"name": "i", "namespace": "kube-system"},
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("pv", "pv-1"),
+        ("storageclass", "gp3"),
+        ("ingressclass", "nginx"),
+        ("namespace", "kube-system"),
+        ("mutatingwebhookconfiguration", "injector"),
+        ("clusterissuer", "le"),
+    ],
+)
+async def test_cluster_scoped_kinds_are_readable_by_name_under_any_scope(deps, fake, kind, name):
+    fake.load(CLUSTER_OBJECTS)
+    nowhere = deps.scoped({"labels": {}}, [])
+    result = await k8s.describe(nowhere, kind, name)
+    assert result.status == "ok", result.text
+
+
+@pytest.mark.parametrize(("kind", "name"), [("configmap", "cfg"), ("issuer", "i")])
+async def test_namespaced_new_kinds_stay_in_the_scope(scoped, fake, kind, name):
+    fake.load(CLUSTER_OBJECTS)
+    result = await k8s.describe(scoped, kind, name, "kube-system")
+    assert result.text.startswith("namespace kube-system is outside this investigation's scope")
+    assert not any("/namespaces/kube-system/" in unquote(t) for _, t in fake.requests)

@@ -151,9 +151,24 @@ async def test_secrets_are_refused_without_asking(deps: ToolDeps, fake_kube: Fak
     assert len(fake_kube.requests) == before
 
 
-async def test_unsupported_kind(deps: ToolDeps) -> None:
-    text = ok(await k8s.describe(deps, "configmap", "x", NS), "error")
-    assert "Unsupported kind 'configmap'" in text
+async def test_unknown_kind_says_what_the_cluster_serves(deps: ToolDeps) -> None:
+    text = ok(await k8s.describe(deps, "frobnicator", "x", NS), "error")
+    assert text.startswith("Unknown kind 'frobnicator': the API server serves no such resource.")
+    assert "Built in: pod, service" in text
+
+
+@pytest.mark.parametrize(
+    "kind", ["pods/../../secrets", "x/y/pods", "pods?watch=true", "pod#x", "../nodes", ""]
+)
+async def test_hostile_kinds_never_reach_a_path(
+    deps: ToolDeps, fake_kube: FakeKube, kind: str
+) -> None:
+    before = len(fake_kube.requests)
+    ok(await k8s.describe(deps, kind, "x", NS), "error")
+    assert all(
+        path in ("/api/v1", "/apis") or path.startswith("/apis/")
+        for _, path in fake_kube.requests[before:]
+    ), fake_kube.requests[before:]
 
 
 async def test_events_newest_last_with_counts(deps: ToolDeps) -> None:

@@ -24,6 +24,8 @@ class ToolDeps:
     prometheus: Any = None
     #: a ``kubernetes.client.ApiClient``
     kube: Any = None
+    #: Why ``kube`` is None (the kubeconfig named and what is wrong), for the tools to say.
+    kube_problem: str | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     #: Per-request timeout (seconds) for backend calls.
     timeout: float = 10.0

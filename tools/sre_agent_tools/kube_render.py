@@ -96,17 +96,17 @@ def labels_text(labels: dict[str, str], limit: int = 6, sep: str = ", ") -> str:
     return sep.join(items[:limit] + more)
 
 
-def _short(text: str | None, limit: int = 240) -> str:
+def short(text: str | None, limit: int = 240) -> str:
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def render_conditions(conditions: list[Obj]) -> list[str]:
+def render_conditions(conditions: list[Obj], message_limit: int = 240) -> list[str]:
     if not conditions:
         return []
     lines = ["Conditions:"]
     for c in conditions:
-        why = ": ".join(x for x in (c.get("reason"), _short(c.get("message"))) if x)
+        why = ": ".join(x for x in (c.get("reason"), short(c.get("message"), message_limit)) if x)
         since = c.get("lastTransitionTime")
         lines.append(
             f"  {c.get('type')}={c.get('status')}{' ' + why if why else ''}"
@@ -169,7 +169,7 @@ def _state(state: Obj | None) -> str:
         return f"Running (since {started}{age(started)})" if started else "Running"
     if "waiting" in state:
         w = state["waiting"]
-        why = f": {_short(w['message'])}" if w.get("message") else ""
+        why = f": {short(w['message'])}" if w.get("message") else ""
         return f"Waiting ({w.get('reason', '?')}{why})"
     if "terminated" in state:
         t = state["terminated"]
@@ -178,7 +178,7 @@ def _state(state: Obj | None) -> str:
             f"Terminated (reason {t.get('reason', '?')}, exit code {t.get('exitCode')}"
             f"{', signal ' + str(t['signal']) if t.get('signal') else ''}"
             f"{', finished ' + finished + age(finished) if finished else ''}"
-            f"{': ' + _short(t['message']) if t.get('message') else ''})"
+            f"{': ' + short(t['message']) if t.get('message') else ''})"
         )
     return "unknown"
 
@@ -188,7 +188,7 @@ def render_pod(pod: Obj) -> list[str]:
     spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod["metadata"]
     phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "?")
     if status.get("reason"):
-        phase += f" ({status['reason']}: {_short(status.get('message'))})"
+        phase += f" ({status['reason']}: {short(status.get('message'))})"
     lines = [
         f"Node: {spec.get('nodeName', '<none>')}  Status: {phase}"
         f"  QoS: {status.get('qosClass', '?')}  IP: {status.get('podIP', '-')}"
@@ -236,7 +236,7 @@ def render_events(events: list[Obj], total: int, with_object: bool = False) -> l
         target = f" {obj.get('kind')}/{obj.get('name')}" if with_object else ""
         lines.append(
             f"  {e.get('type', '?'):<7} {e.get('reason', '?')}{target} "
-            f"x{count} last {when}{age(when)}: {_short(e.get('message'), 500)}"
+            f"x{count} last {when}{age(when)}: {short(e.get('message'), 500)}"
         )
     return lines
 
@@ -255,151 +255,10 @@ def header(obj: Obj, created: bool = True) -> list[str]:
         lines.append("Controlled By: " + ", ".join(f"{o['kind']}/{o['name']}" for o in owners))
     if created and meta.get("creationTimestamp"):
         lines.append(f"Created: {meta['creationTimestamp']}{age(meta['creationTimestamp'])}")
-    return lines
-
-
-#: status field -> label, per workload kind, in the order kubectl prints them.
-_WORKLOAD_STATUS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Deployment": (
-        ("updatedReplicas", "updated"),
-        ("readyReplicas", "ready"),
-        ("availableReplicas", "available"),
-        ("unavailableReplicas", "unavailable"),
-        ("replicas", "total"),
-    ),
-    "StatefulSet": (
-        ("currentReplicas", "current"),
-        ("updatedReplicas", "updated"),
-        ("readyReplicas", "ready"),
-        ("availableReplicas", "available"),
-    ),
-    "ReplicaSet": (
-        ("replicas", "current"),
-        ("readyReplicas", "ready"),
-        ("availableReplicas", "available"),
-    ),
-    "DaemonSet": (
-        ("desiredNumberScheduled", "desired"),
-        ("currentNumberScheduled", "current"),
-        ("updatedNumberScheduled", "updated"),
-        ("numberReady", "ready"),
-        ("numberAvailable", "available"),
-        ("numberUnavailable", "unavailable"),
-        ("numberMisscheduled", "misscheduled"),
-    ),
-}
-
-
-def render_workload(obj: Obj) -> list[str]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    lines = header(obj)
-    revision = (obj["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
-    if revision:
-        lines.append(f"Revision: {revision}")
-    counts = [f"{status.get(f, 0)} {label}" for f, label in _WORKLOAD_STATUS.get(obj["kind"], ())]
-    desired = f"{spec['replicas']} desired | " if "replicas" in spec else ""
-    lines.append(f"Replicas: {desired}{' | '.join(counts)}")
-    strategy = spec.get("strategy") or spec.get("updateStrategy")
-    if strategy:
-        rolling = ", ".join(
-            f"{k} {v}" for k, v in sorted((strategy.get("rollingUpdate") or {}).items())
-        )
-        lines.append(f"Strategy: {strategy.get('type', '?')}{f' ({rolling})' if rolling else ''}")
-    selector = (spec.get("selector") or {}).get("matchLabels") or {}
-    lines.append(f"Selector: {labels_text(selector, limit=20)}")
-    lines += render_conditions(status.get("conditions") or [])
-    lines += render_containers((spec.get("template") or {}).get("spec") or {})
-    return lines
-
-
-def render_job(obj: Obj) -> list[str]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    lines = header(obj)
-    lines.append(
-        f"Completions: {spec.get('completions', 1)}  Parallelism: "
-        f"{spec.get('parallelism', 1)}  Backoff Limit: {spec.get('backoffLimit', 6)}"
-    )
-    lines.append(
-        f"Pods: {status.get('active', 0)} active | {status.get('succeeded', 0)} "
-        f"succeeded | {status.get('failed', 0)} failed"
-    )
-    for key in ("startTime", "completionTime"):
-        if status.get(key):
-            lines.append(f"{key}: {status[key]}{age(status[key])}")
-    lines += render_conditions(status.get("conditions") or [])
-    lines += render_containers((spec.get("template") or {}).get("spec") or {})
-    return lines
-
-
-def _metric_value(value: Obj) -> str:
-    if "averageUtilization" in value:
-        return f"{value['averageUtilization']}%"
-    return str(value.get("averageValue") or value.get("value") or "?")
-
-
-def _metric_name(metric: Obj) -> str:
-    kind = metric.get("type", "?")
-    body = metric.get(kind[:1].lower() + kind[1:]) or {}
-    name = body.get("name") or (body.get("metric") or {}).get("name") or "?"
-    return f"{kind.lower()} {name}"
-
-
-def render_hpa(obj: Obj) -> list[str]:
-    """Replicas against their bounds, each metric's current value against its target."""
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    lines = header(obj)
-    target = spec.get("scaleTargetRef") or {}
-    lines.append(f"Scale target: {target.get('kind', '?')}/{target.get('name', '?')}")
-    lines.append(
-        f"Replicas: {status.get('currentReplicas', '?')} current | "
-        f"{status.get('desiredReplicas', '?')} desired | min {spec.get('minReplicas', 1)} | "
-        f"max {spec.get('maxReplicas', '?')}"
-    )
-    current = {_metric_name(m): m for m in status.get("currentMetrics") or []}
-    for metric in spec.get("metrics") or []:
-        name = _metric_name(metric)
-        kind = metric.get("type", "?")
-        want = (metric.get(kind[:1].lower() + kind[1:]) or {}).get("target") or {}
-        now = current.get(name, {})
-        got = (now.get(kind[:1].lower() + kind[1:]) or {}).get("current") or {}
-        lines.append(
-            f"Metric {name}: current {_metric_value(got) if got else '?'} / target {_metric_value(want)}"
-        )
-    lines += render_conditions(status.get("conditions") or [])
-    return lines
-
-
-def render_cronjob(obj: Obj) -> list[str]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    lines = header(obj)
-    lines.append(
-        f"Schedule: {spec.get('schedule')}  Suspend: {spec.get('suspend', False)}  "
-        f"Concurrency: {spec.get('concurrencyPolicy', 'Allow')}"
-    )
-    for key in ("lastScheduleTime", "lastSuccessfulTime"):
-        if status.get(key):
-            lines.append(f"{key}: {status[key]}{age(status[key])}")
-    active = [a.get("name", "?") for a in status.get("active") or []]
-    lines.append(f"Active Jobs: {', '.join(active) or 'none'}")
-    template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
-    lines += render_containers(template.get("spec") or {})
-    return lines
-
-
-def render_pvc(obj: Obj) -> list[str]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    lines = header(obj)
-    requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "?")
-    lines.append(
-        f"Status: {status.get('phase', '?')}  Capacity: "
-        f"{(status.get('capacity') or {}).get('storage', '-')} (requested {requested})"
-    )
-    lines.append(
-        f"StorageClass: {spec.get('storageClassName', '-')}  Volume: "
-        f"{spec.get('volumeName', '-')}  Access Modes: "
-        f"{','.join(spec.get('accessModes') or [])}"
-    )
-    lines += render_conditions(status.get("conditions") or [])
+    if meta.get("deletionTimestamp"):  # stuck deleting: what holds it is the point
+        held = ", ".join(str(f) for f in meta.get("finalizers") or []) or "none"
+        when = meta["deletionTimestamp"]
+        lines.append(f"Terminating: deletion requested {when}{age(when)}; finalizers: {held}")
     return lines
 
 

@@ -23,11 +23,24 @@ _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 #: A label key's name part and a label value (qualified-name syntax, at most 63 characters).
 _LABEL_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 
+#: A field-selector key: a field path such as ``involvedObject.name``.
+_FIELD_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*")
 #: Field-selector terms as code builds them: (key, "=" or "!=", value).
 Terms = list[tuple[str, str, str]]
 
-#: Kinds without a namespace: always readable, whatever the scope.
-CLUSTER_SCOPED_KINDS = frozenset({"Node", "PersistentVolume", "StorageClass", "Namespace"})
+#: Built-in kinds without a namespace: readable by name whatever the scope (cluster-scoped
+#: custom resources too; ``kube_api.KindInfo.namespaced`` is what the tools go by).
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "Namespace",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    }
+)
 
 
 class Rejected(ValueError):
@@ -95,9 +108,44 @@ def check_label_selector(selector: str) -> str:
     for term in selector.split(","):
         key, sep, value = term.partition("=")
         if not sep:
-            raise Rejected(f"label selector term {_shown(term)} is not key=value.")
+            raise Rejected(f"label selector term {_shown(term)} is not label=value.")
         pairs[key.strip()] = value.strip()
     return label_selector(pairs)
+
+
+def as_terms(selector: Mapping[str, Any] | Iterable[tuple[str, str, str]] | str | None) -> Terms:
+    """Field-selector terms from a mapping (equality), ``(key, op, value)`` tuples, or a
+    ``key=value,key!=value`` text as code writes it (a value cannot hold a comma there)."""
+    terms = _raw_terms(selector)
+    for key, _, _ in terms:
+        if not _FIELD_KEY.fullmatch(key):
+            raise Rejected(f"field selector key {_shown(key)} is not a field path.")
+    return terms
+
+
+def _raw_terms(selector: Mapping[str, Any] | Iterable[tuple[str, str, str]] | str | None) -> Terms:
+    if not selector:
+        return []
+    if isinstance(selector, Mapping):
+        return [(str(k), "=", str(v)) for k, v in selector.items()]
+    if isinstance(selector, str):
+        terms: Terms = []
+        for term in filter(None, (t.strip() for t in selector.split(","))):
+            key, op, value = (
+                term.partition("!=") if "!=" in term else term.replace("==", "=").partition("=")
+            )
+            if not op or not key.strip():
+                raise Rejected(
+                    f"field selector term {_shown(term)} is not field=value or field!=value."
+                )
+            terms.append((key.strip(), op, value.strip()))
+        return terms
+    terms = []
+    for key, op, value in selector:
+        if op not in ("=", "!="):
+            raise Rejected(f"field selector operator {_shown(str(op))} is not = or !=.")
+        terms.append((str(key), op, str(value)))
+    return terms
 
 
 def admit(
@@ -119,10 +167,13 @@ def admit(
         kwargs["namespace"] = check_label_name(kwargs["namespace"], "namespace")
     if kwargs.get("container") is not None:
         kwargs["container"] = check_label_name(kwargs["container"], "container")
-    if kwargs.get("label_selector") is not None:
-        kwargs["label_selector"] = check_label_selector(kwargs["label_selector"])
+    labels = kwargs.get("label_selector")
+    if isinstance(labels, Mapping):
+        kwargs["label_selector"] = label_selector(labels) or None
+    elif labels is not None:
+        kwargs["label_selector"] = check_label_selector(str(labels))
     if "field_selector" in kwargs:
-        terms: Terms = kwargs.pop("field_selector") or []
+        terms = as_terms(kwargs.pop("field_selector"))
         for key, _, value in terms:
             if key.endswith(".namespace"):
                 check_label_name(value, "namespace")

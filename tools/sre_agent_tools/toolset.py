@@ -48,10 +48,12 @@ async def kubectl_describe(
 ) -> str:
     """Describe a Kubernetes object like `kubectl describe`, with its recent events.
 
-    Only the alert's namespaces can be read (nodes always).
+    Only the alert's namespaces can be read (cluster-scoped objects such as nodes always).
 
-    kind: pod, deployment, statefulset, daemonset, replicaset, job, cronjob, node, service, pvc
-    or hpa.
+    kind: pod, deployment, statefulset, daemonset, replicaset, job, cronjob, hpa, service,
+    endpointslice, ingress, pvc, pv, configmap, resourcequota, node, namespace, storageclass,
+    ingressclass, mutatingwebhookconfiguration, or any custom resource (e.g. certificate,
+    certificates.cert-manager.io). Never secrets.
     """
     return (await k8s.describe(runtime.context, kind, name, namespace)).render()
 
