@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sre_agent_tools import ToolDeps
@@ -18,18 +18,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__, tokens
 from sre_agent.agent import Investigator
+from sre_agent.api import rejections
 from sre_agent.api.edge import Edge
-from sre_agent.backends import make_deps
+from sre_agent.backends import make_deps, make_kube
 from sre_agent.chat import ChatService
 from sre_agent.metrics import Metrics
 from sre_agent.notify import Notifier
 from sre_agent.prompts import Prompts, load_prompts
-from sre_agent.readiness import Readiness
+from sre_agent.readiness import OneAtATime, Readiness
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 from sre_agent.worker import Worker
 
 log = logging.getLogger(__name__)
+
+#: Statuses only the edge gives (a body too slow or too large): logged on every path.
+EDGE_STATUSES = (408, 413)
 
 
 @dataclass
@@ -45,12 +49,28 @@ class Services:
     readiness: Readiness
 
 
+async def _load_kube(settings: Settings) -> tuple[Any | None, str | None]:
+    """The Kubernetes client, bounded: a kubeconfig's exec plugin (a cloud CLI fetching
+    a token) may hang, and must not hold start-up. In a daemon thread, never joined."""
+    bound = settings.backend_timeout
+    try:
+        return await asyncio.wait_for(
+            OneAtATime("kubeconfig-load")(lambda: make_kube(settings)), bound
+        )
+    except TimeoutError:
+        return None, (
+            f"Kubernetes configuration not loaded within {bound:g} s"
+            " (SRE_AGENT_BACKEND_TIMEOUT; an exec plugin in the kubeconfig that does not"
+            " answer?); restart once it does"
+        )
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_path)
         store.open()
-        deps = make_deps(settings)
+        deps = make_deps(settings, await _load_kube(settings))
         prompts = load_prompts(settings.prompts_dir)
         metrics = Metrics()  # per app: tests build many apps in one process
         notifier = Notifier(settings, store, metrics)
@@ -76,18 +96,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.services = Services(
             settings, store, deps, prompts, worker, metrics, notifier, chat, readiness
         )
+        # One round of checks (each bounded by SRE_AGENT_READINESS_CHECK_TIMEOUT, blocking
+        # calls in threads), then one line per backend: what works, what to change.
         await readiness.start()
-        ollama = readiness.state("ollama")
-        if ollama["ok"]:
-            log.info("Ollama ready at %s with model %s", settings.ollama_url, settings.model)
-        else:
-            log.warning(
-                "Ollama not usable at %s: %s. Alerts are still accepted and stored;"
-                " investigations will end failed/degraded until it is"
-                " (set SRE_AGENT_OLLAMA_URL / SRE_AGENT_MODEL).",
-                settings.ollama_url,
-                ollama.get("error"),
-            )
+        for ok, line in readiness.describe():
+            if ok:
+                log.info("%s", line)
+            else:
+                log.warning("%s. Alerts are still accepted and stored.", line)
         # The tokenizer loads in about a second: here, in a thread, not on the event loop
         # under the first investigation (every request would wait for it).
         await asyncio.to_thread(tokens.count, "warm up")
@@ -104,7 +120,15 @@ def create_app(settings: Settings) -> FastAPI:
                 deps.kube.close()
             store.close()
 
-    app = FastAPI(title="sre-agent", version=__version__, lifespan=lifespan)
+    from sre_agent.api.deps import reject_unknown_query
+
+    # Every route refuses query parameters it does not take (422 naming them).
+    app = FastAPI(
+        title="sre-agent",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
+    )
     # Before any route: the Host allowlist, header and body bounds, and a JSON 500 that
     # keeps the connection (api/edge.py).
     app.add_middleware(
@@ -118,6 +142,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path == rejections.WEBHOOK_PATH or exc.status_code in EDGE_STATUSES:
+            rejections.record(request.scope, exc.status_code, str(exc.detail))
         return JSONResponse(
             {"error": exc.detail},
             status_code=exc.status_code,
@@ -129,11 +155,19 @@ def create_app(settings: Settings) -> FastAPI:
         problems = "; ".join(
             f"{'.'.join(str(p)[:40] for p in e['loc'])}: {e['msg'][:200]}" for e in exc.errors()[:5]
         )
-        return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
+        message = f"invalid request: {problems}"
+        if request.url.path == rejections.WEBHOOK_PATH:
+            query = any(e["loc"][:1] == ("query",) for e in exc.errors())
+            rejections.record(request.scope, 422, message, "bad_query" if query else None)
+        return JSONResponse({"error": message}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.exception(
+            "unexpected error on %s %s",
+            request.method,
+            rejections.printable(request.url.path, 200),
+        )
         return JSONResponse({"error": "internal error; see the service log"}, status_code=500)
 
     from sre_agent.api import chat as chat_api

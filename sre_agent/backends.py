@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from sre_agent_tools import ToolDeps
 from sre_agent_tools.redact import redact
 from urllib3.util.retry import Retry
@@ -27,39 +29,146 @@ log = logging.getLogger(__name__)
 NO_RETRIES = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0)
 
 
-def make_kube(settings: Settings) -> Any | None:
-    """A ``kubernetes`` ApiClient: the configured kubeconfig, in-cluster, or ~/.kube/config."""
+class KubeConfigProblem(Exception):
+    """The Kubernetes configuration named cannot be used; the message says where and why."""
+
+
+def _kubeconfig_context(
+    files: tuple[Path, ...], named: str
+) -> tuple[list[Path], str | None, str | None]:
+    """The files that exist, checked readable and YAML; the current context as kubectl
+    picks it (the first file that sets one: the client would take the last); and the
+    command of its user's credential plugin (``exec``), if it has one."""
+    found = [f for f in files if f.exists()]
+    if not found:
+        shown = ", ".join(str(f) for f in files)
+        raise KubeConfigProblem(f"{named} names {shown}: no such file")
+    current, usable, configs = None, [], []
+    for path in found:
+        if path.is_dir():
+            raise KubeConfigProblem(f"{named}: {path} is a directory, not a kubeconfig file")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise KubeConfigProblem(f"{named}: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise KubeConfigProblem(f"{named}: {path} is not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where is not None else ""
+            raise KubeConfigProblem(f"{named}: {path} is not valid YAML{line}") from None
+        if data is None:
+            continue  # an empty file in a list: kubectl and the client skip it
+        if not isinstance(data, dict):
+            raise KubeConfigProblem(f"{named}: {path} is not a kubeconfig (a YAML mapping)")
+        if current is None and data.get("current-context"):
+            current = str(data["current-context"])
+        usable.append(path)
+        configs.append(data)
+    if not usable:
+        shown = ", ".join(str(f) for f in found)
+        raise KubeConfigProblem(f"{named}: {shown} {'is' if len(found) == 1 else 'are'} empty")
+    return usable, current, _plugin(configs, current)
+
+
+def _plugin(configs: list[dict[str, Any]], context: str | None) -> str | None:
+    """The ``exec`` command of ``context``'s user (the first file naming each wins)."""
+
+    def named(kind: str, name: object) -> dict[str, Any]:
+        for data in configs:
+            for entry in data.get(kind) or ():
+                if isinstance(entry, dict) and entry.get("name") == name:
+                    return entry
+        return {}
+
+    try:
+        user = named("contexts", context).get("context", {}).get("user")
+        command = named("users", user).get("user", {}).get("exec", {}).get("command")
+    except AttributeError:  # not a kubeconfig's shape: the client says what is wrong
+        return None
+    return str(command) if command else None
+
+
+def load_kube(settings: Settings) -> Any:
+    """A ``kubernetes`` ApiClient: the configured kubeconfig file(s), in-cluster, or
+    ~/.kube/config. Raises KubeConfigProblem naming the file and what is wrong, or
+    returns None when nothing is configured at all."""
     from kubernetes import client, config
 
     configuration = client.Configuration()
-    try:
-        if settings.kubeconfig is not None:
-            config.load_kube_config(
-                config_file=str(settings.kubeconfig), client_configuration=configuration
-            )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+    files = settings.kubeconfig_files
+    if files:
+        named = "SRE_AGENT_KUBECONFIG (or KUBECONFIG)"
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
             config.load_incluster_config(client_configuration=configuration)
-        elif (Path.home() / ".kube" / "config").is_file():
-            config.load_kube_config(client_configuration=configuration)
-        else:
-            log.warning(
-                "Kubernetes is not configured (no SRE_AGENT_KUBECONFIG, not in a cluster,"
-                " no ~/.kube/config): Kubernetes tools will report that"
-            )
-            return None
-    except Exception as exc:  # a broken kubeconfig degrades the tools, not the service
-        log.warning("Kubernetes configuration unusable: %s", exc)
+        except Exception as exc:
+            raise KubeConfigProblem(
+                f"in-cluster configuration unusable: {redact(str(exc))[:300]}"
+                " (the pod's service account token; or set SRE_AGENT_KUBECONFIG)"
+            ) from None
+        files, named = (), ""
+    elif (Path.home() / ".kube" / "config").is_file():
+        files, named = (Path.home() / ".kube" / "config",), "~/.kube/config"
+    else:
         return None
+    if files:
+        found, current, plugin = _kubeconfig_context(files, named)
+        try:
+            config.load_kube_config(
+                config_file=os.pathsep.join(map(str, found)),
+                context=current,
+                client_configuration=configuration,
+                persist_config=False,  # read-only: never write a refreshed token back
+            )
+        except Exception as exc:
+            shown = ", ".join(map(str, found))
+            raise KubeConfigProblem(
+                f"{named}: {shown} cannot be used: {redact(str(exc))[:300]}"
+            ) from None
+        # A plugin that fails is only logged by the client, which goes on without
+        # credentials: every lookup would be a 401 (a laptop's EKS or GKE kubeconfig in
+        # a container without the cloud CLI).
+        if plugin and not configuration.api_key.get("BearerToken") and not configuration.cert_file:
+            why = (
+                "is not installed here (not on PATH)"
+                if shutil.which(plugin) is None
+                else "gave no credentials (its error is logged just before)"
+            )
+            raise KubeConfigProblem(
+                f"{named}: {', '.join(map(str, found))}: the credential plugin {plugin!r}"
+                f" (users[].user.exec) {why}:"
+                " install it where sre-agent runs, or use a kubeconfig with a token"
+            )
     configuration.retries = NO_RETRIES
     return client.ApiClient(configuration)
 
 
-def make_deps(settings: Settings) -> ToolDeps:
+def make_kube(settings: Settings) -> tuple[Any | None, str | None]:
+    """The client, or None and why (logged once here, and told by the tools)."""
+    try:
+        kube = load_kube(settings)
+    except KubeConfigProblem as exc:
+        return None, f"Kubernetes configuration unusable: {exc}"
+    except Exception as exc:  # a broken kubeconfig degrades the tools, not the service
+        return None, f"Kubernetes configuration unusable: {exc.__class__.__name__}: {exc}"
+    if kube is None:
+        return None, (
+            "Kubernetes is not configured (no SRE_AGENT_KUBECONFIG or KUBECONFIG,"
+            " not in a cluster, no ~/.kube/config)"
+        )
+    return kube, None
+
+
+def make_deps(settings: Settings, kube: tuple[Any | None, str | None] | None = None) -> ToolDeps:
+    """The tools' clients; ``kube``: a client (or None and why) made already."""
     from sre_agent_tools.prometheus import make_prometheus
 
+    kube, problem = kube or make_kube(settings)  # the problem is logged by the caller, once
     return ToolDeps(
         prometheus=make_prometheus(settings.prometheus_url, settings.backend_timeout),
-        kube=make_kube(settings),
+        kube=kube,
+        kube_problem=problem,
         output_limit=settings.tool_output_limit,
         timeout=settings.backend_timeout,
         promql_max_range=settings.promql_max_range,
@@ -132,7 +241,7 @@ async def check_kubernetes(
 ) -> dict[str, Any]:
     """The API server's version; the sync client call goes through ``run`` (a thread)."""
     if deps.kube is None:
-        return {"ok": False, "error": "not configured"}
+        return {"ok": False, "error": deps.kube_problem or "not configured"}
     from kubernetes import client
 
     host = deps.kube.configuration.host

@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import httpx
 
@@ -24,13 +25,17 @@ def add_parser(sub: Any) -> None:
     chat = sub.add_parser("chat", help="ask follow-up questions about one investigation")
     chat.add_argument("id", help="the investigation id")
     chat.add_argument("--message", "-m", help="ask one question and exit (no prompt)")
-    chat.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+    chat.add_argument("--url", help=f"the service (default: SRE_AGENT_URL, else {DEFAULT_URL})")
 
 
-def run(args: argparse.Namespace) -> int:
-    with httpx.Client(base_url=args.url.rstrip("/"), timeout=httpx.Timeout(10, read=900)) as http:
+def run(args: argparse.Namespace, url: str = DEFAULT_URL) -> int:
+    with httpx.Client(base_url=url.rstrip("/"), timeout=httpx.Timeout(10, read=900)) as http:
         if args.message is not None:
             return ask(http, args.id, args.message)
+        print(
+            f"Ask about investigation {args.id}; an empty line or Ctrl-D ends the chat.",
+            file=sys.stderr,
+        )
         while True:
             try:
                 question = input("> ")
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def ask(http: httpx.Client, ident: str, question: str, out: TextIO | None = None) -> int:
     """One question; the answer is streamed to ``out`` (stdout)."""
     out = out or sys.stdout
-    url = f"/investigations/{ident}/chat"
+    url = f"/investigations/{quote(ident, safe='')}/chat"  # an id is one path segment
     try:
         with http.stream(
             "POST", url, json={"message": question}, headers={"Accept": "text/event-stream"}
@@ -73,7 +78,7 @@ def ask(http: httpx.Client, ident: str, question: str, out: TextIO | None = None
     except httpx.HTTPError as exc:
         print(
             f"sre-agent: cannot reach the service at {http.base_url} ({exc}); is"
-            " `sre-agent serve` running there? (--url)",
+            " `sre-agent serve` running there? (--url or SRE_AGENT_URL)",
             file=sys.stderr,
         )
         return 1

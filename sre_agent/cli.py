@@ -1,4 +1,4 @@
-"""The ``sre-agent`` command: ``serve`` and ``investigate``.
+"""The ``sre-agent`` command: ``serve``, ``investigate``, ``chat``, ``list``, ``show``, ``eval``.
 
 Errors end here, in one place: a line on stderr and an exit code
 (2 bad input or settings, 3 Ollama not usable).
@@ -10,15 +10,16 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from sre_agent import __version__, chat_cli
+from sre_agent import __version__, chat_cli, records_cli
 from sre_agent.errors import AlertPayloadError, ConfigError, OllamaUnavailable
 from sre_agent.logs import configure_logging
-from sre_agent.settings import Settings, load_settings
+from sre_agent.settings import Settings, load_settings, unknown_variables
 
 log = logging.getLogger("sre_agent.cli")
 
@@ -30,12 +31,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sre-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the API and the investigation workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve = sub.add_parser(
+        "serve",
+        help="run the API and the investigation workers",
+        description="Serve the API and run the investigation workers (settings: SRE_AGENT_*).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"
+    )
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     chat_cli.add_parser(sub)
+    records_cli.add_parsers(sub)
     inv = sub.add_parser("investigate", help="investigate an Alertmanager body (or one alert)")
     inv.add_argument("file", help="JSON file, or - for stdin")
+    inv.add_argument(
+        "--database-url",
+        help="store the record there (e.g. the service's, sqlite:///./sre-agent.db) instead of"
+        " a throwaway database; SRE_AGENT_DATABASE_URL, when set, does the same",
+    )
     inv.add_argument("--json", action="store_true", help="print the whole record(s) as JSON")
     inv.add_argument(
         "--all-severities",
@@ -59,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sre-agent: bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    for variable in unknown_variables():
+        log.warning("%s is not a setting sre-agent knows: it has no effect", variable)
     try:
         from sre_agent.prompts import load_prompts
 
@@ -68,15 +84,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "chat":
-            return chat_cli.run(args)
+            return chat_cli.run(args, records_cli.service_url(args, settings))
+        if args.command == "list":
+            return records_cli.run_list(args, settings)
+        if args.command == "show":
+            return records_cli.run_show(args, settings)
         if args.command == "serve":
             return serve(settings, args.host, args.port)
         if args.command == "eval":
             from sre_agent.eval import main as evaluate
 
             return evaluate(settings, args)
+        database = args.database_url or (
+            settings.database_url if "database_url" in settings.model_fields_set else None
+        )
+        if args.database_url:
+            settings = load_settings(database_url=args.database_url)
         return asyncio.run(
-            investigate(settings, args.file, as_json=args.json, all_severities=args.all_severities)
+            investigate(
+                settings,
+                args.file,
+                as_json=args.json,
+                all_severities=args.all_severities,
+                keep=database is not None,
+            )
         )
     except (AlertPayloadError, ConfigError) as exc:
         print(f"sre-agent: {exc}", file=sys.stderr)
@@ -86,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sre-agent show ID | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit
+        return 1
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
@@ -117,8 +151,15 @@ def serve(settings: Settings, host: str, port: int) -> int:
 
 
 async def investigate(
-    settings: Settings, file: str, *, as_json: bool, all_severities: bool = False
+    settings: Settings,
+    file: str,
+    *,
+    as_json: bool,
+    all_severities: bool = False,
+    keep: bool = False,
 ) -> int:
+    """Investigate the firing alerts of ``file``; the records go to a throwaway database
+    unless ``keep``: then to ``settings.database_url`` (the service's, for list/show/chat)."""
     from sre_agent.agent import Investigator
     from sre_agent.alerts import load_alert_file
     from sre_agent.backends import make_deps, require_ollama
@@ -148,10 +189,20 @@ async def investigate(
     await require_ollama(settings)
     settings = settings.model_copy(update={"reinvestigate": False})  # one shot: no later retry
     deps = make_deps(settings)
+    if deps.kube_problem:
+        log.warning("%s: Kubernetes lookups will report it", deps.kube_problem)
     prompts = load_prompts(settings.prompts_dir)
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sre-agent-") as tmp:
-        store = Store(Path(tmp) / "one-shot.db")
+        path = settings.database_path if keep else Path(tmp) / "one-shot.db"
+        if keep:
+            log.info("the record is stored in %s (SRE_AGENT_DATABASE_URL)", settings.database_url)
+        else:
+            log.info(
+                "the record lives in a throwaway database, gone when this command ends:"
+                " --database-url (or SRE_AGENT_DATABASE_URL) names the service's to keep it"
+            )
+        store = Store(path)
         store.open()
         worker = Worker(
             store,
@@ -161,7 +212,14 @@ async def investigate(
         )
         try:
             for n, alert in enumerate(firing, 1):
-                record, _ = store.create_or_get(alert, payload.groupKey)
+                record, created = store.create_or_get(alert, payload.groupKey)
+                if not created:
+                    log.info(
+                        "%s was investigated already (%s, %s): showing that record",
+                        alert.name,
+                        record["id"],
+                        record["status"],
+                    )
                 log.info(
                     "[%d/%d] investigating %s (%s)", n, len(firing), alert.name, alert.severity
                 )

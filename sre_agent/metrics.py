@@ -2,8 +2,8 @@
 
 Each app gets its own :class:`~prometheus_client.CollectorRegistry`, made in
 the lifespan, so tests that build many apps in one process never share or
-collide on counters. Counters are fed at three places: the webhook (alerts
-received), the worker's ``on_finished`` hook (outcome, duration, LLM and tool
+collide on counters. Counters are fed at four places: the webhook (alerts
+received), its rejections (:mod:`sre_agent.api.rejections`), the worker's ``on_finished`` hook (outcome, duration, LLM and tool
 usage) and the Slack notifier; gauges are read when scraped (queue depth) or
 refreshed by the readiness checks (Ollama reachability,
 :mod:`sre_agent.readiness`).
@@ -17,6 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sre_agent_tools import make_tools
+
+from sre_agent.api.rejections import REASONS as REJECTION_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,12 @@ class Metrics:
             "1 when Ollama answers and has the configured model, else 0.",
             registry=r,
         )
+        self.webhook_rejected = Counter(
+            "sre_agent_webhook_rejected",
+            "Webhook deliveries refused, by reason (docs/troubleshooting.md).",
+            ["reason"],
+            registry=r,
+        )
         self.slack_notifications = Counter(
             "sre_agent_slack_notifications",
             "Slack messages, by whether they were delivered.",
@@ -85,6 +93,8 @@ class Metrics:
             self.llm_tokens.labels(kind)
         for status in ("sent", "failed"):
             self.slack_notifications.labels(status)
+        for reason in REJECTION_REASONS:
+            self.webhook_rejected.labels(reason)
 
     def count_alert(self, result: dict[str, Any]) -> None:
         """One webhook result: queued, duplicate, skipped or resolved."""
@@ -92,6 +102,10 @@ class Metrics:
         if status not in ("skipped", "resolved"):
             status = "duplicate" if result.get("duplicate") else "queued"
         self.alerts_received.labels(status).inc()
+
+    def count_rejection(self, reason: str) -> None:
+        """A refused webhook delivery; ``reason`` is one of :data:`REJECTION_REASONS`."""
+        self.webhook_rejected.labels(reason if reason in REJECTION_REASONS else "other").inc()
 
     def observe_investigation(self, record: dict[str, Any]) -> None:
         """A finished investigation, as stored (status, duration, LLM usage, tool calls)."""

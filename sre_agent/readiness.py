@@ -29,6 +29,15 @@ from sre_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: What to change when a backend is not usable: said at start and in ``/readyz``.
+SETTINGS = {
+    "ollama": "SRE_AGENT_OLLAMA_URL (or OLLAMA_HOST) and SRE_AGENT_MODEL",
+    "prometheus": "SRE_AGENT_PROMETHEUS_URL",
+    "kubernetes": "SRE_AGENT_KUBECONFIG (or KUBECONFIG), or run in-cluster",
+}
+#: The names a person knows them by, for the start-up lines.
+TITLES = {"ollama": "Ollama", "prometheus": "Prometheus", "kubernetes": "Kubernetes"}
+
 T = TypeVar("T")
 Check = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -135,10 +144,14 @@ class Readiness:
         except Exception as exc:  # a check's own bug must not end the loop
             log.exception("readiness check of %s failed", name)
             result = {"ok": False, "error": f"check failed: {exc.__class__.__name__}"}
+        if not result.get("ok") and name in SETTINGS:
+            result = {**result, "setting": SETTINGS[name]}
         first = name not in self._checked
-        if not result.get("ok") and (first or previous.get("ok")):
+        if first:
+            pass  # said once for all by describe() at start
+        elif not result.get("ok") and previous.get("ok"):
             log.warning("%s is not reachable: %s", name, result.get("error"))
-        elif result.get("ok") and not previous.get("ok") and not first:
+        elif result.get("ok") and not previous.get("ok"):
             log.info("%s is reachable again", name)
         self._states[name] = result
         self._checked[name] = (datetime.now(UTC), time.monotonic())
@@ -162,6 +175,26 @@ class Readiness:
 
     def state(self, name: str) -> dict[str, Any]:
         return self.states()[name]
+
+    def describe(self) -> list[tuple[bool, str]]:
+        """One line per backend, as the last check saw it: reachable, or what failed and
+        which setting to change."""
+        lines = []
+        for name, state in self._states.items():
+            title = TITLES.get(name, name)
+            where = f" at {state['url']}" if state.get("url") else ""
+            if state.get("ok"):
+                extra = "".join(
+                    f", {key} {state[key]}" for key in ("model", "version") if state.get(key)
+                )
+                lines.append((True, f"{title} reachable{where}{extra}"))
+            else:
+                fix = f"; set {state['setting']}" if state.get("setting") else ""
+                error = str(state.get("error") or "unknown")
+                if not error.startswith(title):  # "Kubernetes is not configured (...)"
+                    error = f"{title} not usable{where}: {error}"
+                lines.append((False, f"{error}{fix}"))
+        return lines
 
     async def database(self, timeout: float) -> dict[str, Any]:
         """The database ping, in a thread and bounded: a stuck writer cannot stall a probe."""

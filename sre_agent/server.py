@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from sre_agent.api import rejections
 from sre_agent.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class BoundedH11Protocol(H11Protocol):
                 f"request headers not received within {self.head_timeout:g} s"
                 " (SRE_AGENT_HEADER_TIMEOUT)"
             )
+            self._reject(408, message)
             self.transport.write(_raw_response(408, message))
         self.transport.close()
 
@@ -110,8 +112,16 @@ class BoundedH11Protocol(H11Protocol):
         else:
             message = f"invalid HTTP request: {error or msg}"[:300]
         self._stop_waiting()
+        self._reject(status, message)
         self.transport.write(_raw_response(status, message))
         self.transport.close()
+
+    def _reject(self, status: int, message: str) -> None:
+        """Logged like the app's rejections; not counted: no request, so no path, yet."""
+        peer = self.transport.get_extra_info("peername")
+        client = tuple(peer[:2]) if isinstance(peer, tuple) and len(peer) >= 2 else None
+        reason = {408: "timeout", 431: "headers_too_large"}.get(status, "malformed_http")
+        rejections.record({"client": client}, status, message, reason)
 
 
 def _raw_response(status: int, message: str) -> bytes:

@@ -6,9 +6,11 @@ environment anywhere else.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +46,11 @@ def _default_ollama_url() -> str:
     return host.replace("://0.0.0.0", "://127.0.0.1")
 
 
+def _default_kubeconfig() -> str | None:
+    """``KUBECONFIG`` as kubectl reads it (SRE_AGENT_KUBECONFIG, when set, wins)."""
+    return os.environ.get("KUBECONFIG", "").strip() or None
+
+
 class Settings(BaseSettings):
     """Every knob of the service; see the table in the README."""
 
@@ -52,10 +59,14 @@ class Settings(BaseSettings):
     ollama_url: str = Field(default_factory=_default_ollama_url)
     model: str = "qwen2.5:7b-instruct"
     prometheus_url: str = "http://localhost:9090"
-    kubeconfig: Path | None = None
+    #: A kubeconfig file, or several joined by ``:`` (merged as kubectl does); default
+    #: ``KUBECONFIG``, then in-cluster, then ~/.kube/config.
+    kubeconfig: str | None = Field(default_factory=_default_kubeconfig)
     database_url: str = "sqlite:///./sre-agent.db"
     webhook_token: SecretStr | None = None
     severities: Annotated[tuple[str, ...], NoDecode] = ("critical", "warning")
+    #: Accept severities outside KNOWN_SEVERITIES (a typo there would skip every alert).
+    allow_custom_severities: bool = False
     max_concurrent: int = Field(default=1, ge=1, le=64)
     investigation_timeout: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -94,7 +105,7 @@ class Settings(BaseSettings):
     #: Prompt tokens one LLM call may use; older tool results are cleared past it.
     prompt_budget_tokens: int = Field(default=6000, ge=1500)
     #: Of that, the evidence gathered before the first call.
-    evidence_budget_tokens: int = Field(default=2500, ge=300)
+    evidence_budget_tokens: int = Field(default=3000, ge=300)
     #: Characters one tool call may hand the model.
     tool_output_limit: int = Field(default=4000, ge=200)
     #: Upper bounds on one investigation's agent loop.
@@ -116,6 +127,11 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api"
     #: The URL users reach this service at; links in Slack messages start with it.
     public_url: str | None = None
+    #: The service the CLI's ``chat``, ``list`` and ``show`` talk to (``--url`` wins).
+    url: str = "http://127.0.0.1:8080"
+    #: Prometheus's web UI as users reach it, for graph links in reports; unset: the
+    #: scheme and host of each alert's generatorURL.
+    prometheus_external_url: str | None = None
 
     @field_validator("allowed_namespaces", mode="before")
     @classmethod
@@ -160,6 +176,21 @@ class Settings(BaseSettings):
             raise ValueError("at least one severity is needed, e.g. 'critical,warning'")
         return tuple(value) if isinstance(value, list | tuple) else value
 
+    @field_validator("kubeconfig", mode="before")
+    @classmethod
+    def _kubeconfig_text(cls, value: object) -> object:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @property
+    def kubeconfig_files(self) -> tuple[Path, ...]:
+        """The kubeconfig files named, in order (``~`` expanded); empty when none is."""
+        parts = str(self.kubeconfig or "").split(os.pathsep)
+        return tuple(Path(p.strip()).expanduser() for p in parts if p.strip())
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
@@ -181,7 +212,7 @@ class Settings(BaseSettings):
             raise ValueError("is empty: unset it for no auth, or set a token")
         return SecretStr(token)
 
-    @field_validator("ollama_url", "prometheus_url")
+    @field_validator("ollama_url", "prometheus_url", "url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
@@ -189,7 +220,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
         return value
 
-    @field_validator("slack_api_url", "public_url")
+    @field_validator("slack_api_url", "public_url", "prometheus_external_url")
     @classmethod
     def _check_optional_url(cls, value: str | None) -> str | None:
         return None if value is None else cls._check_url(value)
@@ -231,9 +262,22 @@ class Settings(BaseSettings):
                 "SRE_AGENT_EVIDENCE_BUDGET_TOKENS must be below SRE_AGENT_PROMPT_BUDGET_TOKENS"
             )
         unknown = [s for s in self.severities if s not in KNOWN_SEVERITIES]
-        if unknown:  # custom severities exist; a typo would skip every alert, so say it
+        if unknown and not self.allow_custom_severities:  # a typo would skip every alert
+            guesses = [
+                f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
+                for u in unknown
+                for close in [difflib.get_close_matches(u, KNOWN_SEVERITIES, n=1)]
+            ]
+            raise ValueError(
+                f"SRE_AGENT_SEVERITIES: {', '.join(guesses)}"
+                f" {'is not a standard severity' if len(unknown) == 1 else 'are not standard'}"
+                f" ({', '.join(KNOWN_SEVERITIES)}); alerts are matched on it exactly, so a"
+                " typo skips every alert. If your alerts really use it, also set"
+                " SRE_AGENT_ALLOW_CUSTOM_SEVERITIES=true"
+            )
+        if unknown:
             log.warning(
-                "SRE_AGENT_SEVERITIES has %s, not one of kube-prometheus-stack's (%s):"
+                "SRE_AGENT_SEVERITIES has %s, not one of the standard severities (%s):"
                 " only alerts with exactly that severity label are investigated",
                 ", ".join(unknown),
                 ", ".join(KNOWN_SEVERITIES),
@@ -251,6 +295,25 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+#: Variables Kubernetes injects for a Service whose name starts with ``sre-agent``
+#: (``SRE_AGENT_SERVICE_SERVICE_HOST``, ``..._PORT_8080_TCP``): not settings, not typos.
+_SERVICE_LINK = re.compile(r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)\w*)?)$")
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``SRE_AGENT_*`` variables that are no setting (a typo does nothing, silently), each
+    with the setting it likely meant."""
+    names = {f"SRE_AGENT_{name.upper()}" for name in Settings.model_fields}
+    found = []
+    for variable in sorted(os.environ if environ is None else environ):
+        upper = variable.upper()
+        if not upper.startswith("SRE_AGENT_") or upper in names or _SERVICE_LINK.search(upper):
+            continue
+        close = difflib.get_close_matches(upper, names, n=1, cutoff=0.8)
+        found.append(f"{variable} (did you mean {close[0]}?)" if close else variable)
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

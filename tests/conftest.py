@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "alertmanager"
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up the developer's own SRE_AGENT_* or OLLAMA_HOST."""
     for name in list(os.environ):
-        if name.startswith("SRE_AGENT_") or name == "OLLAMA_HOST":
+        if name.startswith("SRE_AGENT_") or name in ("OLLAMA_HOST", "KUBECONFIG"):
             monkeypatch.delenv(name)
 
 

@@ -16,6 +16,9 @@ answers, each with a JSON ``{"error"}`` that names the setting to change:
 - 500 for an exception of ours, as JSON, with the connection kept: left to
   the server, it would close the keep-alive connection instead.
 
+Each refusal is one log line (and, for the webhook, a count by reason):
+:mod:`sre_agent.api.rejections`.
+
 Starlette's ``TrustedHostMiddleware`` and ``RequestBodyLimitMiddleware`` do
 the first and the fourth in plain text, without the IP rule or the drain.
 """
@@ -30,6 +33,8 @@ from collections.abc import Iterable
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sre_agent.api import rejections
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +96,14 @@ class Edge:
                 await send({"type": "websocket.close", "code": 1008})
                 return
             status, message = problem
+            rejections.record(scope, status, message, "bad_host" if status == 400 else None)
             await _error(status, message, close=True)(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
         body = _Body(receive, scope["headers"], self.max_body_bytes, self.body_timeout)
+        scope[rejections.BODY_KEY] = body  # for the rejection log: the size seen so far
         started = False
 
         async def tracked(message: Message) -> None:
@@ -110,7 +117,11 @@ class Edge:
         except Exception:
             if started:  # too late for an answer: the server closes the connection
                 raise
-            log.exception("unexpected error on %s %s", scope["method"], scope["path"][:200])
+            log.exception(
+                "unexpected error on %s %s",
+                scope["method"],
+                rejections.printable(scope["path"], 200),
+            )
             await _error(500, "internal error; see the service log")(scope, receive, send)
 
     def _check_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, str] | None:

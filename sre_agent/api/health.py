@@ -1,5 +1,6 @@
 """``/healthz`` (the process answers) and ``/readyz`` (the database works;
-Ollama, Prometheus and Kubernetes reachability reported alongside).
+Ollama, Prometheus and Kubernetes reachability reported alongside, and
+``degraded`` when any of them is not usable).
 
 ``/readyz`` answers within :data:`DATABASE_TIMEOUT` whatever the backends do:
 it pings the database (in a thread, bounded) and serves the backends' states
@@ -16,6 +17,9 @@ from sre_agent.api.deps import ServicesDep
 
 router = APIRouter()
 
+#: The backends /readyz reports; any of them down makes it ``degraded``, still 200.
+BACKENDS = ("ollama", "prometheus", "kubernetes")
+
 #: Seconds the database ping may take; well inside deploy/'s 5 s probe timeout.
 DATABASE_TIMEOUT = 2.0
 
@@ -27,15 +31,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready (200) means alerts can be accepted and stored: the database answers. A
+    backend that is down makes the service ``degraded`` (investigations will lack what
+    it would give), not unready: Alertmanager must still be able to deliver."""
     readiness = services.readiness
     database = await readiness.database(DATABASE_TIMEOUT)
     backends = readiness.states()
+    down = [name for name in BACKENDS if not backends[name].get("ok")]
     body = {
         "status": "ready" if database["ok"] else "not ready",
+        "degraded": bool(down),
+        "degraded_components": down,
         "database": database,
-        "ollama": backends["ollama"],
-        "prometheus": backends["prometheus"],
-        "kubernetes": backends["kubernetes"],
+        **{name: backends[name] for name in BACKENDS},
         "queue_depth": services.worker.depth,
     }
     return JSONResponse(body, status_code=200 if database["ok"] else 503)

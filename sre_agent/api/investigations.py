@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
@@ -43,12 +44,31 @@ async def list_investigations(
     status: StatusFilter | None = None,
     alertname: str | None = None,
     namespace: str | None = None,
+    severity: str | None = None,
+    before: str | None = Query(None, description="an id: page on from after it (`next`)"),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
-    records = await asyncio.to_thread(
-        services.store.list, status=status, alertname=alertname, namespace=namespace, limit=limit
-    )
-    return {"investigations": [_summary(r) for r in records], "count": len(records)}
+    filters = {
+        "status": status,
+        "alertname": alertname,
+        "namespace": namespace,
+        "severity": severity,
+    }
+    try:  # one more than asked: whether there is a next page
+        records = await asyncio.to_thread(
+            services.store.list, **filters, before=before, limit=limit + 1
+        )
+    except KeyError:
+        raise HTTPException(422, f"before: no investigation with id {str(before)[:40]!r}") from None
+    more, records = len(records) > limit, records[:limit]
+    after = records[-1]["id"] if more else None
+    query = {k: v for k, v in filters.items() if v} | {"limit": limit, "before": after}
+    return {
+        "investigations": [_summary(r) for r in records],
+        "count": len(records),
+        "next_before": after,  # the cursor: ?before= this for the next page, null at the end
+        "next": f"/investigations?{urlencode(query)}" if after else None,
+    }
 
 
 @router.get("/investigations/{ident}", response_model=None)

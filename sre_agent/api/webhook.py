@@ -6,7 +6,9 @@ Alertmanager never retries a 4xx. The whole body is validated before
 anything is stored, and a group is stored in one transaction, in a thread:
 the event loop (chat, ``/readyz``, the workers) never waits on SQLite or on
 the redactor, and a rejected or failed delivery leaves nothing behind for
-Alertmanager's retry to trip on.
+Alertmanager's retry to trip on. A refused delivery is logged and counted by
+reason (``api/rejections.py``, from the app's error handlers), since
+Alertmanager logs it only on its side.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ _OPENAPI = {
         "202": {"description": "Accepted: what became of each alert"},
         "400": {"description": "Malformed JSON"},
         "401": {"description": "Missing or wrong bearer token"},
+        "408": {"description": "Body not sent within SRE_AGENT_BODY_TIMEOUT"},
         "413": {"description": "Body over SRE_AGENT_MAX_BODY_BYTES"},
         "415": {"description": "Content-Type is not application/json"},
-        "422": {"description": "Not an Alertmanager v4 body"},
+        "422": {"description": "Not an Alertmanager v4 body, or an unknown query parameter"},
         "503": {"description": "The database failed: nothing was stored, retry"},
     },
 }
@@ -60,12 +63,21 @@ def _check_token(services: Services, request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        raise HTTPException(
-            401,
-            "missing or wrong bearer token (SRE_AGENT_WEBHOOK_TOKEN)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    # Which of three, never what was sent; worded so that the log's secret masking
+    # leaves the line whole ("bearer token ..." reads to it as a credential).
+    if not header:
+        problem = "no Authorization header"
+    elif scheme.lower() != "bearer":
+        problem = "the Authorization scheme is not Bearer"
+    elif not hmac.compare_digest(given.strip().encode(), expected):
+        problem = "a wrong token in the Authorization header"
+    else:
+        return
+    raise HTTPException(
+        401,
+        f"{problem} (SRE_AGENT_WEBHOOK_TOKEN, sent as Bearer)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 @dataclass

@@ -35,7 +35,7 @@ class World:
         """``base`` pointed at this world's Prometheus and Kubernetes."""
         values: dict[str, Any] = {
             "prometheus_url": self.prometheus.url,
-            "kubeconfig": self.kubeconfig,
+            "kubeconfig": str(self.kubeconfig),
             "backend_timeout": 5.0,
         }
         values.update(overrides)

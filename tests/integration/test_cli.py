@@ -29,6 +29,26 @@ def run_cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: 
     )
 
 
+def run_cli_into_closed_pipe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """As ``cmd | head`` once head has left: stdout a pipe nobody reads any more."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_AGENT_")}
+        return subprocess.run(
+            [sys.executable, "-m", "sre_agent.cli", *args],
+            env={**full_env, **env},
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+
+
 def test_investigate_prints_a_report(make_settings, ollama, prometheus):
     ollama.default = investigator
     env = settings_env(make_settings(prometheus_url=prometheus.url))
@@ -84,3 +104,81 @@ def test_investigate_rejects_bad_files(make_settings, tmp_path):
     invalid = run_cli("investigate", str(bad), env=env)
     assert invalid.returncode == 2 and "alertname" in invalid.stderr
     assert "Traceback" not in missing.stderr + invalid.stderr
+
+
+def test_investigate_says_its_record_is_thrown_away(make_settings, ollama):
+    ollama.default = investigator
+    env = settings_env(make_settings())
+    env.pop("SRE_AGENT_DATABASE_URL")
+    alert = json.loads(FIRING.read_text())["alerts"][1]
+    proc = run_cli("investigate", "-", env=env, stdin=json.dumps(alert))
+    assert proc.returncode == 0, proc.stderr
+    assert "throwaway database" in proc.stderr and "--database-url" in proc.stderr
+
+
+def test_list_and_show_read_the_running_service(make_settings, ollama, tmp_path):
+    """``investigate --database-url`` keeps the record where the service (and so
+    ``list``, ``show``) finds it; the URL comes from SRE_AGENT_URL or --url."""
+    from tests.support.service import ServiceProcess
+
+    ollama.default = investigator
+    env = settings_env(make_settings())
+    database = env.pop("SRE_AGENT_DATABASE_URL")
+    alert = json.loads(FIRING.read_text())["alerts"][1]
+    with ServiceProcess({**env, "SRE_AGENT_DATABASE_URL": database}, tmp_path / "svc.log") as svc:
+        kept = run_cli(
+            "investigate", "-", "--json", "--database-url", database, env=env,
+            stdin=json.dumps(alert),
+        )  # fmt: skip
+        assert kept.returncode == 0, kept.stderr
+        ident = json.loads(kept.stdout)["id"]
+        assert f"stored in {database}" in kept.stderr
+
+        listed = run_cli("list", env={**env, "SRE_AGENT_URL": svc.url})
+        assert listed.returncode == 0, listed.stderr
+        [line] = listed.stdout.splitlines()
+        assert line.startswith(ident) and "KubePodCrashLooping" in line and "completed" in line
+        as_json = json.loads(run_cli("list", "--json", "--url", svc.url, env=env).stdout)
+        assert [r["id"] for r in as_json["investigations"]] == [ident]
+        none = run_cli("list", "--severity", "critical", "--url", svc.url, env=env)
+        assert none.returncode == 0 and none.stdout == ""
+        bad = run_cli("list", "--before", "nosuchid", "--url", svc.url, env=env)
+        assert bad.returncode == 2 and "nosuchid" in bad.stderr
+
+        shown = run_cli("show", ident, env={**env, "SRE_AGENT_URL": svc.url})
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith("# KubePodCrashLooping (warning)")
+        record = json.loads(run_cli("show", ident, "--json", "--url", svc.url, env=env).stdout)
+        assert record["id"] == ident and record["status"] == "completed"
+        missing = run_cli("show", "nope", "--url", svc.url, env=env)
+        assert missing.returncode == 2 and "no investigation with id 'nope'" in missing.stderr
+        # Its reader gone (`| head`): no traceback.
+        gone_reader = run_cli_into_closed_pipe("show", ident, "--url", svc.url, env=env)
+        assert gone_reader.returncode == 1 and gone_reader.stderr == "", gone_reader.stderr
+        # An id is one path segment: what it holds is not a query, nor another route.
+        odd = run_cli("show", "x?format=json", "--url", svc.url, env=env)
+        assert odd.returncode == 2 and "no investigation with id 'x?format=json'" in odd.stderr
+
+    gone = run_cli("list", "--url", svc.url, env=env)
+    assert gone.returncode == 1 and svc.url in gone.stderr and "SRE_AGENT_URL" in gone.stderr
+
+
+def test_a_bad_service_url_is_a_bad_setting_not_unreachable_nor_a_traceback():
+    for args in (["list"], ["show", "abc"], ["chat", "abc", "-m", "hi"]):
+        for url in ("localhost:8080", "http://[::1"):
+            proc = run_cli(*args, "--url", url, env={})
+            assert proc.returncode == 2, (args, url, proc.stderr)
+            assert "--url: " in proc.stderr and repr(url) in proc.stderr
+            assert "Traceback" not in proc.stderr and "cannot reach" not in proc.stderr
+
+
+def test_serve_help_shows_the_defaults():
+    proc = run_cli("serve", "--help", env={})
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # argparse wraps at the terminal's width
+    assert "(default: 127.0.0.1)" in text and "(default: 8080)" in text
+
+
+def test_interactive_chat_says_how_to_leave():
+    proc = run_cli("chat", "abc", "--url", f"http://127.0.0.1:{free_port()}", env={}, stdin="")
+    assert "empty line or Ctrl-D" in proc.stderr

@@ -35,6 +35,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
         "SRE_AGENT_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "SRE_AGENT_KUBECONFIG": str(tmp / "none"),
         "SRE_AGENT_SEVERITIES": "nothing-matches",  # accepted alerts start no work
+        "SRE_AGENT_ALLOW_CUSTOM_SEVERITIES": "true",
         "SRE_AGENT_HEADER_TIMEOUT": str(BOUND),
         "SRE_AGENT_BODY_TIMEOUT": str(BOUND),
         "SRE_AGENT_MAX_BODY_BYTES": str(LIMIT),
@@ -292,3 +293,42 @@ def test_an_exception_of_ours_is_a_json_500_that_keeps_the_connection():
     assert response.status_code == 500
     assert response.json() == {"error": "internal error; see the service log"}
     assert response.headers.get("connection") != "close"
+
+
+def _rejected(service: ServiceProcess) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{service.url}/metrics").text
+    return {
+        s.labels["reason"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "sre_agent_webhook_rejected_total"
+    }
+
+
+def test_edge_rejections_of_deliveries_are_logged_and_counted(service):
+    """408 and 413 are made at the edge, before any route: the operator still sees them."""
+    before = _rejected(service)
+    marker = b'"body-marker-51c9"'
+    head = _request("/webhook/alert", method="POST", Content_Type="application/json")
+    slow = head.replace(b"Content-Length: 0", f"Content-Length: {len(FIRING)}".encode())
+    assert _response(_exchange(service, slow + marker)["raw"])[0] == 408
+    big = b'{"x": [' + b",".join([marker] * (LIMIT // len(marker) + 10)) + b"]}"
+    too_big = _request("/webhook/alert", big, Content_Type="application/json")
+    assert _response(_exchange(service, too_big)["raw"])[0] == 413
+    after = _rejected(service)
+    assert after["timeout"] == before["timeout"] + 1
+    assert after["too_large"] == before["too_large"] + 1
+    log = service.log()
+    timeout = [line for line in log.splitlines() if "POST /webhook/alert: 408 timeout" in line][-1]
+    assert "from 127.0.0.1:" in timeout and "bytes read" in timeout
+    assert "POST /webhook/alert: 413 too_large from 127.0.0.1:" in log
+    assert "body-marker-51c9" not in log
+
+
+def test_a_head_refused_before_any_route_is_logged(service):
+    head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n"
+    got = _exchange(service, head)  # never ends: h11 refuses it before the app sees it
+    assert _response(got["raw"])[0] == 431
+    assert "rejected a request: 431 headers_too_large from 127.0.0.1:" in service.log()

@@ -19,7 +19,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "prompt_lab.ipynb
 
 def test_the_committed_notebook_has_no_outputs():
     """Outputs stay out of git: clear them before committing (Jupyter: "Clear All Outputs",
-    or `jupyter nbconvert --clear-output --inplace notebooks/prompt_lab.ipynb`)."""
+    or the command in docs/eval-and-prompt-lab.md)."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     dirty = [
         n
@@ -41,6 +41,8 @@ def test_the_notebook_runs_two_prompt_versions_and_saves_the_edit(tmp_path, monk
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("PROMPT_LAB_SAVE_TO", str(save_to))
     monkeypatch.setenv("SRE_AGENT_MODEL", DEFAULT_MODEL)
+    monkeypatch.setenv("PROMPT_LAB_REPEAT", "2")
+    monkeypatch.setenv("PROMPT_LAB_SCENARIOS", "crashloop-oomkilled")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     with FakeOllama() as ollama:
         ollama.default = investigator
@@ -59,11 +61,23 @@ def test_the_notebook_runs_two_prompt_versions_and_saves_the_edit(tmp_path, monk
         for output in cell.outputs
     )
     versions = re.findall(r"run \d: prompt version ([0-9a-f]{12})", text)
-    assert len(versions) == 2 and versions[0] != versions[1], text
+    # the two prompt versions; then the edited one twice more, and one other scenario
+    assert len(versions) == 5 and versions[0] != versions[1], text
+    assert versions[1] == versions[2] == versions[3] == versions[4]
     assert text.count("## Likely root cause") == 2  # both runs' analyses
     (compare,) = [c for c in notebook.cells if c.source.strip() == "lab.compare()"]
     html = compare.outputs[0]["data"]["text/html"]
-    assert all(v in html for v in versions)
+    assert all(v in html for v in versions[:2])
+    # The exact prompt of the first call: the system prompt and the alert it was about.
+    (sent,) = [c for c in notebook.cells if c.source.startswith("for message in first.requests")]
+    shown = "".join(str(o.get("text", "")) for o in sent.outputs)
+    assert "----- system" in shown and "----- human" in shown
+    assert "crashloop" in shown.lower() or "CrashLoop" in shown
+    assert re.findall(r"repeat \d: completed", text) == [
+        "repeat 1: completed",
+        "repeat 2: completed",
+    ]
+    assert "crashloop-oomkilled: completed" in text
     saved = (save_to / "system.md").read_text()
     assert "Name the failing object" in saved
     assert "+Name the failing object" in text  # the diff was shown

@@ -226,3 +226,51 @@ def test_readyz_does_not_show_credentials_in_urls(make_settings):
     with TestClient(create_app(settings)) as client:
         body = client.get("/readyz").text
     assert "s3cretpw" not in body
+
+
+def _group(n: int, tag: str, severity_of=lambda i: "warning") -> bytes:
+    """One delivery of ``n`` distinct firing alerts."""
+    body = copy.deepcopy(FIRING)
+    template = body["alerts"][1]
+    body["alerts"] = []
+    for i in range(n):
+        alert = copy.deepcopy(template)
+        alert["labels"] = {**alert["labels"], "pod": f"{tag}-{i}", "severity": severity_of(i)}
+        alert["fingerprint"] = f"{tag}{i:04d}"
+        body["alerts"].append(alert)
+    return json.dumps(body).encode()
+
+
+def test_pages_of_investigations_follow_next_without_gaps_or_repeats(client):
+    for tag in ("a", "b", "c"):  # each group shares one created_at: ties must stay ordered
+        severity = lambda i: "critical" if i % 3 == 0 else "warning"  # noqa: E731
+        assert client.post("/webhook/alert", content=_group(9, tag, severity), headers=AUTH)
+    whole = client.get("/investigations", params={"limit": 500}).json()
+    assert whole["count"] == 27 and whole["next"] is None and whole["next_before"] is None
+    order = [r["id"] for r in whole["investigations"]]
+
+    seen, url, pages = [], "/investigations?limit=4", 0
+    while url:
+        page = client.get(url).json()
+        seen += [r["id"] for r in page["investigations"]]
+        assert page["count"] <= 4
+        if pages == 1:  # a new delivery while paging: newer, so never in the pages to come
+            client.post("/webhook/alert", content=_group(5, "late"), headers=AUTH)
+        url, pages = page["next"], pages + 1
+    assert seen == order
+    assert pages == 7
+
+    critical = client.get("/investigations", params={"severity": "critical", "limit": 2}).json()
+    assert critical["count"] == 2 and "severity=critical" in critical["next"]
+    rest = client.get(critical["next"]).json()
+    ids = [r["id"] for r in critical["investigations"] + rest["investigations"]]
+    assert len(ids) == len(set(ids)) == 4
+    everything = client.get("/investigations", params={"severity": "critical"}).json()
+    assert everything["count"] == 9
+    assert {r["severity"] for r in everything["investigations"]} == {"critical"}
+
+
+def test_an_unknown_before_cursor_is_a_422_naming_it(client):
+    response = client.get("/investigations", params={"before": "nosuchid"})
+    assert response.status_code == 422
+    assert "before" in response.json()["error"] and "nosuchid" in response.json()["error"]

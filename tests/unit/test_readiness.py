@@ -104,3 +104,45 @@ def test_a_check_that_raises_is_reported_and_the_loop_goes_on() -> None:
     state = asyncio.run(scenario())
     assert state["ok"] is False and state["error"] == "check failed: RuntimeError"
     assert rounds >= 3
+
+
+def test_start_lines_say_what_works_and_which_setting_fixes_the_rest() -> None:
+    async def ollama() -> dict[str, Any]:
+        return {"ok": True, "url": "http://gpu:11434", "model": "qwen2.5:7b-instruct"}
+
+    async def prometheus() -> dict[str, Any]:
+        return {"ok": False, "url": "http://prom:9090", "error": "ConnectError: refused"}
+
+    async def kubernetes() -> dict[str, Any]:
+        await asyncio.sleep(5)  # hangs: cut at the bound
+        return {"ok": True}
+
+    readiness = Readiness(
+        {"ollama": ollama, "prometheus": prometheus, "kubernetes": kubernetes},
+        interval=60,
+        timeout=0.1,
+    )
+
+    async def scenario() -> list[tuple[bool, str]]:
+        await readiness.start()
+        await readiness.stop()
+        return readiness.describe()
+
+    started = time.monotonic()
+    lines = asyncio.run(scenario())
+    assert time.monotonic() - started < 3  # start-up is not held by a hung backend
+    assert lines == [
+        (True, "Ollama reachable at http://gpu:11434, model qwen2.5:7b-instruct"),
+        (
+            False,
+            "Prometheus not usable at http://prom:9090: ConnectError: refused;"
+            " set SRE_AGENT_PROMETHEUS_URL",
+        ),
+        (
+            False,
+            "Kubernetes not usable: no answer within 1.1 s;"
+            " set SRE_AGENT_KUBECONFIG (or KUBECONFIG), or run in-cluster",
+        ),
+    ]
+    assert readiness.state("prometheus")["setting"] == "SRE_AGENT_PROMETHEUS_URL"
+    assert "setting" not in readiness.state("ollama")

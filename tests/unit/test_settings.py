@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ def clean_env(monkeypatch):
     import os
 
     for name in list(os.environ):
-        if name.startswith("SRE_AGENT_") or name == "OLLAMA_HOST":
+        if name.startswith("SRE_AGENT_") or name in ("OLLAMA_HOST", "KUBECONFIG"):
             monkeypatch.delenv(name)
 
 
@@ -112,3 +113,85 @@ def test_cli_names_a_prompts_dir_without_prompts(tmp_path):
     proc = serve_with(tmp_path, SRE_AGENT_PROMPTS_DIR=str(tmp_path))
     assert proc.returncode == 2
     assert "SRE_AGENT_PROMPTS_DIR" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["critcal", "critical,warnign", "Critical,CRIT", "p1"])
+def test_a_severity_that_is_not_standard_is_refused(monkeypatch, value):
+    monkeypatch.setenv("SRE_AGENT_SEVERITIES", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("SRE_AGENT_SEVERITIES: ")
+    assert "critical, error, warning, info, none" in message  # what the standard ones are
+    assert "SRE_AGENT_ALLOW_CUSTOM_SEVERITIES=true" in message  # and how to insist
+
+
+def test_a_typo_gets_a_guess(monkeypatch):
+    monkeypatch.setenv("SRE_AGENT_SEVERITIES", "critcal,warning")
+    with pytest.raises(ConfigError, match="did you mean 'critical'"):
+        load_settings()
+
+
+def test_custom_severities_pass_when_allowed(monkeypatch):
+    monkeypatch.setenv("SRE_AGENT_SEVERITIES", "p1,critical")
+    monkeypatch.setenv("SRE_AGENT_ALLOW_CUSTOM_SEVERITIES", "true")
+    assert load_settings().severities == ("p1", "critical")
+
+
+def test_cli_refuses_a_severity_typo_at_start(tmp_path):
+    proc = serve_with(tmp_path, SRE_AGENT_SEVERITIES="critcal")
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "SRE_AGENT_SEVERITIES" in line and "critical" in line
+
+
+def test_kubeconfig_comes_from_kubeconfig_and_sre_agent_kubeconfig_wins(monkeypatch, tmp_path):
+    assert load_settings().kubeconfig is None
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path}/a:~/b::")
+    settings = load_settings()
+    assert settings.kubeconfig_files == (tmp_path / "a", Path("~/b").expanduser())
+    monkeypatch.setenv("SRE_AGENT_KUBECONFIG", f"{tmp_path}/mine")
+    assert load_settings().kubeconfig_files == (tmp_path / "mine",)
+
+
+def test_cli_url_comes_from_sre_agent_url(monkeypatch):
+    assert load_settings().url == "http://127.0.0.1:8080"
+    monkeypatch.setenv("SRE_AGENT_URL", "http://sre-agent.lan:8080/")
+    assert load_settings().url == "http://sre-agent.lan:8080"
+    monkeypatch.setenv("SRE_AGENT_URL", "sre-agent.lan")
+    with pytest.raises(ConfigError, match="SRE_AGENT_URL"):
+        load_settings()
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_meant():
+    from sre_agent.settings import unknown_variables
+
+    environ = {
+        "SRE_AGENT_OLAMA_URL": "http://gpu:11434",
+        "SRE_AGENT_SEVERITY": "critical",
+        "SRE_AGENT_MODEL": "qwen2.5:7b-instruct",  # a setting: fine
+        "SRE_AGENT_FROBNICATE": "1",
+        # What Kubernetes injects for the Service sre-agent-service: not ours, not typos.
+        "SRE_AGENT_SERVICE_SERVICE_HOST": "10.0.0.1",
+        "SRE_AGENT_SERVICE_SERVICE_PORT": "8080",
+        "SRE_AGENT_SERVICE_PORT": "tcp://10.0.0.1:8080",
+        "SRE_AGENT_SERVICE_PORT_8080_TCP_ADDR": "10.0.0.1",
+        "PATH": "/usr/bin",
+    }
+    assert unknown_variables(environ) == [
+        "SRE_AGENT_FROBNICATE",
+        "SRE_AGENT_OLAMA_URL (did you mean SRE_AGENT_OLLAMA_URL?)",
+        "SRE_AGENT_SEVERITY (did you mean SRE_AGENT_SEVERITIES?)",
+    ]
+
+
+def test_the_cli_warns_of_a_misspelt_variable(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sre_agent.cli", "list", "--url", "http://127.0.0.1:1"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SRE_AGENT_OLAMA_URL": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "SRE_AGENT_OLAMA_URL (did you mean SRE_AGENT_OLLAMA_URL?)" in proc.stderr
+    assert "no effect" in proc.stderr

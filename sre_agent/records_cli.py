@@ -1,0 +1,118 @@
+"""``sre-agent list`` and ``sre-agent show ID``: a running service's investigations.
+
+They read ``GET /investigations`` and ``GET /investigations/{id}`` from the
+service at ``--url`` (default ``SRE_AGENT_URL``), with the same filters as the
+API. Exit codes: 0 shown, 1 the service could not be reached, 2 refused (an
+unknown id, a bad filter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sre_agent.errors import ConfigError
+from sre_agent.settings import Settings
+
+STATUSES = ("queued", "running", "completed", "degraded", "failed", "cancelled")
+
+
+def add_parsers(sub: Any) -> None:
+    listing = sub.add_parser(
+        "list",
+        help="recent investigations of a running service, newest first",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--severity")
+    listing.add_argument("--alertname")
+    listing.add_argument("--namespace")
+    listing.add_argument("--limit", type=int, default=20, help="how many (1-500)")
+    listing.add_argument("--before", metavar="ID", help="only those listed after this id")
+    listing.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    _add_url(listing)
+    show = sub.add_parser("show", help="one investigation: its report, or --json the record")
+    show.add_argument("id", help="the investigation id")
+    show.add_argument("--json", action="store_true", help="the whole record as JSON")
+    _add_url(show)
+
+
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the service (default: SRE_AGENT_URL, http://127.0.0.1:8080)")
+
+
+def service_url(args: argparse.Namespace, settings: Settings) -> str:
+    """``--url``, else ``SRE_AGENT_URL``; one that is no http(s) URL is a ConfigError
+    (exit 2), not a "cannot reach" or a traceback."""
+    url = str(args.url or settings.url).strip().rstrip("/")
+    where = "--url" if args.url else "SRE_AGENT_URL"
+    try:
+        if not url.startswith(("http://", "https://")) or not httpx.URL(url).host:
+            raise httpx.InvalidURL("not an http:// or https:// URL with a host")
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"{where}: {exc} (e.g. http://127.0.0.1:8080), got {url!r}") from None
+    return url
+
+
+def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    keys = ("status", "severity", "alertname", "namespace", "limit", "before")
+    params = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    answer = _get(service_url(args, settings), "/investigations", params)
+    if isinstance(answer, int):
+        return answer
+    data = answer.json()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = data.get("investigations") or []
+    if not rows:
+        print("sre-agent: no investigations match", file=sys.stderr)
+    for r in rows:
+        summary = " ".join(str(r.get("summary") or r.get("status_reason") or "").split())
+        print(
+            f"{r['id']}  {str(r.get('created_at') or '')[:19]}  {r['status']:<9}"
+            f"  {str(r.get('severity') or ''):<8}  {r.get('alertname')}"
+            f"  {r.get('namespace') or '-'}  {summary[:80]}"
+        )
+    if data.get("next_before"):
+        print(f"(more: --before {data['next_before']})", file=sys.stderr)
+    return 0
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    params = {} if args.json else {"format": "markdown"}
+    path = f"/investigations/{quote(args.id, safe='')}"  # an id is one path segment
+    answer = _get(service_url(args, settings), path, params)
+    if isinstance(answer, int):
+        return answer
+    if args.json:
+        print(json.dumps(answer.json(), indent=2))
+    else:
+        print(answer.text, end="" if answer.text.endswith("\n") else "\n")
+    return 0
+
+
+def _get(base: str, path: str, params: dict[str, Any]) -> httpx.Response | int:
+    """The answer, or the exit code after saying on stderr what went wrong."""
+    try:
+        response = httpx.get(f"{base}{path}", params=params, timeout=30)
+    except httpx.HTTPError as exc:
+        print(
+            f"sre-agent: cannot reach the service at {base} ({exc.__class__.__name__}: {exc});"
+            " is `sre-agent serve` running there? (--url or SRE_AGENT_URL)",
+            file=sys.stderr,
+        )
+        return 1
+    if response.status_code != 200:
+        try:
+            error = str(response.json().get("error") or response.text)
+        except ValueError:
+            error = f"HTTP {response.status_code}: {response.text[:200]}"
+        print(f"sre-agent: {error}", file=sys.stderr)
+        return 2 if response.status_code < 500 else 1
+    return response
