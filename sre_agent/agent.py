@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,21 +23,26 @@ from langchain.agents.middleware import (
     ClearToolUsesEdit,
     ContextEditingMiddleware,
     ModelCallLimitMiddleware,
-    ModelRequest,
-    ModelResponse,
     ToolCallLimitMiddleware,
 )
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langgraph.prebuilt.tool_node import ToolCallRequest
-from sre_agent_tools import ToolDeps, ToolResult, make_tools
-from sre_agent_tools.redact import redact, redact_obj
+from sre_agent_tools import ToolDeps, make_tools
+from sre_agent_tools.redact import redact
 
-from sre_agent import evidence, tokens
-from sre_agent.analysis import Analysis, analysis_schema, parse_analysis
+from sre_agent import evidence, sources, tokens
+from sre_agent.analysis import (
+    Analysis,
+    CitationError,
+    analysis_schema,
+    check_citations,
+    parse_analysis,
+)
 from sre_agent.errors import ModelServerError
+from sre_agent.findings import Finding, assign_ids, fit_budget, render
 from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
 from sre_agent.llm import LLM_ERRORS, OllamaChat, bound_lines, describe_error
 from sre_agent.prompts import Prompts
+from sre_agent.recorder import Recorder
 from sre_agent.runlog import RunLog
 from sre_agent.settings import Settings
 
@@ -56,71 +61,6 @@ class Result:
     raw_text: str | None = None
     #: The model server failed: worth investigating again once it answers.
     llm_unavailable: bool = False
-
-
-class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
-    """Times and records every model and tool call of one run."""
-
-    def __init__(self, run: RunLog) -> None:
-        super().__init__()
-        self.run = run
-
-    async def awrap_model_call(
-        self,
-        request: ModelRequest[ToolDeps],
-        handler: Callable[[ModelRequest[ToolDeps]], Awaitable[ModelResponse[Any]]],
-    ) -> ModelResponse[Any]:
-        with self.run.metered("agent") as meter:
-            response = await handler(request)
-            for message in response.result:
-                meter.adopt(message)
-        self.run.remember(response.result)
-        return response
-
-    async def awrap_tool_call(
-        self,
-        request: ToolCallRequest,
-        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Any]],
-    ) -> ToolMessage | Any:
-        call = request.tool_call
-        started = time.perf_counter()
-        message = await handler(request)
-        elapsed = time.perf_counter() - started
-        text = message.content if isinstance(message, ToolMessage) else str(message)
-        text = text if isinstance(text, str) else json.dumps(text)
-        known = request.tool is not None
-        status = ToolResult.status_of(text) if known else "error"
-        if isinstance(message, ToolMessage) and message.status == "error":
-            status = "error"
-        args = redact_obj(dict(call.get("args") or {}))
-        self.run.tool_calls.append(
-            {
-                "name": call.get("name"),
-                "args": args,
-                "duration_ms": round(elapsed * 1000, 1),
-                "status": status,
-                "output_chars": len(text),
-            }
-        )
-        clean = redact(text)
-        self.run.evidence.append(
-            {
-                "title": f"{call.get('name')}({_format_args(args)})",
-                "tool": call.get("name"),
-                "output": clean,
-            }
-        )
-        log.info(
-            "tool %s %s in %.0f ms (%d chars)", call.get("name"), status, elapsed * 1000, len(text)
-        )
-        if isinstance(message, ToolMessage) and clean != text:
-            # What the model (and the chat checkpointer) sees is redacted too, whatever the tool.
-            message = message.model_copy(update={"content": clean})
-        return message
-
-
-def _format_args(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
 def alert_fields(alert: dict[str, Any]) -> dict[str, str]:
@@ -200,18 +140,21 @@ class Investigator:
             context_schema=ToolDeps,
         )
 
-    async def gather(self, alert: dict[str, Any], run: RunLog) -> list[evidence.Finding]:
+    async def gather(self, alert: dict[str, Any], run: RunLog) -> list[Finding]:
         """Evidence first: what the alert points at; the prompt gets it within the budget.
 
         Each finding reaches the run's record as it comes (a deadline in the middle
-        keeps what answered); once all are in, the record holds them in priority order.
+        keeps what answered); once all are in, the record holds them in priority order,
+        numbered ``E1``, ``E2``, ... in that order (the prompt's), those the budget
+        leaves out marked ``in_prompt: false``.
         """
         if not self.settings.evidence_first:
             return []
         first = len(run.evidence), len(run.tool_calls)
-        gathered: list[evidence.Finding] = []
+        gathered: list[Finding] = []
+        started = time.perf_counter()
 
-        def keep(finding: evidence.Finding) -> None:
+        def keep(finding: Finding) -> None:
             gathered.append(finding)
             run.evidence.append(finding.record())
             run.tool_calls.append(finding.tool_call())
@@ -221,9 +164,21 @@ class Investigator:
             await evidence.gather(alert, self.deps, on_finding=keep, timeout=timeout)
         finally:  # cancelled too: the record in priority order, whatever answered
             gathered.sort(key=lambda f: (f.priority, f.order))
+            run.next_id = assign_ids(gathered, run.next_id)
+            run.evidence_seconds = time.perf_counter() - started
             run.evidence[first[0] :] = [f.record() for f in gathered]
             run.tool_calls[first[1] :] = [f.tool_call() for f in gathered]
-        return evidence.fit_budget(gathered, self.settings.evidence_budget_tokens)
+        kept = fit_budget(gathered, self.settings.evidence_budget_tokens)
+        log.info(
+            "evidence: %d finding(s) in %.1f s, %d in the prompt",
+            len(gathered),
+            run.evidence_seconds or 0.0,
+            len(kept),
+        )
+        shown = {f.id for f in kept}
+        for item in run.evidence[first[0] :]:
+            item["in_prompt"] = item["id"] in shown
+        return kept
 
     async def run(self, alert: dict[str, Any], run: RunLog) -> Result:
         """Investigate one alert. Never raises for backend trouble: the result says what happened."""
@@ -232,9 +187,7 @@ class Investigator:
         findings = await self.gather(alert, run)
         fields = alert_fields(alert)
         fields["evidence"] = (
-            evidence.render(findings)
-            if self.settings.evidence_first
-            else "(none gathered: use your tools)"
+            render(findings) if self.settings.evidence_first else "(none gathered: use your tools)"
         )
         question = self.prompts.render("investigation", **fields)
         final_text: str | None = None
@@ -256,9 +209,15 @@ class Investigator:
         error = "the answer was empty"
         if final_text:
             try:
-                return Result("completed", analysis=parse_analysis(final_text), raw_text=final_text)
+                analysis = parse_analysis(final_text)
             except ValueError as exc:
                 error = str(exc)
+            else:
+                try:
+                    check_citations(analysis, run.gathered())
+                except CitationError as exc:  # invented ids: the retry names them
+                    return await self._repair(alert, run, final_text, str(exc), miscited=True)
+                return Result("completed", analysis=analysis, raw_text=final_text)
         cut = run.cut_off("agent")
         if cut == "length":
             error = (
@@ -282,6 +241,9 @@ class Investigator:
         if answer:
             try:
                 analysis = parse_analysis(answer)
+                check_citations(analysis, run.gathered())
+            except CitationError as exc:  # not shown: its citations are invented
+                reason, answer = f"{reason}; the model's last answer {exc}", None
             except ValueError:
                 pass
             else:
@@ -290,10 +252,32 @@ class Investigator:
         status: Outcome = "degraded" if run.evidence or answer else "failed"
         return Result(status, reason, raw_text=answer)
 
+    def sources(self, alert: dict[str, Any], run: RunLog) -> dict[str, Any]:
+        """Which backends answered this run (:func:`sources.compute_sources`)."""
+        return sources.compute_sources(
+            run.evidence,
+            prometheus=self.deps.prometheus is not None,
+            kubernetes=self.deps.kube is not None,
+            graph_base=sources.graph_base(
+                self.settings.prometheus_external_url, alert.get("generatorURL")
+            ),
+        )
+
     async def _repair(
-        self, alert: dict[str, Any], run: RunLog, final_text: str | None, error: str
+        self,
+        alert: dict[str, Any],
+        run: RunLog,
+        final_text: str | None,
+        error: str,
+        *,
+        miscited: bool = False,
     ) -> Result:
-        """One more call, constrained to the Analysis JSON schema, with the validation error."""
+        """One more call, constrained to the Analysis JSON schema, with the validation error.
+
+        A first answer that cited ids never gathered (``miscited``) is not kept as the
+        raw text: no report shows invented citations.
+        """
+        kept_text = None if miscited else final_text
         notes = self._notes(alert, run, final_text)
         prompt = self.prompts.render("repair", error=error, notes=notes)
         structured = self.model.model_copy(update={"format": analysis_schema()})
@@ -305,26 +289,33 @@ class Investigator:
                 meter.adopt(reply)
         except LLM_ERRORS as exc:
             reason = f"final answer invalid ({error}); retry failed: {llm_failure(exc)}"
-            return Result("degraded", reason, raw_text=final_text, llm_unavailable=True)
+            return Result("degraded", reason, raw_text=kept_text, llm_unavailable=True)
         run.remember([reply])
         text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         try:
-            return Result("completed", analysis=parse_analysis(text), raw_text=text)
+            analysis = parse_analysis(text)
+            check_citations(analysis, run.gathered())
+            return Result("completed", analysis=analysis, raw_text=text)
         except ValueError as exc:
             reason = f"the model gave no valid analysis after one retry: {exc}"
+            if isinstance(exc, CitationError):
+                return Result("degraded", reason, raw_text=kept_text)
             cut = run.cut_off("repair")
             if cut == "length":
                 reason += f" (the retry was cut off at {self.settings.num_predict} tokens)"
             elif cut == "repetition":
                 reason += " (the retry was stopped: it kept repeating itself)"
-            return Result("degraded", reason, raw_text=final_text or text)
+            return Result("degraded", reason, raw_text=kept_text or text)
 
     def _notes(self, alert: dict[str, Any], run: RunLog, final_text: str | None) -> str:
         """What the model saw, within the evidence budget, for the schema-constrained retry."""
         budget = self.settings.evidence_budget_tokens * 4
         parts = [self.prompts.render("investigation", **alert_fields(alert))]
         for item in run.evidence:
-            block = f"## {item['title']}\n{item['output']}"
+            if item.get("in_prompt") is False:  # not shown before: not citable now either
+                continue
+            label = f"[{item['id']}] " if item.get("id") else ""
+            block = f"## {label}{item['title']}\n{item['output']}"
             if len(block) > budget:
                 block = block[: max(0, budget)]
             budget -= len(block)

@@ -1,13 +1,33 @@
 """The structured answer of an investigation, how we read it out of a model's
-text, and how it reads as markdown."""
+text, and how its citations are held to what was gathered (:func:`check_citations`).
+The report it makes is :mod:`sre_agent.report`'s."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+EvidenceId = Annotated[str, StringConstraints(pattern=r"^E\d+$")]
+#: An id as a small model writes it: ``E3``, ``[E3]``, ``e3``, ``E03``.
+_ID = re.compile(r"^\[?\s*E0*(\d{1,6})\s*\]?$", re.IGNORECASE)
+#: Ids written inside an observation: ``[E3]``, ``[E3, E5]``, ``(E3)``.
+#: An observation that starts with its id: ``E3: Last State: OOMKilled``.
+#: Any number of digits: an id too long to be one is read, and refused as never gathered.
+_LEADING = re.compile(r"^\s*E(\d+)\s*[:\-—]", re.IGNORECASE)
+_CITED = re.compile(r"[\[(]\s*(E\d+(?:[,;/\s]+E\d+)*)\s*[\])]", re.IGNORECASE)
 
 
 class RootCause(BaseModel):
@@ -18,12 +38,60 @@ class RootCause(BaseModel):
         default_factory=list,
         description="The observations (tool outputs, metrics, log lines) this rests on.",
     )
+    evidence_ids: list[EvidenceId] = Field(
+        default_factory=list,
+        description="The ids (E1, E2, ...) of the evidence blocks those observations are from.",
+    )
     confidence: Literal["high", "medium", "low"] = "medium"
+    #: Set by us, never by the model: "high" when it claimed high without a finding that
+    #: answered (:func:`check_citations`).
+    lowered_from: SkipJsonSchema[str | None] = None
 
     @field_validator("confidence", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _observations(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [value] if value.strip() else []
+        return value
+
+    @field_validator("evidence_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        """``"E3, E5"`` and ``["[E3]", "e5"]`` alike become ``["E3", "E5"]``."""
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[\s,;]+", value) if v]
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, int) and not isinstance(item, bool) and 0 < item < 10**6:
+                item = f"E{item}"  # [3, 5]: the numbers of the ids
+            match = _ID.match(item.strip()) if isinstance(item, str) else None
+            out.append(f"E{int(match.group(1))}" if match else item)
+        return out
+
+    @model_validator(mode="after")
+    def _ids_in_observations(self) -> RootCause:
+        """Ids written inside the observations count as cited; each id once, in order."""
+        found = list(self.evidence_ids)
+        for text in self.evidence:
+            leading = _LEADING.match(text)
+            if leading:
+                found.append(_id(leading.group(1)))
+            for group in _CITED.findall(text):
+                found += [_id(n) for n in re.findall(r"\d+", group)]
+        self.evidence_ids = list(dict.fromkeys(found))
+        return self
+
+
+def _id(digits: str) -> str:
+    """``E`` and the number, without leading zeros (no int(): the digits may be many)."""
+    return "E" + (digits.lstrip("0") or "0")
 
 
 class Analysis(BaseModel):
@@ -93,6 +161,10 @@ def parse_analysis(text: str) -> Analysis:
     data = extract_json(text)
     if isinstance(data, dict) and "analysis" in data and isinstance(data["analysis"], dict):
         data = data["analysis"]
+    if isinstance(data, dict) and isinstance(data.get("root_causes"), list):
+        for cause in data["root_causes"]:  # ours to set, never the model's
+            if isinstance(cause, dict):
+                cause.pop("lowered_from", None)
     try:
         return Analysis.model_validate(data)
     except ValidationError as exc:
@@ -103,71 +175,55 @@ def parse_analysis(text: str) -> Analysis:
         raise ValueError(f"the JSON does not match the Analysis schema: {problems}") from None
 
 
-def render_markdown(
-    alert: dict[str, Any],
-    analysis: Analysis | None,
-    *,
-    status: str,
-    reason: str | None = None,
-    raw_text: str | None = None,
-    evidence: list[dict[str, Any]] | None = None,
-) -> str:
-    """The report a person reads: alert header, then the analysis (or what we have)."""
-    labels = alert.get("labels", {})
-    annotations = alert.get("annotations", {})
-    lines = [f"# {labels.get('alertname', 'alert')} ({labels.get('severity', 'none')})", ""]
-    where = ", ".join(f"{k}={v}" for k, v in labels.items() if k not in ("alertname", "severity"))
-    if where:
-        lines.append(f"**Labels:** {where}  ")
-    lines.append(f"**Started:** {alert.get('startsAt', '?')}  ")
-    if alert.get("resolved_at"):
-        lines.append(f"**Resolved:** {alert['resolved_at']}  ")
-    lines.append(f"**Investigation status:** {status}" + (f" — {reason}" if reason else ""))
-    if annotations.get("summary") or annotations.get("description"):
-        lines += ["", f"> {annotations.get('summary') or annotations.get('description')}"]
-    if annotations.get("runbook_url"):
-        lines += ["", f"Runbook: {annotations['runbook_url']}"]
-    if analysis is not None:
-        lines += ["", "## Summary", analysis.summary]
-        if analysis.root_causes:
-            lines += ["", "## Likely root cause"]
-            for i, rc in enumerate(analysis.root_causes, 1):
-                lines.append(f"{i}. **{rc.cause}** (confidence: {rc.confidence})")
-                lines += [f"   - {ev}" for ev in rc.evidence]
-        if analysis.impact:
-            lines += ["", "## Impact", analysis.impact]
-        if analysis.mitigation:
-            lines += ["", "## Mitigation"] + [
-                f"{i}. {m}" for i, m in enumerate(analysis.mitigation, 1)
-            ]
-        if analysis.follow_up_queries or analysis.follow_up_commands:
-            lines += ["", "## Follow-up"]
-            lines += [f"- `{q}`" for q in analysis.follow_up_queries]
-            lines += [f"- `{c}`" for c in analysis.follow_up_commands]
-    elif raw_text:
-        lines += ["", "## Model output (not structured)", raw_text.strip()]
-    if evidence and analysis is None:
-        lines += ["", "## Evidence gathered"]
-        for item in evidence:
-            lines += [
-                "",
-                f"### {item.get('title', item.get('tool', 'evidence'))}",
-                "```",
-                str(item.get("output", "")).strip(),
-                "```",
-            ]
-    return "\n".join(lines).rstrip() + "\n"
+class CitationError(ValueError):
+    """An analysis cites evidence ids that were never gathered."""
+
+
+def check_citations(analysis: Analysis, gathered: Mapping[str, str]) -> list[str]:
+    """Hold the citations to the evidence: ``gathered`` maps each id to its status.
+
+    An id never gathered raises :class:`CitationError`, its message fit for the retry
+    (which ids are unknown, which exist). A root cause claiming ``high`` without citing
+    a finding that answered (status ok) is lowered to ``medium``; the notes say which.
+    """
+    for n, cause in enumerate(analysis.root_causes):
+        unknown = [i for i in cause.evidence_ids if i not in gathered]
+        if unknown:
+            shown = (i if len(i) <= 12 else i[:11] + "…" for i in unknown[:5])
+            cited = ", ".join(shown) + (" …" if len(unknown) > 5 else "")
+            verb = "was" if len(unknown) == 1 else "were"
+            exist = (
+                f"the evidence ids are {id_ranges(gathered)}"
+                if gathered
+                else "no evidence was gathered, so evidence_ids must be empty"
+            )
+            raise CitationError(
+                f"root_causes[{n}] cites {cited}, which {verb} never gathered; {exist}"
+            )
+    notes = []
+    for n, cause in enumerate(analysis.root_causes):
+        if cause.confidence == "high" and not any(
+            gathered.get(i) == "ok" for i in cause.evidence_ids
+        ):
+            cause.confidence, cause.lowered_from = "medium", "high"
+            notes.append(f"root cause {n + 1} claimed high confidence without citing a finding")
+    return notes
+
+
+def id_ranges(ids: Mapping[str, object] | list[str]) -> str:
+    """``E1-E12, E14``: evidence ids, runs of consecutive numbers folded."""
+    numbers = sorted({int(i[1:]) for i in ids if re.fullmatch(r"E\d+", i)})
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(f"E{a}" if a == b else f"E{a}-E{b}" for a, b in runs)
 
 
 def render_record(record: dict[str, Any]) -> str:
-    """The report of a stored investigation as it stands now (e.g. resolved since)."""
-    analysis = Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
-    alert = {**record["alert"], "resolved_at": record.get("resolved_at")}
-    return render_markdown(
-        alert,
-        analysis,
-        status=record["status"],
-        reason=record.get("status_reason"),
-        raw_text=record.get("raw_text"),
-        evidence=record.get("evidence") or None,
-    )
+    """The report of a stored record (kept here for callers; :mod:`sre_agent.report`)."""
+    from sre_agent.report import render_record as render
+
+    return render(record)

@@ -37,7 +37,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from sre_agent_tools import ToolDeps
 from sre_agent_tools.redact import redact
 
-from sre_agent import evidence, tokens
+from sre_agent import tokens
 from sre_agent.agent import (
     LLM_ERRORS,
     Investigator,
@@ -47,6 +47,7 @@ from sre_agent.agent import (
     guarded_middleware,
 )
 from sre_agent.chat_events import Event, EventStream
+from sre_agent.findings import Finding, fit_budget, render
 from sre_agent.prompts import Prompts, default_prompts_dir, load_prompts
 from sre_agent.settings import Settings
 from sre_agent.store import Store
@@ -200,7 +201,10 @@ class ChatService:
     async def _turn(self, record: dict[str, Any], question: str) -> AsyncIterator[Event]:
         run = RunLog(model=self.settings.model, prompt_version=self.prompts.version)
         config = _config(record["id"])
-        before = len(await self.messages(record["id"]))
+        history = await self.messages(record["id"])
+        before = len(history)
+        # This turn's tool results are cited after the investigation's and earlier turns'.
+        run.next_id = _last_id(record) + sum(isinstance(m, ToolMessage) for m in history) + 1
         stream = EventStream()
         try:
             async with asyncio.timeout(self.settings.investigation_timeout):
@@ -304,20 +308,20 @@ class ChatService:
         )
         budget = min(self.settings.evidence_budget_tokens, total // 4, room)
         findings = [
-            evidence.Finding(
-                title=str(item.get("title", "?")),
-                tool=str(item.get("tool", "")),
-                args={},
-                status="ok",
-                output=str(item.get("output", "")),
-                duration_ms=0.0,
-                priority=0,
-            )
-            for item in record.get("evidence") or []
+            Finding.from_record(item, n)
+            for n, item in enumerate(record.get("evidence") or [])
+            if isinstance(item, dict)
         ]
-        kept = evidence.fit_budget(findings, budget) if budget >= 60 else []
+        cited = {
+            i
+            for c in (record.get("analysis") or {}).get("root_causes") or []
+            for i in (c.get("evidence_ids") or [])
+        }
+        # What the analysis cites first, then the rest in the investigation's order.
+        findings.sort(key=lambda f: (f.id not in cited, f.order))
+        kept = fit_budget(findings, budget) if budget >= 60 else []
         if kept:
-            fields["evidence"] = evidence.render(kept)
+            fields["evidence"] = render(kept)
         elif findings:
             fields["evidence"] = "(left out to fit the prompt budget: use the tools)"
         else:
@@ -341,6 +345,16 @@ class ChatService:
         return total
 
 
+def _last_id(record: dict[str, Any]) -> int:
+    """The highest evidence id number the investigation gave (0 for none, or old rows)."""
+    numbers = [
+        int(str(item["id"])[1:])
+        for item in record.get("evidence") or []
+        if isinstance(item, dict) and str(item.get("id") or "")[1:].isdigit()
+    ]
+    return max(numbers, default=0)
+
+
 def _render_analysis(record: dict[str, Any]) -> str:
     analysis = record.get("analysis")
     if not analysis:
@@ -350,6 +364,8 @@ def _render_analysis(record: dict[str, Any]) -> str:
     for cause in analysis.get("root_causes") or []:
         lines.append(f"Likely cause ({cause.get('confidence', '?')}): {cause.get('cause', '')}")
         lines.extend(f"  - evidence: {e}" for e in cause.get("evidence") or [])
+        if cause.get("evidence_ids"):
+            lines.append(f"  - cites: {', '.join(cause['evidence_ids'])}")
     lines.append(f"Impact: {analysis.get('impact', '')}")
     lines.extend(f"Mitigation: {step}" for step in analysis.get("mitigation") or [])
     return "\n".join(lines)

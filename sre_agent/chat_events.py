@@ -12,6 +12,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from sre_agent_tools import ToolResult
 
+from sre_agent.findings import without_id
+
 Event = tuple[str, Any]
 
 
@@ -71,7 +73,9 @@ class EventStream:
             self.answer = content.strip()
         elif isinstance(message, ToolMessage):
             text = str(message.content)
-            status = "error" if message.status == "error" else ToolResult.status_of(text)
+            status = (
+                "error" if message.status == "error" else ToolResult.status_of(without_id(text))
+            )
             events.append(
                 ("tool_result", {"name": message.name, "status": status, "size": len(text)})
             )

@@ -62,6 +62,7 @@ HEADERS = (
     "decisive",
     "valid",
     "keywords",
+    "cited",
     "prompt tok",
     "1st prompt",
     "LLM calls",
@@ -89,6 +90,11 @@ def _keywords(runs: Sequence[RunResult]) -> str:
     return f"{_mean(fractions):.2f}" if fractions else "-"
 
 
+def _cited(runs: Sequence[RunResult]) -> str:
+    """Root causes that cite at least one gathered finding, of all root causes (k/n)."""
+    return f"{sum(r.cited_causes for r in runs)}/{sum(r.causes for r in runs)}"
+
+
 def table_rows(results: dict[str, list[RunResult]]) -> list[list[object]]:
     """One row per scenario (means over its repeats) and a totals row (sums, pass rate)."""
     rows: list[list[object]] = []
@@ -99,6 +105,7 @@ def table_rows(results: dict[str, list[RunResult]]) -> list[list[object]]:
                 _share([r.decisive_reached for r in runs]),
                 _share([r.valid for r in runs]),
                 _keywords(runs),
+                _cited(runs),
                 round(_mean([r.prompt_tokens for r in runs])),
                 round(_mean([r.first_prompt_tokens for r in runs])),
                 f"{_mean([r.llm_calls for r in runs]):g}",
@@ -117,6 +124,7 @@ def table_rows(results: dict[str, list[RunResult]]) -> list[list[object]]:
             f"{sum(decisive)}/{len(decisive)}",
             f"{sum(r.valid for r in every)}/{len(every)}",
             _keywords(every),
+            _cited(every),
             sum(r.prompt_tokens for r in every),
             round(_mean([r.first_prompt_tokens for r in every])),
             sum(r.llm_calls for r in every),
@@ -251,6 +259,8 @@ def _document(
             "passed": sum(r.passed for r in every),
             "pass_rate": pass_rate(every),
             "prompt_tokens": sum(r.prompt_tokens for r in every),
+            "root_causes": sum(r.causes for r in every),
+            "root_causes_citing_evidence": sum(r.cited_causes for r in every),
             "llm_calls": sum(r.llm_calls for r in every),
             "seconds": round(sum(r.seconds for r in every), 3),
         },

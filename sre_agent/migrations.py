@@ -65,6 +65,8 @@ MIGRATIONS: list[Migration] = [
     """,
     # 4: dedup keys hashed, identifying columns masked like the labels they copy
     lambda db: mask_columns(db),
+    # 5: which backends answered each investigation (sre_agent.sources); NULL: unknown
+    "ALTER TABLE investigations ADD COLUMN sources TEXT",
 ]
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from sre_agent_tools.redact import redact, redact_obj
 
+from sre_agent import sources
 from sre_agent.metrics import Metrics
 from sre_agent.settings import Settings
 from sre_agent.store import Store
@@ -90,6 +91,9 @@ def investigation_blocks(record: dict[str, Any], link: str | None) -> list[dict[
             ],
         },
     ]
+    caveat = sources.warning(record.get("sources"))
+    if caveat:  # what the analysis rests on comes before what it says
+        blocks.append(_section(_clean(caveat)))
     analysis = record.get("analysis") or {}
     if analysis.get("summary"):
         blocks.append(_section(f"*Summary*\n{_clean(analysis['summary'])}"))
@@ -97,6 +101,8 @@ def investigation_blocks(record: dict[str, Any], link: str | None) -> list[dict[
     if causes:
         top = causes[0]
         confidence = _clean(top.get("confidence") or "?", 20)
+        if top.get("lowered_from"):  # as the report says it: lowered, not the model's own
+            confidence += f", lowered from {_clean(top['lowered_from'], 20)}"
         blocks.append(
             _section(f"*Root cause* (confidence: {confidence})\n{_clean(top.get('cause', '?'))}")
         )
@@ -109,7 +115,15 @@ def investigation_blocks(record: dict[str, Any], link: str | None) -> list[dict[
     where = f"investigation `{record.get('id')}`"
     if link:
         where = f"<{link}|Full report> · {where}"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": where}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": where},
+                {"type": "mrkdwn", "text": _clean(sources.summary_line(record.get("sources")))},
+            ],
+        }
+    )
     return redact_obj(blocks)  # type: ignore[no-any-return]
 
 

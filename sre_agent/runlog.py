@@ -38,6 +38,24 @@ class RunLog:
     calls_detail: list[dict[str, Any]] = field(default_factory=list)
     #: The model's last complete answer (text), kept for a run that is cut short.
     last_answer: str | None = None
+    #: The number of the next evidence id (``E<n>``): the gatherer's findings take the
+    #: first ones, each tool call the agent makes later the next.
+    next_id: int = 1
+    #: How long the evidence-first phase took (seconds); None when it did not run.
+    evidence_seconds: float | None = None
+
+    def new_id(self) -> str:
+        ident, self.next_id = f"E{self.next_id}", self.next_id + 1
+        return ident
+
+    def gathered(self) -> dict[str, str]:
+        """Each evidence id the model was shown and its status (what a citation may name):
+        a finding the budget left out of the prompt is one it cannot have read."""
+        return {
+            str(item["id"]): str(item.get("status") or "ok")
+            for item in self.evidence
+            if item.get("id") and item.get("in_prompt", True) is not False
+        }
 
     def usage(self) -> dict[str, Any]:
         return {
@@ -47,6 +65,9 @@ class RunLog:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "seconds": round(self.llm_seconds, 3),
+            "evidence_seconds": (
+                None if self.evidence_seconds is None else round(self.evidence_seconds, 3)
+            ),
             "truncated": sum(1 for c in self.calls_detail if c.get("done_reason") == "length"),
             "repeated": sum(1 for c in self.calls_detail if c.get("done_reason") == "repetition"),
             "partial_calls": sum(1 for c in self.calls_detail if c.get("partial")),

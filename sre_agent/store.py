@@ -40,7 +40,7 @@ ACTIVE = ("queued", "running")
 FINAL = ("completed", "degraded", "failed", "cancelled")
 
 
-_JSON_COLUMNS = ("alert", "evidence", "tool_calls", "llm_usage", "analysis")
+_JSON_COLUMNS = ("alert", "evidence", "tool_calls", "llm_usage", "analysis", "sources")
 
 
 def now_iso() -> str:
@@ -241,12 +241,15 @@ class Store:
         report: str,
         duration_s: float,
         llm_retry: bool = False,
+        sources: dict[str, Any] | None = None,
     ) -> None:
+        """Store a finished run; ``sources`` is :func:`sre_agent.sources.compute_sources`'s
+        (None on rows from before it: they read as unknown)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
                 " llm_usage=?, analysis=?, raw_text=?, report=?, finished_at=?, duration_s=?,"
-                " llm_retry=? WHERE id=?",
+                " llm_retry=?, sources=? WHERE id=?",
                 (
                     status,
                     _text(redact(reason)) if reason else None,
@@ -259,6 +262,7 @@ class Store:
                     now_iso(),
                     round(duration_s, 3),
                     int(llm_retry),
+                    _json(redact_obj(sources)) if sources is not None else None,
                     ident,
                 ),
             )
@@ -322,8 +326,12 @@ class Store:
         status: str | None = None,
         alertname: str | None = None,
         namespace: str | None = None,
+        severity: str | None = None,
+        before: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
+        """Newest first; ``before`` (an id) pages on: only those listed after it.
+        Raises KeyError when ``before`` names no investigation."""
         if self._db is None:
             raise RuntimeError("store is not open")
         where, params = [], []
@@ -331,15 +339,26 @@ class Store:
             ("status", status),
             ("alertname", mask_label("alertname", alertname)),  # stored masked: match alike
             ("namespace", mask_label("namespace", namespace)),
+            ("severity", mask_label("severity", severity)),
         ):
             if value:
                 where.append(f"{column}=?")
                 params.append(value)
+        if before is not None:  # the same order as ORDER BY: a stable cursor
+            where.append(
+                "(created_at, rowid) < (SELECT created_at, rowid FROM investigations WHERE id=?)"
+            )
+            params.append(before)
         sql = "SELECT * FROM investigations"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         with self._read() as db:
+            if (
+                before is not None
+                and not db.execute("SELECT 1 FROM investigations WHERE id=?", (before,)).fetchone()
+            ):
+                raise KeyError(before)
             rows = db.execute(sql, (*params, limit)).fetchall()
         return [_decode(row) for row in rows]
 

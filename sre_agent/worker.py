@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sre_agent.agent import Investigator, Result, RunLog, describe_error
-from sre_agent.analysis import render_markdown
 from sre_agent.backends import check_ollama
+from sre_agent.report import render_report
 from sre_agent.store import FINAL, Store
 
 log = logging.getLogger(__name__)
@@ -185,13 +185,18 @@ class Worker:
     ) -> None:
         """Render the report and store the run (in a thread: both redact the whole record)."""
         alert_view = {**record["alert"], "resolved_at": record.get("resolved_at")}
-        report = render_markdown(
+        sources = self.investigator.sources(record["alert"], run)
+        usage = run.usage()
+        report = render_report(
             alert_view,
             result.analysis,
             status=result.status,
             reason=result.reason,
             raw_text=result.raw_text,
             evidence=run.evidence,
+            sources=sources,
+            usage=usage,
+            duration_s=elapsed,
         )
         self.store.finish(
             ident,
@@ -199,7 +204,8 @@ class Worker:
             reason=result.reason,
             evidence=run.evidence,
             tool_calls=run.tool_calls,
-            llm_usage=run.usage(),
+            llm_usage=usage,
+            sources=sources,
             analysis=result.analysis.model_dump() if result.analysis else None,
             raw_text=result.raw_text,
             report=report,

@@ -46,6 +46,7 @@ class Comparison:
             ("root cause", lambda r: cut(_root_cause(r))),
             ("decisive evidence sent", lambda r: _yes(r.decisive_reached)),
             ("root-cause keywords", lambda r: f"{len(r.keywords_found)}/{len(r.keywords)}"),
+            ("root causes citing evidence", lambda r: f"{r.cited_causes}/{r.causes}"),
             ("prompt tokens (1st call)", lambda r: f"{r.prompt_tokens} ({r.first_prompt_tokens})"),
             ("LLM calls", lambda r: str(r.llm_calls)),
             ("tool calls", lambda r: cut(_tool_calls(r))),

@@ -82,6 +82,9 @@ class RunResult:
     seconds: float
     record: dict[str, Any] = field(repr=False)
     requests: list[list[BaseMessage]] = field(repr=False)
+    #: Root causes in the analysis, and how many cite at least one gathered finding.
+    causes: int = 0
+    cited_causes: int = 0
 
     @property
     def decisive_reached(self) -> bool | None:
@@ -128,6 +131,8 @@ class RunResult:
             "evidence_tool_calls": self.evidence_tool_calls,
             "seconds": round(self.seconds, 3),
             "passed": self.passed,
+            "root_causes": self.causes,
+            "root_causes_citing_evidence": self.cited_causes,
             "analysis": self.record.get("analysis"),
         }
 
@@ -181,6 +186,8 @@ def score(
     usage = record.get("llm_usage") or {}
     calls = record.get("tool_calls") or []
     evidence_calls = sum(1 for c in calls if c.get("phase") == "evidence")
+    gathered = {str(i.get("id")) for i in record.get("evidence") or [] if i.get("id")}
+    causes = (analysis or {}).get("root_causes") or []
     return RunResult(
         name=scenario.name if scenario else str(record.get("alertname")),
         status=str(record["status"]),
@@ -197,6 +204,8 @@ def score(
         seconds=seconds,
         record=record,
         requests=capture.requests,
+        causes=len(causes),
+        cited_causes=sum(1 for c in causes if gathered & set(c.get("evidence_ids") or [])),
     )
 
 

@@ -122,7 +122,10 @@ def test_a_tool_call_reaches_kubernetes_and_its_result_the_model(client, ollama,
     assert ("GET", "/api/v1/nodes/worker-1") in [(m, p.split("?")[0]) for m, p in kube.requests]
     assert all(method == "GET" for method, _ in kube.requests)
     tool_result = [m for m in seen[0]["messages"] if m["role"] == "tool"][-1]
-    assert tool_result["content"].startswith("status: ok") and "worker-1" in tool_result["content"]
+    # Cited by the id after the investigation's own: a follow-up can tell them apart.
+    last = max(int(e["id"][1:]) for e in client.get(f"/investigations/{ident}").json()["evidence"])
+    assert tool_result["content"].startswith(f"[E{last + 1}] status: ok")
+    assert "worker-1" in tool_result["content"]
     assert response["answer"].startswith("The node looks fine: ")
     assert "worker-1" in response["answer"]
     assert [(c["name"], c["status"]) for c in response["tool_calls"]] == [

@@ -71,6 +71,8 @@ def test_every_scenario_gets_a_row_with_decisive_evidence_and_a_valid_analysis(e
         decisive, valid = rows[name][1], rows[name][2]
         assert (decisive, valid) == ("yes", "yes"), rows[name]
     assert rows["total"][1:3] == [f"{len(NAMES)}/{len(NAMES)}"] * 2
+    # The scripted model cites the block of each line it quotes: every root cause cites.
+    assert rows["total"][4] == f"{len(NAMES)}/{len(NAMES)}"
     assert "[1/" in result.stderr  # progress goes to stderr, not into the table
 
 
@@ -90,6 +92,7 @@ def test_json_results_have_every_run_and_its_scores(every_scenario):
         assert run["llm_calls"] == 1 and run["model_tool_calls"] == 0
         assert run["evidence_tool_calls"] > 0 and run["seconds"] > 0
         assert run["analysis"]["root_causes"]
+        assert run["root_causes_citing_evidence"] == run["root_causes"] >= 1
 
 
 @needs_prometheus

@@ -11,6 +11,7 @@ outside the alert's namespace reaches the Kubernetes API.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -135,8 +136,8 @@ async def test_investigation_refuses_what_the_alert_does_not_need(
     record = result.record
     assert record["status"] == "completed", record["status_reason"]
     (refusal,) = tool_messages(ollama.requests[1])
-    assert refusal.startswith("status: error") and says in refusal, refusal
     (made,) = [c for c in record["tool_calls"] if c.get("phase") != "evidence"]
+    assert refusal.startswith(f"[{made['id']}] status: error") and says in refusal, refusal
     assert made["name"] == tool and made["status"] == "error"
     assert_nothing_reached_the_wire(proxy, world)
 
@@ -147,7 +148,9 @@ async def test_allowed_namespaces_widens_the_scope(make_settings, ollama, proxy,
     ollama.enqueue(call("kubectl_logs", pod=OTHER_POD, namespace="kube-system"), answer)
     record = (await run_alert(CRASH, settings, load_prompts(), tmp_path)).record
     (result,) = tool_messages(ollama.requests[1])
-    assert result.startswith("status: ok") and "kube-system-log-line" not in result  # masked
+    (made,) = [e for e in record["evidence"] if e["phase"] == "agent"]
+    assert result.startswith(f"[{made['id']}] status: ok")
+    assert "kube-system-log-line" not in result  # masked
     assert any("/namespaces/kube-system/pods/" in t for _, t in world.requests)
     assert record["status"] == "completed"
 
@@ -167,7 +170,8 @@ async def test_chat_refuses_what_the_investigation_does_not_need(settings, ollam
             assert reply.status_code == 200, reply.text
             last = ollama.requests[-1]
             refusal = tool_messages(last)[-1]
-            assert refusal.startswith("status: error") and says in refusal, (tool, refusal)
+            assert re.match(r"\[E\d+\] status: error", refusal) and says in refusal, (tool, refusal)
+            assert reply.json()["tool_calls"][-1]["status"] == "error"  # read past the id
             if "outside this" in says:
                 assert "outside this chat's scope (homepage)" in refusal
     assert_nothing_reached_the_wire(proxy, world)

@@ -53,7 +53,9 @@ async def test_wrong_argument_names_are_repaired(make_settings, ollama):
     record = await investigate(make_settings())
     assert_reported(record)
     result = tool_messages(ollama.requests[1])[0]
-    assert result.startswith("status: ok") and "BackOff" in result
+    (made,) = [e for e in record["evidence"] if e["phase"] == "agent"]
+    # The model reads the result under the id the record keeps for it.
+    assert result.startswith(f"[{made['id']}] status: ok") and "BackOff" in result
 
 
 async def test_wrong_argument_types_go_back_to_the_model(make_settings, ollama):

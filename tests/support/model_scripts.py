@@ -2,7 +2,8 @@
 
 ``investigator`` is a reply *function* (request JSON -> reply): given evidence
 in its prompt it answers the Analysis JSON at once, quoting the lines of
-evidence it saw; without evidence it first calls the tools the alert's labels
+evidence it saw and citing the id of the block each line is from (``[E3]``, as
+a good model does); without evidence it first calls the tools the alert's labels
 point at. ``react_investigator`` always calls tools first (a plain ReAct
 agent). Both are stateless, so they serve any number of alerts in any order.
 """
@@ -17,6 +18,8 @@ from tests.support.fake_ollama import Say, answer_json, calls
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 _EXPLAINS = re.compile(r"FATAL|panic|OOMKilled|Insufficient|ErrImagePull|not found|NotReady")
 _DECISIVE = re.compile(r"FATAL|panic|OOMKilled|Error|CrashLoopBackOff|Back-off|replicas|=>")
+_BLOCK = re.compile(r"^### \[(E\d+)\]")
+_TOOL_ID = re.compile(r"^\[(E\d+)\] ")
 
 
 def alert_labels(request: dict[str, Any]) -> dict[str, str]:
@@ -64,6 +67,24 @@ def seen_text(request: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def seen_lines(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each line of evidence and tool results with the id of the block it is in ("" if none)."""
+    out: list[tuple[str, str]] = []
+    for m in request["messages"]:
+        content = m.get("content", "") or ""
+        if m["role"] == "tool":
+            found = _TOOL_ID.match(content)
+            ident = found.group(1) if found else ""
+            out += [(ident, line) for line in content.splitlines()]
+        elif m["role"] == "user" and "## Evidence already gathered" in content:
+            ident = ""
+            for line in content.split("## Evidence already gathered", 1)[1].splitlines():
+                header = _BLOCK.match(line)
+                ident = header.group(1) if header else ident
+                out.append((ident, line))
+    return out
+
+
 def has_evidence(request: dict[str, Any]) -> bool:
     """Evidence in the prompt, or tool results: something to answer from."""
     if any(m["role"] == "tool" for m in request["messages"]):
@@ -77,16 +98,17 @@ def has_evidence(request: dict[str, Any]) -> bool:
 
 def analysis_from(request: dict[str, Any]) -> dict[str, Any]:
     labels = alert_labels(request)
-    tool_text = seen_text(request)
-    lines = [line.strip() for line in tool_text.splitlines() if _DECISIVE.search(line)]
+    lines = [(i, line.strip()) for i, line in seen_lines(request) if _DECISIVE.search(line)]
     # Like a careful reader: the line that explains a failure first, then the symptoms.
-    evidence = sorted(lines, key=lambda line: 0 if _EXPLAINS.search(line) else 1)[:4]
+    chosen = sorted(lines, key=lambda item: 0 if _EXPLAINS.search(item[1]) else 1)[:4]
+    evidence = [f"[{i}] {line}" if i else line for i, line in chosen]
     return {
         "summary": f"{labels.get('alertname', 'The alert')} fired in {labels.get('namespace', '?')}.",
         "root_causes": [
             {
-                "cause": evidence[0] if evidence else "unknown",
+                "cause": chosen[0][1] if chosen else "unknown",
                 "evidence": evidence,
+                "evidence_ids": list(dict.fromkeys(i for i, _ in chosen if i)),
                 "confidence": "medium",
             }
         ],

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from sre_agent.analysis import parse_analysis, render_markdown
+from sre_agent.analysis import parse_analysis
+from sre_agent.report import render_report
 
 GOOD = {
     "summary": "api crash-loops since 23:47 because a required setting is missing.",
@@ -58,7 +59,7 @@ def test_markdown_report_has_the_sections():
         "annotations": {"runbook_url": "https://runbooks/x", "summary": "Pod is crash looping."},
         "startsAt": "2026-11-26T23:47:56Z",
     }
-    md = render_markdown(alert, parse_analysis(json.dumps(GOOD)), status="completed")
+    md = render_report(alert, parse_analysis(json.dumps(GOOD)), status="completed")
     for needle in (
         "# KubePodCrashLooping (warning)",
         "## Summary",
@@ -73,7 +74,7 @@ def test_markdown_report_has_the_sections():
 
 def test_degraded_report_shows_raw_text_and_evidence():
     alert = {"labels": {"alertname": "X"}, "annotations": {}, "startsAt": "t"}
-    md = render_markdown(
+    md = render_report(
         alert,
         None,
         status="degraded",
