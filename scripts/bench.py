@@ -27,6 +27,10 @@ longer only by how many evidence lines it quotes, which says nothing of speed).
 Non-LLM time is the investigation's wall time minus the time spent waiting on
 the (instant) scripted model: evidence gathering against the real Prometheus
 and the fake Kubernetes API, plus our own overhead.
+
+The evidence walk (docs/evidence.md) is also measured on its own, once per
+scenario: its lookups (findings), the requests the fake Kubernetes API served
+for it, and how long the phase took.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sre_agent import tokens  # noqa: E402
+from sre_agent import evidence, tokens  # noqa: E402
+from sre_agent.backends import make_deps  # noqa: E402
+from sre_agent.lab.runs import scenario_alert  # noqa: E402
 from sre_agent.lab.scenarios import load_scenarios  # noqa: E402
 from tests.support.lab import Lab, open_lab, run_scenario  # noqa: E402
 from tests.support.model_scripts import investigator  # noqa: E402
@@ -80,7 +86,10 @@ async def measure(lab: Lab, scenario: Any, evidence_first: bool) -> dict[str, An
     seen = ["\n".join(str(m.get("content", "")) for m in r["messages"]) for r in run.requests]
     non_llm = max(0.0, run.seconds - record["llm_usage"]["seconds"])
     calls = record["tool_calls"]
+    walk = await walk_figures(lab, scenario) if evidence_first else {}
     return {
+        **walk,
+        "first_prompt_tokens": prompts[0] if prompts else 0,
         "scenario": scenario.name,
         "status": record["status"],
         "llm_calls": len(run.requests),
@@ -98,6 +107,26 @@ async def measure(lab: Lab, scenario: Any, evidence_first: bool) -> dict[str, An
     }
 
 
+async def walk_figures(lab: Lab, scenario: Any) -> dict[str, Any]:
+    """The evidence phase alone: lookups, Kubernetes requests and duration."""
+    settings = lab.settings()
+    alert = scenario_alert(scenario)
+    body = {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": alert.startsAt.isoformat(),
+        "expr": alert.expr,
+    }
+    before = len(lab.kube.requests)
+    started = time.perf_counter()
+    found = await evidence.gather(body, make_deps(settings), timeout=settings.evidence_timeout)
+    return {
+        "evidence_ms": (time.perf_counter() - started) * 1000,
+        "evidence_findings": len(found),
+        "kube_requests": len(lab.kube.requests) - before,
+    }
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
@@ -105,14 +134,14 @@ def p95(values: list[float]) -> float:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'scenario':28} {'mode':9} {'calls':>5} {'prompt tokens per call':>24} {'total':>6} "
+        f"{'scenario':34} {'mode':9} {'calls':>5} {'prompt tokens per call':>24} {'total':>6} "
         f"{'gen':>5} {'tools ev/model':>14} {'decisive 1st | any':>18} {'non-LLM ms':>10} {'T (s)':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         per_call = "+".join(str(p) for p in r["prompt_tokens"])
         lines.append(
-            f"{r['scenario']:28} {r['mode']:9} {r['llm_calls']:>5} {per_call:>24} "
+            f"{r['scenario']:34} {r['mode']:9} {r['llm_calls']:>5} {per_call:>24} "
             f"{sum(r['prompt_tokens']):>6} {sum(r['completion_tokens']):>5} "
             f"{r['evidence_tools']:>7}/{r['model_tools']:<6} "
             f"{r['decisive_first']:>6}/{r['decisive']:<2} {r['decisive_any']:>4}/{r['decisive']:<3}"
@@ -121,9 +150,40 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def decisive_table(rows: list[dict[str, Any]]) -> str:
+    """Per scenario (sre-agent): decisive facts in the first prompt, its tokens, the walk."""
+    head = (
+        f"{'scenario':34} {'decisive 1st':>12} {'1st prompt tok':>14} {'findings':>8}"
+        f" {'kube req':>8} {'evidence ms':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    mine = [r for r in rows if r["mode"] == "sre-agent"]
+    for r in mine:
+        lines.append(
+            f"{r['scenario']:34} {r['decisive_first']:>9}/{r['decisive']:<2} "
+            f"{r['first_prompt_tokens']:>14} {r['evidence_findings']:>8} {r['kube_requests']:>8}"
+            f" {r['evidence_ms']:>11.0f}"
+        )
+    k, n = sum(r["decisive_first"] for r in mine), sum(r["decisive"] for r in mine)
+    first = [r["first_prompt_tokens"] for r in mine]
+    lines.append(
+        f"decisive facts in the first prompt: {k}/{n}; first-prompt tokens median "
+        f"{statistics.median(first):.0f}, max {max(first)}"
+    )
+    return "\n".join(lines)
+
+
 def summary(rows: list[dict[str, Any]], mode: str) -> dict[str, float]:
     mine = [r for r in rows if r["mode"] == mode]
+    walked = [r for r in mine if "evidence_ms" in r]
+    walk: dict[str, float] = {}
+    for key in ("evidence_findings", "kube_requests", "evidence_ms"):
+        values = [r[key] for r in walked] or [0]
+        walk[f"{key}_median"] = statistics.median(values)
+        walk[f"{key}_max"] = max(values)
     return {
+        "first_prompt_tokens_median": statistics.median(r["first_prompt_tokens"] for r in mine),
+        "first_prompt_tokens_max": max(r["first_prompt_tokens"] for r in mine),
         "scenarios": len(mine),
         "prompt_tokens_total": sum(sum(r["prompt_tokens"]) for r in mine),
         "prompt_tokens_median": statistics.median(sum(r["prompt_tokens"]) for r in mine),
@@ -140,6 +200,7 @@ def summary(rows: list[dict[str, Any]], mode: str) -> dict[str, float]:
         "non_llm_p95_ms": p95([r["non_llm_s"] for r in mine]) * 1000,
         "modeled_median_s": statistics.median(r["modeled_s"] for r in mine),
         "modeled_p95_s": p95([r["modeled_s"] for r in mine]),
+        **walk,
     }
 
 
@@ -178,6 +239,8 @@ async def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(f"  {scenario.name} {mode}: {row['status']}", file=sys.stderr)
     print(table(rows))
+    print()
+    print(decisive_table(rows))
     ours, base = summary(rows, "sre-agent"), summary(rows, "baseline")
     print()
     print(f"{'':32} {'sre-agent':>12} {'baseline':>12} {'ratio':>7}")

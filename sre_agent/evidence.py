@@ -2,17 +2,16 @@
 deterministically — what the alert points at, so a small model starts from
 the facts and calls tools only for what is missing.
 
-What is gathered follows the alert's labels (the kube-prometheus-stack
-conventions: ``namespace``, ``pod``, ``container``, ``deployment``,
-``statefulset``, ``daemonset``, ``job_name``, ``node``, ``instance``,
-``persistentvolumeclaim``, ``horizontalpodautoscaler``, ``job``):
+What is gathered (docs/evidence.md):
 
-1. the alert's own PromQL (``generatorURL``'s ``g0.expr``) around ``startsAt``;
-2. the objects its labels name, described; for a pod also its logs (the
-   previous container's when it restarted), its owner and, when resources
-   are in question, its node; for a workload its first unhealthy pod;
+1. the alert's own PromQL (``generatorURL``'s ``g0.expr``), now and around
+   ``startsAt``, its own series first;
+2. the object graph, walked from what the labels name
+   (:mod:`sre_agent.graph`): owners, nodes, claims, newest ReplicaSets,
+   unhealthy pods and their logs, the pods behind Services, names and
+   addresses found in the facts, the controllers of custom resources;
 3. a few alert-specific queries (:data:`RECIPES`) and the scrape target;
-4. the namespace's recent events.
+4. the namespace's other recent events.
 
 Each finding carries a priority; :func:`fit_budget` keeps the most important
 ones whole and trims the rest to the prompt budget.
@@ -27,7 +26,6 @@ timed out, so the report names what did not answer.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -38,8 +36,14 @@ from sre_agent_tools import ToolDeps, ToolResult
 from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
 
+from sre_agent import graph_roots as roots
 from sre_agent.findings import Finding, call_signature, fit_budget, render
+from sre_agent.graph import LOOKUP_BUDGET, Visit, Walk, visit
+from sre_agent.graph_hops import RELATIONS
+from sre_agent.graph_roots import EXPORTERS
+from sre_agent.graph_text import reduce_log
 from sre_agent.plan import Plan
+from sre_agent.series import identity, label_vector, own_series_first, score, values
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +53,10 @@ __all__ = [
     "fit_budget",
     "gather",
     "other_events",
+    "own_series_first",
     "reduce_log",
     "render",
 ]
-
-#: Label -> Kubernetes kind, for objects an alert names directly.
-OBJECT_LABELS = (
-    ("deployment", "deployment"),
-    ("statefulset", "statefulset"),
-    ("daemonset", "daemonset"),
-    ("job_name", "job"),
-    ("cronjob", "cronjob"),
-    ("persistentvolumeclaim", "persistentvolumeclaim"),
-    ("horizontalpodautoscaler", "horizontalpodautoscaler"),
-)
 
 #: Extra PromQL per alert, filled from the alert's labels ({namespace}, {pod}, ...).
 #: A query whose labels the alert lacks is skipped.
@@ -97,37 +91,9 @@ RECIPES: dict[str, list[str]] = {
     ],
 }
 
-#: Scrape jobs whose `job`/`instance` labels name the exporter, not the thing in trouble.
-EXPORTERS = {"kube-state-metrics", "kubelet", "node-exporter", "apiserver"}
-
 Obj = dict[str, Any]
 
 _POD_LABEL = re.compile(r'\bpod="([^"]+)"')
-
-_ERROR_LINE = re.compile(
-    r"FATAL|ERROR|CRIT|panic|Exception|Traceback|\bfail(ed|ure)?\b|refused|denied|"
-    r"timed? ?out|OOM|Killed|\bexit(ed)?\b|not found|missing|invalid|unable|cannot",
-    re.IGNORECASE,
-)
-
-
-def reduce_log(text: str, error_lines: int = 12, tail: int = 10) -> str:
-    """Logs for a prompt: the header, the error-looking lines, then the tail."""
-    lines = text.splitlines()
-    if len(lines) <= 1 + error_lines + tail:
-        return text
-    header, body = lines[0], lines[1:]
-    last = body[-tail:]
-    errors = [line for line in body[:-tail] if _ERROR_LINE.search(line)]
-    seen: set[str] = set()
-    unique = [e for e in errors if not (e in seen or seen.add(e))][-error_lines:]  # type: ignore[func-returns-value]
-    skipped = len(body) - len(last) - len(unique)
-    parts = [header]
-    if unique:
-        parts += ["[error-looking lines]", *unique]
-    parts += [f"[last {len(last)} lines; {skipped} other lines omitted]", *last]
-    return "\n".join(parts)
-
 
 #: How far back the alert's expression is graphed, at most: a startsAt of year 1
 #: (Alertmanager's zero time) or a week ago must not become a range over years.
@@ -162,27 +128,6 @@ class _Strict(dict):  # type: ignore[type-arg]
         raise KeyError(key)
 
 
-def _unhealthy(pod: dict[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    if status.get("phase") not in ("Running", "Succeeded"):
-        return True
-    return any(not c.get("ready") for c in status.get("containerStatuses") or [])
-
-
-def _restarted(pod: dict[str, Any], container: str | None) -> bool:
-    for c in (pod.get("status") or {}).get("containerStatuses") or []:
-        if container in (None, c.get("name")):
-            if c.get("restartCount", 0) > 0 or (c.get("lastState") or {}).get("terminated"):
-                return True
-    return False
-
-
-def _needs_node(pod: dict[str, Any]) -> bool:
-    """Resource trouble (OOM, eviction, pressure) makes the node part of the story."""
-    text = json.dumps(pod.get("status") or {})
-    return any(word in text for word in ("OOMKilled", "Evicted", "Pressure", "NodeLost"))
-
-
 async def gather(
     alert: dict[str, Any],
     deps: ToolDeps,
@@ -197,7 +142,7 @@ async def gather(
     seconds the lookups still pending become timed-out findings and the rest is
     returned. A cancellation (the investigation's deadline) records them too.
     """
-    plan = Plan(deps, on_finding)
+    plan = Plan(deps, on_finding, budget=LOOKUP_BUDGET)
     scope = asyncio.timeout(timeout)
     try:
         async with scope:
@@ -219,55 +164,29 @@ async def _gather(plan: Plan, alert: dict[str, Any], now: datetime) -> None:
     deps = plan.deps
     labels: dict[str, str] = dict(alert.get("labels") or {})
     alertname = labels.get("alertname", "")
-    ns = labels.get("namespace")
-    pod, container, node = labels.get("pod"), labels.get("container"), labels.get("node")
-    if labels.get("job") == "node-exporter":  # there `pod` is the exporter, not the subject
-        pod = container = None
-    first: list[Awaitable[Any]] = []
+    metric: list[Awaitable[Any]] = []
 
     expr = alert.get("expr")
     if expr:
-        start, end = _window(alert, now)
-        first.append(
-            plan.run(
-                "The alert's expression now (the firing series)",
-                "promql_query",
-                {"query": expr},
-                0,
-                lambda: prom.query_instant(deps, expr),
-            )
-        )
-        first.append(
-            plan.run(
-                "The alert's expression over time",
-                "promql_range",
-                {"query": expr, "start": start, "end": end},
-                1,
-                lambda: prom.query_range(deps, expr, start=start, end=end),
-            )
-        )
-    if pod and ns:
-        first.append(_pod_evidence(plan, ns, pod, container, priority=1))
-    for label, kind in OBJECT_LABELS:
-        if labels.get(label) and (ns or kind == "node"):
-            first.append(_workload_evidence(plan, kind, labels[label], ns, with_pods=not pod))
-    if not node and alertname.startswith("Node") and labels.get("instance"):
+        metric.append(_alert_expr(plan, expr, labels, _window(alert, now)))
+    if not labels.get("node") and alertname.startswith("Node") and labels.get("instance"):
         # node-exporter alerts name the node only in `instance` (when relabelled to it).
         host = labels["instance"].rsplit(":", 1)[0]
         if k8s_name_like(host):
-            node = labels["node"] = host
-    if node:
-        first.append(_describe(plan, "node", node, None, 2))
-    if alertname == "TargetDown" and labels.get("job"):
-        first.append(_target_down_evidence(plan, labels))
+            labels["node"] = host
     for template in RECIPES.get(alertname, []):
         query = _fill(template, labels)
         if query:
-            first.append(_related_query(plan, query))
+            metric.append(_related_query(plan, query))
     scrape_job = labels.get("job")
-    if scrape_job and labels.get("instance") and not pod and scrape_job not in EXPORTERS:
+    if (
+        scrape_job
+        and labels.get("instance")
+        and not labels.get("pod")
+        and scrape_job not in EXPORTERS
+    ):
         query = f'up{{job="{scrape_job}", instance="{labels["instance"]}"}}'
-        first.append(
+        metric.append(
             plan.run(
                 "Scrape target health",
                 "promql_query",
@@ -277,19 +196,154 @@ async def _gather(plan: Plan, alert: dict[str, Any], now: datetime) -> None:
                 optional=True,
             )
         )
-    await asyncio.gather(*first)
-    if ns:
+    await asyncio.gather(*metric, _kube_side(plan, alert, labels))
+
+
+async def _kube_side(plan: Plan, alert: dict[str, Any], labels: dict[str, str]) -> None:
+    """The object-graph walk from what the labels name, then the namespace's other events."""
+    ns = labels.get("namespace")
+    walk = Walk(plan, {ns} if ns else set(), RELATIONS)
+    named = roots.from_labels(labels)
+    title = f"Other recent events in namespace {ns}"
+    events: asyncio.Future[list[dict[str, Any]]] = asyncio.ensure_future(
+        plan.lookup(title, "kubectl_events", {"namespace": ns}, 6, _events(plan, ns))
+        if ns and plan.deps.kube is not None
+        else _events(plan, None)
+    )
+
+    async def resolved() -> None:
+        """Objects the labels name only through a lookup: walked as soon as found."""
+        found = await asyncio.gather(
+            _targets_down(plan, labels),
+            roots.from_addresses(walk, labels),
+            _warned(events, ns, builtin_too=not named),
+        )
+        await walk.run([v for group in found for v in group])
+
+    await asyncio.gather(walk.run(named), resolved())
+    walk.demote_repeats()
+    listed = await events
+    if ns and listed:
         # Last, so that events of objects already described are not shown twice.
         described = {str(f.args.get("name")) for f in plan.findings if f.tool == "kubectl_describe"}
+        text = "\n".join(k8s.render_events(listed[-30:], len(listed), with_object=True))
         await plan.run(
-            f"Other recent events in namespace {ns}",
+            title,
             "kubectl_events",
             {"namespace": ns},
             6,
-            lambda: k8s.events(deps, ns, limit=30),
-            reduce=lambda text: other_events(text, described),
+            lambda: _answer(ToolResult("ok", other_events(text, described))),
             optional=True,
         )
+
+
+async def _events(plan: Plan, ns: str | None) -> list[dict[str, Any]]:
+    """The namespace's events, oldest first (one list serves the walk and the finding)."""
+    if not ns or plan.deps.kube is None:
+        return []
+    found = await k8s.list_objects(plan.deps, "event", ns)
+    return sorted(found, key=_event_time)
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("series") or {}).get("lastObservedTime")
+        or event.get("firstTimestamp")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+async def _warned(
+    events: Awaitable[list[dict[str, Any]]], ns: str | None, builtin_too: bool
+) -> list[Visit]:
+    return roots.warned_objects(await events, ns, builtin_too)
+
+
+async def _answer(result: ToolResult) -> ToolResult:
+    return result
+
+
+async def _alert_expr(
+    plan: Plan, expr: str, labels: dict[str, str], window: tuple[str, str]
+) -> None:
+    """The firing series, the alert's own first, then the trend of the alert's own series.
+
+    Many rules have no namespace filter: their expr returns the series of every
+    namespace. The instant answer puts the alert's own series first and, when it
+    was cut before that series, asks for it by its labels; the range query keeps to
+    it (``(expr) and on(labels) <vector of those labels>``)."""
+    deps = plan.deps
+    result = await plan.run(
+        "The alert's expression now (the firing series)",
+        "promql_query",
+        {"query": expr},
+        0,
+        lambda: prom.query_instant(deps, expr),
+        reduce=lambda text: own_series_first(text, labels),
+    )
+    text = result.text if result is not None and result.status == "ok" else ""
+    series = [line for line in text.splitlines() if "=>" in line]
+    own = identity(labels)
+    # Only the labels the series carry: a rule may add labels of its own (team, ...).
+    mine = {k: v for k, v in own.items() if any(f'{k}="' in line for line in series)}
+    # ... and of those, the ones that tell the series apart (namespace, deployment).
+    mine = {k: v for k, v in mine.items() if len(values(k, series)) > 1} or mine
+    narrow = f"({expr}) and on({', '.join(mine)}) {label_vector(mine)}" if mine else expr
+    if "more series" in text and mine and not any(score(s, mine) == len(mine) for s in series):
+        await plan.run(
+            "The alert's own series",
+            "promql_query",
+            {"query": narrow},
+            0,
+            lambda: prom.query_instant(deps, narrow),
+            optional=True,
+        )
+    start, end = window
+    query = narrow if mine and (len(series) > 1 or "more series" in text) else expr
+    title = "The alert's expression over time" + (" (its own series)" if query != expr else "")
+    trend = await plan.run(
+        title,
+        "promql_range",
+        {"query": query, "start": start, "end": end},
+        4,
+        lambda: prom.query_range(deps, query, start=start, end=end),
+        optional=query != expr,
+    )
+    if query != expr and (trend is None or trend.status != "ok"):
+        await plan.run(
+            "The alert's expression over time",
+            "promql_range",
+            {"query": expr, "start": start, "end": end},
+            4,
+            lambda: prom.query_range(deps, expr, start=start, end=end),
+        )
+
+
+async def _targets_down(plan: Plan, labels: dict[str, str]) -> list[Visit]:
+    """TargetDown: which targets are down (``up == 0``), then the pods behind them."""
+    if labels.get("alertname") != "TargetDown" or not labels.get("job"):
+        return []
+    selector = ", ".join(
+        f'{key}="{labels[key]}"' for key in ("job", "namespace", "service") if labels.get(key)
+    )
+    query = f"up{{{selector}}} == 0"
+    result = await plan.run(
+        "Targets that are down",
+        "promql_query",
+        {"query": query},
+        1,
+        lambda: prom.query_instant(plan.deps, query),
+    )
+    ns = labels.get("namespace")
+    pods = _POD_LABEL.findall(result.text) if result is not None and result.status == "ok" else []
+    if not ns:
+        return []
+    return [
+        visit("pod", pod, ns, 0, "Pod of a target that is down") for pod in dict.fromkeys(pods)
+    ][:3]
 
 
 def other_events(text: str, described: set[str], limit: int = 10) -> str:
@@ -306,7 +360,7 @@ async def _related_query(plan: Plan, query: str) -> None:
         "Related query",
         "promql_query",
         {"query": query},
-        4,
+        2,
         lambda: prom.query_instant(plan.deps, query),
         optional=True,
     )
@@ -315,160 +369,3 @@ async def _related_query(plan: Plan, query: str) -> None:
 def k8s_name_like(value: str) -> bool:
     """A node name rather than an IP address."""
     return bool(value) and not re.fullmatch(r"[\d.]+|\[?[0-9a-fA-F:]+\]?", value)
-
-
-def _describe_call(kind: str, name: str, ns: str | None) -> tuple[str, dict[str, Any]]:
-    """The title and tool arguments of describing one object."""
-    where = f"{ns}/{name}" if ns else name
-    return f"kubectl describe {kind} {where}", {
-        "kind": kind,
-        "name": name,
-        **({"namespace": ns} if ns else {}),
-    }
-
-
-async def _read_object(
-    plan: Plan, kind: str, name: str, ns: str | None, priority: int
-) -> Obj | ToolResult:
-    """One object, or why it cannot be read; pending as its describe finding meanwhile."""
-    title, args = _describe_call(kind, name, ns)
-    return await plan.lookup(
-        title, "kubectl_describe", args, priority, k8s.read_object(plan.deps, kind, name, ns)
-    )
-
-
-async def _describe(
-    plan: Plan,
-    kind: str,
-    name: str,
-    ns: str | None,
-    priority: int,
-    obj: Obj | ToolResult | None = None,
-) -> None:
-    """Describe an object; ``obj`` when it was already read, or why it could not be
-    (no second GET either way)."""
-    title, args = _describe_call(kind, name, ns)
-
-    async def call() -> ToolResult:
-        if isinstance(obj, ToolResult):
-            return obj
-        if obj is not None:
-            return await k8s.describe_object(plan.deps, kind, obj)
-        return await k8s.describe(plan.deps, kind, name, ns)
-
-    await plan.run(title, "kubectl_describe", args, priority, call)
-
-
-async def _pod_evidence(
-    plan: Plan, ns: str, pod: str, container: str | None, priority: int
-) -> None:
-    deps = plan.deps
-    obj = await _read_object(plan, "pod", pod, ns, priority)
-    await _describe(plan, "pod", pod, ns, priority, obj)  # an error result: says why it is missing
-    if isinstance(obj, ToolResult):
-        return
-    follow: list[Awaitable[Any]] = []
-    previous = _restarted(obj, container)
-    args = {"pod": pod, "namespace": ns, "container": container, "previous": previous}
-    follow.append(
-        plan.run(
-            f"Logs of {ns}/{pod}" + (" (previous container)" if previous else ""),
-            "kubectl_logs",
-            args,
-            priority,
-            lambda: k8s.logs(deps, pod, ns, container=container, previous=previous, tail_lines=200),
-            reduce=reduce_log,
-        )
-    )
-    owner = _owner(obj)
-    if owner is not None:
-        follow.append(_owner_evidence(plan, ns, *owner, priority=priority + 2))
-    node = (obj.get("spec") or {}).get("nodeName")
-    if node and _needs_node(obj):
-        follow.append(_describe(plan, "node", node, None, priority + 3))
-    if (obj.get("status") or {}).get("phase") == "Pending":
-        follow.append(_unbound_claims(plan, ns, obj, priority + 1))
-    await asyncio.gather(*follow)
-
-
-async def _unbound_claims(plan: Plan, ns: str, pod: dict[str, Any], priority: int) -> None:
-    """A pending pod's volume claims that are not bound are often why it is pending."""
-    claims = [
-        v["persistentVolumeClaim"]["claimName"]
-        for v in (pod.get("spec") or {}).get("volumes") or []
-        if (v.get("persistentVolumeClaim") or {}).get("claimName")
-    ]
-    for claim in claims[:3]:
-        obj = await _read_object(plan, "persistentvolumeclaim", claim, ns, priority)
-        if not isinstance(obj, ToolResult) and (obj.get("status") or {}).get("phase") != "Bound":
-            await _describe(plan, "persistentvolumeclaim", claim, ns, priority, obj)
-
-
-def _owner(obj: dict[str, Any]) -> tuple[str, str] | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller", True) and ref.get("kind") and ref.get("name"):
-            return ref["kind"].lower(), ref["name"]
-    return None
-
-
-async def _owner_evidence(plan: Plan, ns: str, kind: str, name: str, priority: int) -> None:
-    if kind == "replicaset":
-        rs = await _read_object(plan, "replicaset", name, ns, priority)
-        parent = None if isinstance(rs, ToolResult) else _owner(rs)
-        if parent is not None:
-            kind, name = parent
-    if kind in ("deployment", "statefulset", "daemonset", "job", "replicaset"):
-        await _describe(plan, kind, name, ns, priority)
-
-
-async def _workload_evidence(
-    plan: Plan, kind: str, name: str, ns: str | None, *, with_pods: bool
-) -> None:
-    """The workload, and — when the alert names no pod — its first unhealthy pod."""
-    deps = plan.deps
-    obj = await _read_object(plan, kind, name, ns, 1)
-    await _describe(plan, kind, name, ns, 1, obj)
-    if isinstance(obj, ToolResult) or not with_pods:
-        return
-    if kind in ("persistentvolumeclaim", "horizontalpodautoscaler"):
-        return
-    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    if kind == "job":  # the Job controller labels its pods with the job's name
-        selector = {"batch.kubernetes.io/job-name": name}
-    if not selector:
-        return
-    text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    where = f"{ns}/{name}" if ns else name
-    listing = f"Pods of {kind} {where}"
-    args = {"kind": "pod", "namespace": ns, "selector": text}
-    pods = await plan.lookup(
-        listing, "kubectl_describe", args, 2, k8s.list_objects(deps, "pod", ns, text)
-    )
-    if not pods and kind == "job":  # clusters before Kubernetes 1.27
-        old = f"job-name={name}"
-        args = {"kind": "pod", "namespace": ns, "selector": old}
-        pods = await plan.lookup(
-            listing, "kubectl_describe", args, 2, k8s.list_objects(deps, "pod", ns, old)
-        )
-    bad = sorted((p for p in pods if _unhealthy(p)), key=lambda p: p["metadata"].get("name", ""))
-    if bad:
-        await _pod_evidence(plan, ns or "default", bad[0]["metadata"]["name"], None, priority=2)
-
-
-async def _target_down_evidence(plan: Plan, labels: dict[str, str]) -> None:
-    """Which targets are down (``up == 0``), then the first down pod: its state and logs."""
-    selector = ", ".join(
-        f'{key}="{labels[key]}"' for key in ("job", "namespace", "service") if labels.get(key)
-    )
-    query = f"up{{{selector}}} == 0"
-    result = await plan.run(
-        "Targets that are down",
-        "promql_query",
-        {"query": query},
-        1,
-        lambda: prom.query_instant(plan.deps, query),
-    )
-    ns = labels.get("namespace")
-    pods = _POD_LABEL.findall(result.text) if result is not None and result.status == "ok" else []
-    if pods and ns:
-        await _pod_evidence(plan, ns, pods[0], None, priority=2)

@@ -4,7 +4,9 @@ A :class:`Plan` runs each lookup once (by tool and arguments), hands every
 finding to its ``on_finding`` the moment it is gathered, and remembers the
 lookups still waiting, so that when the evidence phase is cut (its own
 timeout, or the investigation's deadline) :meth:`Plan.cut` turns them into
-``error`` findings that say so.
+``error`` findings that say so. It also holds the walk to a lookup budget
+(:attr:`Plan.budget`): a hostile or huge cluster cannot make one
+investigation read it all.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ class Plan:
     #: Lookups started and not yet answered, by start order.
     pending: dict[int, _Lookup] = field(default_factory=dict)
     started: int = 0
+    #: Lookups (reads, lists, tool runs) this plan may start; past it :meth:`afford` is False.
+    budget: int = 10_000
+    #: Lookups refused for want of budget (the walk says so in the log).
+    refused: int = 0
+
+    def afford(self, lookups: int = 1) -> bool:
+        """Whether ``lookups`` more fit the budget; counts a refusal when not."""
+        if self.started + lookups <= self.budget:
+            return True
+        self.refused += 1
+        return False
 
     def _start(self, title: str, tool: str, args: dict[str, Any], priority: int) -> int:
         self.started += 1
@@ -70,6 +83,12 @@ class Plan:
             raise
         del self.pending[token]  # not when cancelled: then cut() reports it
         return value
+
+    async def search(self, call: Awaitable[T]) -> T:
+        """A list the walk searches (pods by selector, a namespace's Services): counted
+        against the budget, but no finding of its own, so none when the phase is cut."""
+        self.started += 1
+        return await call
 
     def cut(self, why: str) -> None:
         """Record every pending lookup as an error finding saying ``why``."""
@@ -110,8 +129,12 @@ class Plan:
         call: Callable[[], Awaitable[ToolResult]],
         reduce: Callable[[str], str] | None = None,
         optional: bool = False,
+        rank: Callable[[ToolResult], int] | None = None,
     ) -> ToolResult | None:
-        """Run one tool; an ``optional`` finding is kept only when it found something."""
+        """Run one tool; an ``optional`` finding is kept only when it found something.
+
+        ``rank`` sets the finding's priority from the answer (a fact that is itself a
+        finding keeps a high priority however far from the alert it was found)."""
         signature = call_signature(tool, args)
         if signature in self.seen:
             return None
@@ -135,6 +158,8 @@ class Plan:
                 title,
             )
             return result
+        if rank is not None and result.status == "ok":
+            priority = rank(result)
         self._keep(
             Finding(title, tool, args, result.status, redact(text), elapsed, priority, token)
         )

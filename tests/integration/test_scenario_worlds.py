@@ -5,8 +5,9 @@ Prometheus (backfilled from their OpenMetrics), as a benchmark would load
 them. For each scenario the tools are called the way a person starting from
 the alert would: describe what its labels name, read the pod's logs (current
 and previous), list the namespace's events, and run the alert's own PromQL as
-an instant and a range query. Each decisive string must be in those outputs,
-and no planted secret may be.
+an instant and a range query; then the evidence walk's own lookups, for what
+lies hops away. Each decisive string must be in those outputs, and no
+planted secret may be.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
 from sre_agent_tools.deps import ToolDeps
 
+from sre_agent import evidence
 from sre_agent.lab import Scenario, combined_openmetrics, combined_world, load_scenarios
 from tests.support.fake_kube import FakeKube
 from tests.support.prometheus import PrometheusServer
@@ -101,7 +103,8 @@ async def gather(scenario: Scenario, deps: ToolDeps, world: dict) -> list[str]:
     namespace's events, run the alert's expr (instant and last hour) and the
     scenario's extra queries; then follow up to three pods those outputs name
     (``Pod/x`` in events, ``Created pod: x``, ``pod="x"`` in PromQL): describe
-    them and read their logs; describe claims named in events.
+    them and read their logs; describe claims named in events. Last, the lookups of
+    the evidence walk (docs/evidence.md), unbudgeted: the facts that lie hops away.
     """
     labels = scenario.alert["labels"]
     namespace = labels.get("namespace")
@@ -142,6 +145,8 @@ async def gather(scenario: Scenario, deps: ToolDeps, world: dict) -> list[str]:
         for claim in dict.fromkeys(re.findall(r"PersistentVolumeClaim/([\w.-]+)", events)):
             if claim != labels.get("persistentvolumeclaim"):
                 out.append((await k8s.describe(deps, "pvc", claim, namespace)).text)
+    alert = {"labels": dict(labels), "annotations": {}, "expr": scenario.expr}
+    out += [f.output for f in await evidence.gather(alert, deps, timeout=30)]
     return out
 
 

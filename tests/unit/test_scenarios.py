@@ -60,7 +60,8 @@ def test_webhook_body_is_a_valid_alertmanager_payload(scenario) -> None:
     assert alert.expr == scenario.expr
     assert alert.startsAt < NOW and alert.ended_at is None
     assert re.fullmatch(r"[0-9a-f]{16}", alert.fingerprint)
-    assert alert.annotations.get("runbook_url", "").startswith("https://runbooks.")
+    # kubernetes-mixin alerts link runbooks.prometheus-operator.dev; others their own rules page
+    assert alert.annotations.get("runbook_url", "").startswith("https://")
     assert payload.commonLabels == alert.labels
 
 
