@@ -199,9 +199,8 @@ class Investigator:
             )
             final_text = _final_text(state["messages"])
         except LLM_ERRORS as exc:  # the model server failed: keep what was gathered
+            # The worker adds whether it will be investigated again (it knows the attempts).
             reason = f"LLM call failed ({self.settings.ollama_url}): {llm_failure(exc)}"
-            if self.settings.reinvestigate:
-                reason += "; will investigate again when Ollama answers"
             log.warning("investigation of %s: %s", alert.get("labels", {}).get("alertname"), reason)
             status: Outcome = "degraded" if run.evidence else "failed"
             return Result(status, reason, llm_unavailable=True)

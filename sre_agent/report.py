@@ -244,11 +244,16 @@ def _fence(texts: list[str]) -> str:
 _BLOCK_START = re.compile(r"(\d*)([#>+*=|~`-]|(?<=\d)[.)]|\[(?=[^\]]*\]:))")
 
 
+#: Inline markup outside text must not make: raw HTML, code spans, emphasis, table cells.
+_INLINE = re.compile(r"[<`*|\\]")
+
+
 def _md(text: object) -> str:
     """Text from outside (the model, the alert, a backend) as one inert markdown line: it
-    cannot open a heading or section of its own, raw HTML, an autolink nor a link."""
+    cannot open a heading or section of its own, raw HTML, an autolink, a link, a code
+    span, emphasis or a table cell; a viewer shows it as it was written."""
     line = " ".join(str(text).split())
-    line = line.replace("<", "\\<").replace("](", "]\\(")
+    line = _INLINE.sub(r"\\\g<0>", line).replace("](", "]\\(")
     return _BLOCK_START.sub(r"\1\\\2", line, count=1) if _BLOCK_START.match(line) else line
 
 

@@ -244,8 +244,16 @@ class Store:
         sources: dict[str, Any] | None = None,
     ) -> None:
         """Store a finished run; ``sources`` is :func:`sre_agent.sources.compute_sources`'s
-        (None on rows from before it: they read as unknown)."""
+        (None on rows from before it: they read as unknown). A run that asks to be
+        investigated again (``llm_retry``, its reason ending in :data:`WILL_RETRY`) of an
+        alert that resolved meanwhile is not: its reason says so."""
         with self._tx() as db:
+            if llm_retry:
+                row = db.execute(
+                    "SELECT alert_status FROM investigations WHERE id=?", (ident,)
+                ).fetchone()
+                if row is not None and row["alert_status"] != "firing":
+                    llm_retry, reason = False, no_retry(reason, "the alert resolved")
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
                 " llm_usage=?, analysis=?, raw_text=?, report=?, finished_at=?, duration_s=?,"
@@ -407,11 +415,23 @@ def _intake_row(alert: Alert, group_key: str) -> dict[str, Any]:
     }
 
 
+#: The end of a reason whose run will be investigated again once the model server answers.
+WILL_RETRY = "; will investigate again when Ollama answers"
+
+
+def no_retry(reason: str | None, why: str) -> str:
+    """``reason`` without the promise of another run, saying why there is none."""
+    kept = (reason or "").replace(WILL_RETRY, "")
+    return f"{kept}; not investigated again: {why}" if kept else f"not investigated again: {why}"
+
+
 def _resolve(db: sqlite3.Connection, alert: Alert, now: str) -> str | None:
-    """Mark this firing resolved; a still-queued investigation is not started."""
+    """Mark this firing resolved; a still-queued investigation is not started, and one
+    waiting for the model server to come back is not run again."""
     resolved_at = (alert.ended_at or datetime.now(UTC)).isoformat()
     row = db.execute(
-        "SELECT id, status FROM investigations WHERE dedup_key=?", (alert.dedup_key(),)
+        "SELECT id, status, llm_retry, status_reason FROM investigations WHERE dedup_key=?",
+        (alert.dedup_key(),),
     ).fetchone()
     if row is None:
         return None
@@ -419,6 +439,11 @@ def _resolve(db: sqlite3.Connection, alert: Alert, now: str) -> str | None:
         "UPDATE investigations SET alert_status='resolved', resolved_at=? WHERE id=?",
         (resolved_at, row["id"]),
     )
+    if row["llm_retry"]:
+        db.execute(
+            "UPDATE investigations SET llm_retry=0, status_reason=? WHERE id=?",
+            (no_retry(row["status_reason"], "the alert resolved"), row["id"]),
+        )
     if row["status"] == "queued":
         db.execute(
             "UPDATE investigations SET status='cancelled', status_reason=?, finished_at=?"

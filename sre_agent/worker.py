@@ -22,7 +22,7 @@ from typing import Any
 from sre_agent.agent import Investigator, Result, RunLog, describe_error
 from sre_agent.backends import check_ollama
 from sre_agent.report import render_report
-from sre_agent.store import FINAL, Store
+from sre_agent.store import FINAL, WILL_RETRY, Store, no_retry
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,12 @@ class Worker:
         self, ident: str, record: dict[str, Any], result: Result, run: RunLog, elapsed: float
     ) -> None:
         """Render the report and store the run (in a thread: both redact the whole record)."""
+        retry = result.llm_unavailable and self.investigator.settings.reinvestigate
+        if retry and int(record.get("attempts") or 1) >= MAX_ATTEMPTS:
+            retry = False
+            result.reason = no_retry(result.reason, f"{MAX_ATTEMPTS} runs made")
+        elif retry:
+            result.reason = f"{result.reason or 'the model server failed'}{WILL_RETRY}"
         alert_view = {**record["alert"], "resolved_at": record.get("resolved_at")}
         sources = self.investigator.sources(record["alert"], run)
         usage = run.usage()
@@ -210,5 +216,5 @@ class Worker:
             raw_text=result.raw_text,
             report=report,
             duration_s=elapsed,
-            llm_retry=result.llm_unavailable and self.investigator.settings.reinvestigate,
+            llm_retry=retry,
         )

@@ -172,8 +172,12 @@ async def receive_alerts(
         redact(done.payload.receiver[:200]) or "?",
         summary,
     )
-    if wait:
+    if wait:  # the message then says where they ended, as each result does
         await _wait(services, done.results)
+        counts = {}
+        for result in done.results:
+            counts[result["status"]] = counts.get(result["status"], 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
     return JSONResponse(
         {
             "message": f"received {len(done.results)} alert(s): {summary}",

@@ -431,3 +431,32 @@ def test_slack_says_a_claim_was_lowered_too():
     record = {"id": "i1", "status": "completed", "analysis": analysis.model_dump()}
     text = json.dumps(investigation_blocks(record, None))
     assert "(confidence: medium, lowered from high)" in text
+
+
+def test_labels_and_summaries_read_as_written_not_as_markdown():
+    """Issue 10: a `|` or backticks in a label, a multi-line summary with raw HTML, a
+    model's emphasis: a viewer shows them as written — no table, code, bold or HTML."""
+    alert = {
+        **ALERT,
+        "labels": {"alertname": "Probe|Down", "severity": "warning", "path": "`/x|y` *z*"},
+        "annotations": {"summary": "line one\nline two <script>alert(1)</script> a\\b"},
+    }
+    analysis = parse_analysis(answer(cause="**very** `bad`", confidence="low"))
+    md = render_report(alert, analysis, status="completed")
+    text = text_of_commonmark(md)
+    assert "path=`/x|y` *z*" in text
+    assert "line one line two <script>alert(1)</script> a\\b" in text
+    assert "**very** `bad`" in text
+    assert text.splitlines()[0] == "Probe|Down (warning)"  # the title, one heading
+    headings, html, links = read_as_commonmark(md)
+    assert len([h for h in headings if "Probe" in h]) == 1
+    assert html == [] and links == []
+
+
+def text_of_commonmark(md: str) -> str:
+    """The text a viewer shows, inline by inline."""
+    return "\n".join(
+        "".join(child.content for child in token.children or [])
+        for token in MarkdownIt("commonmark").parse(md)
+        if token.type == "inline"
+    )
