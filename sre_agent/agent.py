@@ -202,7 +202,7 @@ class Investigator:
             # The worker adds whether it will be investigated again (it knows the attempts).
             reason = f"LLM call failed ({self.settings.ollama_url}): {llm_failure(exc)}"
             log.warning("investigation of %s: %s", alert.get("labels", {}).get("alertname"), reason)
-            status: Outcome = "degraded" if run.evidence else "failed"
+            status: Outcome = "degraded" if run.answered() else "failed"
             return Result(status, reason, llm_unavailable=True)
 
         error = "the answer was empty"
@@ -248,7 +248,7 @@ class Investigator:
             else:
                 kept = f"{reason}; the analysis is the model's last complete answer"
                 return Result("completed", kept, analysis=analysis, raw_text=answer)
-        status: Outcome = "degraded" if run.evidence or answer else "failed"
+        status: Outcome = "degraded" if run.answered() or answer else "failed"
         return Result(status, reason, raw_text=answer)
 
     def sources(self, alert: dict[str, Any], run: RunLog) -> dict[str, Any]:

@@ -64,6 +64,11 @@ def render_report(
     title = f"{labels.get('alertname', 'alert')} ({labels.get('severity', 'none')})"
     lines = [f"# {_md(title)}", ""]
     warning = src.warning(sources)
+    if analysis is None:  # no analysis: the first line says so, and why
+        nothing = f"⚠ No analysis from the model ({status}" + (f": {reason})" if reason else ")")
+        lines += [f"**{_md(nothing)}**", ""]
+        if warning:
+            warning = warning.replace("this analysis rests on", "this report rests on")
     if warning:
         lines += [f"**{_md(warning)}**", ""]
     where = _md(
@@ -241,7 +246,7 @@ def _fence(texts: list[str]) -> str:
 
 
 #: What makes a line a heading, list, quote, fence, table, HTML block or link definition.
-_BLOCK_START = re.compile(r"(\d*)([#>+*=|~`-]|(?<=\d)[.)]|\[(?=[^\]]*\]:))")
+_BLOCK_START = re.compile(r"[#>+*=|~`-]|\[(?=[^\]]*\]:)|\d{1,9}[.)]")
 
 
 #: Inline markup outside text must not make: raw HTML, code spans, emphasis, table cells.
@@ -254,7 +259,11 @@ def _md(text: object) -> str:
     span, emphasis or a table cell; a viewer shows it as it was written."""
     line = " ".join(str(text).split())
     line = _INLINE.sub(r"\\\g<0>", line).replace("](", "]\\(")
-    return _BLOCK_START.sub(r"\1\\\2", line, count=1) if _BLOCK_START.match(line) else line
+    start = _BLOCK_START.match(line)
+    if start is None:
+        return line
+    cut = start.end() - 1  # before the marker's last character: `\#`, `1\.`
+    return f"{line[:cut]}\\{line[cut:]}"
 
 
 def _squash(text: str) -> str:

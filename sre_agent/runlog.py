@@ -57,6 +57,11 @@ class RunLog:
             if item.get("id") and item.get("in_prompt", True) is not False
         }
 
+    def answered(self) -> bool:
+        """Whether any lookup answered (with data or without): errors alone are no
+        evidence, and a run with nothing else is ``failed``, not ``degraded``."""
+        return any(item.get("status", "ok") in ("ok", "no_data") for item in self.evidence)
+
     def usage(self) -> dict[str, Any]:
         return {
             "model": self.model,

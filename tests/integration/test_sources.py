@@ -83,6 +83,23 @@ async def test_prometheus_down_and_no_kubernetes_rests_on_the_alert_alone(
     assert "## Sources" in record["report"]
 
 
+async def test_nothing_answered_is_failed_and_the_report_opens_with_no_analysis(
+    make_settings, ollama, no_kubernetes
+):
+    """Ollama, Prometheus and Kubernetes all missing: errors alone are not evidence, so the
+    run is ``failed`` (README: no analysis and no evidence), and the report's first line
+    says there is no analysis, then that it rests on the alert's text alone."""
+    ollama.stop_accepting()
+    record = await investigate(make_settings(kubeconfig=None, reinvestigate=False))
+
+    assert record["status"] == "failed", record["status_reason"]
+    assert record["evidence"] and {e["status"] for e in record["evidence"]} == {"error"}
+    first, _, second = record["report"].splitlines()[2:5]
+    assert first.startswith("**⚠ No analysis from the model (failed: LLM call failed")
+    assert "this report rests on the alert's text alone" in second
+    assert "this analysis" not in record["report"]
+
+
 async def test_an_invented_id_gets_one_retry_that_names_it(make_settings, ollama):
     def invents(request: dict[str, Any]):
         analysis = analysis_from(request)

@@ -460,3 +460,14 @@ def text_of_commonmark(md: str) -> str:
         for token in MarkdownIt("commonmark").parse(md)
         if token.type == "inline"
     )
+
+
+def test_a_time_or_a_number_at_the_start_of_a_line_is_not_escaped_needlessly():
+    md = render_report({**ALERT, "startsAt": "2026-11-26T10:00:00Z"}, None, status="failed")
+    assert "**Started:** 2026-11-26T10:00:00Z" in md
+    assert (
+        render_report(
+            {**ALERT, "annotations": {"summary": "1. step one"}}, None, status="failed"
+        ).count("1\\. step one")
+        == 1
+    )

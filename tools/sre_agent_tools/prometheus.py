@@ -523,7 +523,8 @@ async def query_range(
         )
     except Exception as exc:  # backend trouble becomes a result the model can read
         return _backend_error(deps, exc)
-    window = f"{start_at:%Y-%m-%d %H:%M}–{end_at:%H:%M} UTC, step {step_s:g}s"
+    end_fmt = "%H:%M" if end_at.date() == start_at.date() else "%Y-%m-%d %H:%M"
+    window = f"{start_at:%Y-%m-%d %H:%M}–{end_at.strftime(end_fmt)} UTC, step {step_s:g}s"
     if not result:
         return ToolResult(
             "no_data", f"No series matched {query} in {window}. {_metric_hint(query)}"
