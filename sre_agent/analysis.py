@@ -72,7 +72,7 @@ class RootCause(BaseModel):
             if isinstance(item, int) and not isinstance(item, bool) and 0 < item < 10**6:
                 item = f"E{item}"  # [3, 5]: the numbers of the ids
             match = _ID.match(item.strip()) if isinstance(item, str) else None
-            out.append(f"E{int(match.group(1))}" if match else item)
+            out.append(_id(match.group(1)) if match else item)
         return out
 
     @model_validator(mode="after")
@@ -220,10 +220,3 @@ def id_ranges(ids: Mapping[str, object] | list[str]) -> str:
         else:
             runs.append([number, number])
     return ", ".join(f"E{a}" if a == b else f"E{a}-E{b}" for a, b in runs)
-
-
-def render_record(record: dict[str, Any]) -> str:
-    """The report of a stored record (kept here for callers; :mod:`sre_agent.report`)."""
-    from sre_agent.report import render_record as render
-
-    return render(record)

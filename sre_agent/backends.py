@@ -185,11 +185,7 @@ async def check_ollama(settings: Settings, timeout: float = 3.0) -> dict[str, An
             response.raise_for_status()
             models = [m.get("name", "") for m in response.json().get("models", [])]
     except (httpx.HTTPError, ValueError) as exc:
-        return {
-            "ok": False,
-            "url": redact(settings.ollama_url),
-            "error": f"{exc.__class__.__name__}: {exc}",
-        }
+        return _unreachable(settings.ollama_url, exc)
     wanted = settings.model if ":" in settings.model else f"{settings.model}:latest"
     has_model = wanted in models or settings.model in models
     result: dict[str, Any] = {
@@ -227,11 +223,12 @@ async def check_prometheus(settings: Settings, timeout: float = 3.0) -> dict[str
             **({} if ok else {"error": f"HTTP {response.status_code}"}),
         }
     except httpx.HTTPError as exc:
-        return {
-            "ok": False,
-            "url": redact(settings.prometheus_url),
-            "error": f"{exc.__class__.__name__}: {exc}",
-        }
+        return _unreachable(settings.prometheus_url, exc)
+
+
+def _unreachable(url: str, exc: Exception) -> dict[str, Any]:
+    """A failed HTTP check's result: the URL tried (redacted) and the error."""
+    return {"ok": False, "url": redact(url), "error": f"{exc.__class__.__name__}: {exc}"}
 
 
 async def check_kubernetes(

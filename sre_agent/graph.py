@@ -121,6 +121,12 @@ def visit(
     return Visit(Ref(key, name, ns), depth, why, obj, **more)
 
 
+def visit_of(kind: str, obj: Obj, depth: int, why: str, **more: Any) -> Visit:
+    """:func:`visit` of an object already read, named by its own metadata."""
+    meta = obj["metadata"]
+    return visit(kind, meta["name"], meta.get("namespace"), depth, why, obj, **more)
+
+
 def reduce_describe(text: str, normal: int = 3) -> str:
     """A description with its events cut to the warnings and the newest few others."""
     lines = text.splitlines()

@@ -28,6 +28,7 @@ from sre_agent.graph import (
     Walk,
     answer,
     visit,
+    visit_of,
 )
 
 Obj = dict[str, Any]
@@ -308,15 +309,7 @@ async def _node(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
         f"Pods on node {name}", "pod", None, field_selector={"spec.nodeName": name}
     )
     return [
-        visit(
-            "pod",
-            p["metadata"]["name"],
-            p["metadata"].get("namespace"),
-            1,
-            f"Failing pod on node {name}",
-            p,
-            echo=echo,
-        )
+        visit_of("pod", p, 1, f"Failing pod on node {name}", echo=echo)
         for p, echo in rel.with_echoes(rel.pick_pods(pods, PODS_PER_RELATION))
     ]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sre_agent_tools.kube_scope import CLUSTER_SCOPED_KINDS
+
 Obj = dict[str, Any]
 
 #: Kinds :mod:`sre_agent_tools.kubernetes` knows without discovery (lowercase kind).
@@ -44,17 +46,7 @@ BUILT_IN = frozenset(
         "serviceaccount",
     }
 )
-CLUSTER_SCOPED = frozenset(
-    {
-        "node",
-        "persistentvolume",
-        "ingressclass",
-        "storageclass",
-        "namespace",
-        "mutatingwebhookconfiguration",
-        "validatingwebhookconfiguration",
-    }
-)
+CLUSTER_SCOPED = frozenset(kind.lower() for kind in CLUSTER_SCOPED_KINDS)
 WORKLOADS = ("deployment", "statefulset", "daemonset")
 
 #: Event sources that are Kubernetes itself (kubelet, scheduler, kube-controller-manager's

@@ -14,7 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from sre_agent import graph_relations as rel
-from sre_agent.graph import WARNED_OBJECTS, Obj, Visit, Walk, visit
+from sre_agent.graph import WARNED_OBJECTS, Obj, Visit, Walk, visit, visit_of
 
 #: Label -> the kind of object it names.
 OBJECT_LABELS = (
@@ -129,28 +129,11 @@ async def from_addresses(walk: Walk, labels: dict[str, str]) -> list[Visit]:
         pods = await walk.objects(
             f"Pod with the address {host}", "pod", ns, field_selector={"status.podIP": host}
         )
-        return [
-            visit(
-                "pod",
-                p["metadata"]["name"],
-                p["metadata"].get("namespace"),
-                0,
-                f"Pod at the target's address {host}",
-                p,
-            )
-            for p in pods[:1]
-        ]
+        return [visit_of("pod", p, 0, f"Pod at the target's address {host}") for p in pods[:1]]
     if "." in host:
         ingresses = await walk.objects(f"Ingresses serving {host}", "ingress", ns)
         return [
-            visit(
-                "ingress",
-                i["metadata"]["name"],
-                i["metadata"].get("namespace"),
-                0,
-                f"Ingress serving the target's host {host}",
-                i,
-            )
+            visit_of("ingress", i, 0, f"Ingress serving the target's host {host}")
             for i in ingresses
             if any(rel.host_matches(h, host) for h in rel.ingress_hosts(i))
         ][:2]

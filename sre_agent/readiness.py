@@ -146,13 +146,11 @@ class Readiness:
             result = {"ok": False, "error": f"check failed: {exc.__class__.__name__}"}
         if not result.get("ok") and name in SETTINGS:
             result = {**result, "setting": SETTINGS[name]}
-        first = name not in self._checked
-        if first:
-            pass  # said once for all by describe() at start
-        elif not result.get("ok") and previous.get("ok"):
-            log.warning("%s is not reachable: %s", name, result.get("error"))
-        elif result.get("ok") and not previous.get("ok"):
-            log.info("%s is reachable again", name)
+        if name in self._checked:  # the first result is said once for all by describe()
+            if not result.get("ok") and previous.get("ok"):
+                log.warning("%s is not reachable: %s", name, result.get("error"))
+            elif result.get("ok") and not previous.get("ok"):
+                log.info("%s is reachable again", name)
         self._states[name] = result
         self._checked[name] = (datetime.now(UTC), time.monotonic())
         if self.on_result is not None:

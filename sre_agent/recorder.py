@@ -18,6 +18,7 @@ from sre_agent_tools import ToolDeps, ToolResult
 from sre_agent_tools.redact import redact, redact_obj
 
 from sre_agent.runlog import RunLog
+from sre_agent.sources import without_status
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
                 "tool": call.get("name"),
                 "args": args,
                 "status": status,
-                "output": _without_status(clean),
+                "output": without_status(clean),
                 "phase": "agent",
                 "in_prompt": True,
             }
@@ -94,13 +95,6 @@ class Recorder(AgentMiddleware[Any, ToolDeps, Any]):
             # tool, and carries the id the analysis cites it by.
             message = message.model_copy(update={"content": f"[{ident}] {clean}"})
         return message
-
-
-def _without_status(text: str) -> str:
-    """A tool's text without its ``status:`` line (the record keeps the status apart)."""
-    if text.startswith("status: "):
-        return text.split("\n", 1)[1] if "\n" in text else ""
-    return text
 
 
 def _format_args(args: dict[str, Any]) -> str:

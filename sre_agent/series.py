@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from sre_agent_tools.promql_guard import escape_string
+
 #: Labels that say which alert it is, not which series.
 _NOT_IDENTITY = {"alertname", "severity", "prometheus", "alertgroup", "team"}
 
@@ -28,18 +30,14 @@ def values(key: str, lines: list[str]) -> set[str]:
 
 
 def score(line: str, own: dict[str, str]) -> int:
-    return sum(1 for k, v in own.items() if f'{k}="{_promql_escape(v)}"' in line)
-
-
-def _promql_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return sum(1 for k, v in own.items() if f'{k}="{escape_string(v)}"' in line)
 
 
 def label_vector(own: dict[str, str]) -> str:
     """A one-series vector carrying exactly ``own`` (label_replace on vector(1))."""
     expr = "vector(1)"
     for key, value in own.items():
-        expr = f'label_replace({expr}, "{key}", "{_promql_escape(value)}", "", "")'
+        expr = f'label_replace({expr}, "{key}", "{escape_string(value)}", "", "")'
     return expr
 
 

@@ -89,11 +89,16 @@ def compute_sources(
     return {"backends": backends}
 
 
+def without_status(text: str) -> str:
+    """A tool's text without its ``status:`` line (the record keeps the status apart)."""
+    if text.startswith("status: "):
+        return text.split("\n", 1)[1] if "\n" in text else ""
+    return text
+
+
 def _why(item: Mapping[str, Any]) -> str:
     """The first line of an error, short (without the ``status: error`` line)."""
-    text = str(item.get("output") or "").strip()
-    if text.startswith("status: "):
-        text = text.split("\n", 1)[1].strip() if "\n" in text else ""
+    text = without_status(str(item.get("output") or "").strip()).strip()
     line = text.splitlines()[0].strip() if text else "no answer"
     return line if len(line) <= _WHY_CHARS else line[: _WHY_CHARS - 1] + "…"
 

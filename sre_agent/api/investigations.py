@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 
-from sre_agent.analysis import render_record
 from sre_agent.api.deps import ServicesDep
+from sre_agent.report import render_record
 
 router = APIRouter()
 

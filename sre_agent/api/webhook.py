@@ -26,10 +26,10 @@ from fastapi.responses import JSONResponse
 from sre_agent_tools.redact import redact
 
 from sre_agent.alerts import WebhookPayload, decode_json, mask_label, parse_payload
-from sre_agent.analysis import render_record
 from sre_agent.api.deps import ServicesDep, require_json
 from sre_agent.app import Services
 from sre_agent.errors import AlertPayloadError
+from sre_agent.report import render_record
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 

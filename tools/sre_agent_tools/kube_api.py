@@ -177,7 +177,7 @@ def parse_kind(kind: str, api_version: str | None = None) -> tuple[str, str | No
         if parts[:1] in (["api"], ["apis"]):
             parts = parts[1:]
         if len(parts) not in (2, 3) or not all(_GROUP.fullmatch(p) for p in parts):
-            raise fail(f"{_shown(kind)} is not a kind (try pod, deployment, Kind.group)")
+            raise fail(f"{kube_scope.shown(kind)} is not a kind (try pod, deployment, Kind.group)")
         text, group = parts[-1], parts[0] if len(parts) == 3 else ""
     name, dot, rest = text.partition(".")
     if dot:
@@ -187,12 +187,8 @@ def parse_kind(kind: str, api_version: str | None = None) -> tuple[str, str | No
     if name in ("secret", "secrets"):
         raise fail(SECRETS_REFUSED)
     if not _KIND_NAME.fullmatch(name) or (group and not _GROUP.fullmatch(group)):
-        raise fail(f"{_shown(kind)} is not a kind (try pod, deployment, Kind.group)")
+        raise fail(f"{kube_scope.shown(kind)} is not a kind (try pod, deployment, Kind.group)")
     return name, group
-
-
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= 80 else text[:80] + "…")
 
 
 def refuse_secrets(info: KindInfo) -> KindInfo:

@@ -52,7 +52,7 @@ def check_name(value: Any, what: str = "name") -> str:
     text = str(value).strip() if value is not None else ""
     if len(text) > 253 or not _SUBDOMAIN.fullmatch(text):
         raise Rejected(
-            f"{what} {_shown(text)} is not a valid Kubernetes name: lowercase letters, digits,"
+            f"{what} {shown(text)} is not a valid Kubernetes name: lowercase letters, digits,"
             " '-' and '.', starting and ending with a letter or digit, at most 253 characters."
         )
     return text
@@ -63,13 +63,14 @@ def check_label_name(value: Any, what: str) -> str:
     text = str(value).strip() if value is not None else ""
     if len(text) > 63 or not _LABEL.fullmatch(text):
         raise Rejected(
-            f"{what} {_shown(text)} is not a valid Kubernetes {what} name: lowercase letters,"
+            f"{what} {shown(text)} is not a valid Kubernetes {what} name: lowercase letters,"
             " digits and '-', starting and ending with a letter or digit, at most 63 characters."
         )
     return text
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
+    """``text`` quoted for an error message, cut at 80 characters."""
     return repr(text if len(text) <= 80 else text[:80] + "…")
 
 
@@ -97,7 +98,7 @@ def label_selector(labels: Mapping[str, Any]) -> str:
             and (text == "" or (len(text) <= 63 and _LABEL_PART.fullmatch(text)))
         )
         if not valid:
-            raise Rejected(f"label {_shown(f'{key}={value}')} is not a valid label selector term.")
+            raise Rejected(f"label {shown(f'{key}={value}')} is not a valid label selector term.")
         parts.append(f"{key}={text}")
     return ",".join(parts)
 
@@ -108,7 +109,7 @@ def check_label_selector(selector: str) -> str:
     for term in selector.split(","):
         key, sep, value = term.partition("=")
         if not sep:
-            raise Rejected(f"label selector term {_shown(term)} is not label=value.")
+            raise Rejected(f"label selector term {shown(term)} is not label=value.")
         pairs[key.strip()] = value.strip()
     return label_selector(pairs)
 
@@ -119,7 +120,7 @@ def as_terms(selector: Mapping[str, Any] | Iterable[tuple[str, str, str]] | str 
     terms = _raw_terms(selector)
     for key, _, _ in terms:
         if not _FIELD_KEY.fullmatch(key):
-            raise Rejected(f"field selector key {_shown(key)} is not a field path.")
+            raise Rejected(f"field selector key {shown(key)} is not a field path.")
     return terms
 
 
@@ -136,14 +137,14 @@ def _raw_terms(selector: Mapping[str, Any] | Iterable[tuple[str, str, str]] | st
             )
             if not op or not key.strip():
                 raise Rejected(
-                    f"field selector term {_shown(term)} is not field=value or field!=value."
+                    f"field selector term {shown(term)} is not field=value or field!=value."
                 )
             terms.append((key.strip(), op, value.strip()))
         return terms
     terms = []
     for key, op, value in selector:
         if op not in ("=", "!="):
-            raise Rejected(f"field selector operator {_shown(str(op))} is not = or !=.")
+            raise Rejected(f"field selector operator {shown(str(op))} is not = or !=.")
         terms.append((str(key), op, str(value)))
     return terms
 

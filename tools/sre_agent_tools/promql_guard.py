@@ -109,8 +109,13 @@ def _seconds(delta: timedelta | None) -> float:
     return abs(delta.total_seconds()) if delta is not None else 0.0
 
 
+def escape_string(value: str) -> str:
+    """``value`` for the inside of a double-quoted PromQL string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return f'"{escape_string(value)}"'
 
 
 _OPS = ((pp.MatchOp.Equal, "="), (pp.MatchOp.NotEqual, "!="), (pp.MatchOp.Re, "=~"))
