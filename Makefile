@@ -20,9 +20,10 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-# What the tests and linters need on top: the test extras.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+# What the tests and linters need on top: the test extras and the lab (lab/: scenarios,
+# fake worlds, `sre-agent eval`), a distribution of its own so the product holds none of it.
+$(VENV)/.installed-test: pyproject.toml lab/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]' -e ./lab
 	@touch $@ $(VENV)/.installed-run
 
 install: $(VENV)/.installed-run
@@ -46,9 +47,9 @@ test: install-test system-deps
 	$(BIN)/python -m pytest
 
 lint: install-test
-	$(BIN)/ruff check sre_agent tools tests scripts
-	$(BIN)/ruff format --check sre_agent tools tests scripts
-	$(BIN)/mypy sre_agent tools/sre_agent_tools
+	$(BIN)/ruff check sre_agent tools lab tests scripts
+	$(BIN)/ruff format --check sre_agent tools lab tests scripts
+	$(BIN)/mypy sre_agent tools/sre_agent_tools lab/sre_agent_lab
 
 # Figures, not tests: the evidence-first pipeline per scenario, webhook acks, the redactor.
 bench: install-test system-deps

@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sre_agent import evidence, tokens  # noqa: E402
 from sre_agent.backends import make_deps  # noqa: E402
-from sre_agent.lab.runs import scenario_alert  # noqa: E402
-from sre_agent.lab.scenarios import load_scenarios  # noqa: E402
+from sre_agent_lab.runs import scenario_alert  # noqa: E402
+from sre_agent_lab.scenarios import load_scenarios  # noqa: E402
 from tests.support.lab import Lab, open_lab, run_scenario  # noqa: E402
 from tests.support.model_scripts import investigator  # noqa: E402
 

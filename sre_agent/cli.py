@@ -59,10 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "eval", help="run scenarios through the pipeline against their worlds and score them"
     )
-    from sre_agent.eval import add_arguments as add_eval_arguments
-
-    add_eval_arguments(evaluate)
+    try:
+        from sre_agent_lab.eval import add_arguments as add_eval_arguments
+    except ImportError:  # the lab is its own distribution: not in the production image
+        evaluate.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    else:
+        add_eval_arguments(evaluate)
     return parser
+
+
+#: ``sre-agent eval`` without the lab installed (the production wheel and image hold none).
+LAB_MISSING = (
+    "sre-agent eval: the lab is not installed: it is its own package, sre-agent-lab"
+    " (lab/ in the repository): pip install ./lab, or from a checkout: make install-test"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, args.host, args.port)
         if args.command == "eval":
-            from sre_agent.eval import main as evaluate
-
+            try:
+                from sre_agent_lab.eval import main as evaluate
+            except ImportError:
+                print(LAB_MISSING, file=sys.stderr)
+                return 2
             return evaluate(settings, args)
         database = args.database_url or (
             settings.database_url if "database_url" in settings.model_fields_set else None

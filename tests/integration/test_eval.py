@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sre_agent.lab.prometheus_world import prometheus_available
-from sre_agent.lab.scenarios import load_scenarios
+from sre_agent_lab.prometheus_world import prometheus_available
+from sre_agent_lab.scenarios import load_scenarios
 from tests.support.fake_ollama import FakeOllama, free_port
 from tests.support.model_scripts import investigator
 

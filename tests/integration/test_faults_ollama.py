@@ -22,9 +22,9 @@ from langchain_core.messages import HumanMessage
 from sre_agent.alerts import parse_payload
 from sre_agent.app import create_app
 from sre_agent.errors import ModelServerError
-from sre_agent.lab.runs import run_alert
 from sre_agent.llm import OllamaChat
 from sre_agent.prompts import load_prompts
+from sre_agent_lab.runs import run_alert
 from tests.conftest import EXAMPLES, settings_env
 from tests.support import ollama_faults as faults
 from tests.support.fake_ollama import DEFAULT_MODEL, answer_json, calls, say

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from sre_agent.lab.prometheus_world import prometheus_available
+from sre_agent_lab.prometheus_world import prometheus_available
 from tests.support.fake_ollama import DEFAULT_MODEL, FakeOllama
 from tests.support.model_scripts import investigator
 

@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 
 from sre_agent.alerts import parse_payload
 from sre_agent.app import create_app
-from sre_agent.lab.runs import run_alert
 from sre_agent.prompts import load_prompts
+from sre_agent_lab.runs import run_alert
 from tests.conftest import EXAMPLES
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_ollama import answer_json, call, say

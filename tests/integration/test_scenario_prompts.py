@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sre_agent import tokens
-from sre_agent.lab.scenarios import load_scenarios
+from sre_agent_lab.scenarios import load_scenarios
 from tests.support.lab import Lab, open_lab, run_scenario
 from tests.support.model_scripts import investigator
 

@@ -27,7 +27,7 @@ from sre_agent_tools import prometheus as prom
 from sre_agent_tools.deps import ToolDeps
 
 from sre_agent import evidence
-from sre_agent.lab import Scenario, combined_openmetrics, combined_world, load_scenarios
+from sre_agent_lab import Scenario, combined_openmetrics, combined_world, load_scenarios
 from tests.support.fake_kube import FakeKube
 from tests.support.prometheus import PrometheusServer
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from sre_agent.lab.prometheus_world import PrometheusServer, prometheus_available
+from sre_agent_lab.prometheus_world import PrometheusServer, prometheus_available
 from tests.conftest import settings_env
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_ollama import Say, answer_json, call, say

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from sre_agent.alerts import parse_payload
-from sre_agent.lab.runs import run_alert
 from sre_agent.prompts import load_prompts
+from sre_agent_lab.runs import run_alert
 from tests.conftest import EXAMPLES
 from tests.support.fake_ollama import answer_json, call, fail, say
 from tests.support.model_scripts import analysis_from

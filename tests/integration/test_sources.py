@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 
 from sre_agent.alerts import parse_payload
 from sre_agent.app import create_app
-from sre_agent.lab.runs import run_alert
 from sre_agent.migrations import MIGRATIONS
 from sre_agent.prompts import load_prompts
+from sre_agent_lab.runs import run_alert
 from tests.conftest import EXAMPLES
 from tests.support.fake_ollama import answer_json
 from tests.support.fake_slack import FakeSlack

@@ -1,11 +1,11 @@
-"""The fake Kubernetes API server (now :mod:`sre_agent.lab.kube_world`, so ``sre-agent eval``
+"""The fake Kubernetes API server (now :mod:`sre_agent_lab.kube_world`, so ``sre-agent eval``
 can serve scenario worlds) and the homepage world the unit tests use."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sre_agent.lab.kube_world import CLUSTER_SCOPED, FakeKube, LogKey, plural_of
+from sre_agent_lab.kube_world import CLUSTER_SCOPED, FakeKube, LogKey, plural_of
 
 #: The cluster snapshot behind examples/alertmanager/group-firing-homepage.json.
 WORLD_HOMEPAGE = Path(__file__).resolve().parent.parent / "fixtures" / "world-homepage.yaml"

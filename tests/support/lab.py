@@ -1,5 +1,5 @@
 """The scenario lab: every scenario's world served at once — Kubernetes objects
-by the fake API server, series by the real Prometheus (:mod:`sre_agent.lab.world`)
+by the fake API server, series by the real Prometheus (:mod:`sre_agent_lab.world`)
 — and a scripted Ollama, for the scenario tests and ``make bench``."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sre_agent.lab.kube_world import FakeKube
-from sre_agent.lab.prometheus_world import PrometheusServer
-from sre_agent.lab.runs import run_alert, scenario_alert
-from sre_agent.lab.scenarios import Scenario
-from sre_agent.lab.world import open_world
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings, load_settings
+from sre_agent_lab.kube_world import FakeKube
+from sre_agent_lab.prometheus_world import PrometheusServer
+from sre_agent_lab.runs import run_alert, scenario_alert
+from sre_agent_lab.scenarios import Scenario
+from sre_agent_lab.world import open_world
 from tests.support.fake_ollama import FakeOllama
 
 

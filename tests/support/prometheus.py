@@ -1,4 +1,4 @@
-"""The real Prometheus for tests (the server is :mod:`sre_agent.lab.prometheus_world`), the
+"""The real Prometheus for tests (the server is :mod:`sre_agent_lab.prometheus_world`), the
 OpenMetrics helpers for hand-written history, the homepage scenario and its pytest fixture.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sre_agent.lab.prometheus_world import (
+from sre_agent_lab.prometheus_world import (
     READY_TIMEOUT,
     PrometheusMissing,
     PrometheusServer,

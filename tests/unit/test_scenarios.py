@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sre_agent.alerts import parse_payload
-from sre_agent.lab import (
+from sre_agent_lab import (
     ScenarioError,
     combined_openmetrics,
     combined_world,

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sre_agent.lab.kube_world import FakeKube
-from sre_agent.lab.prometheus_world import PrometheusServer, require_prometheus
-from sre_agent.lab.scenarios import Scenario, combined_openmetrics, combined_world
 from sre_agent.settings import Settings
+from sre_agent_lab.kube_world import FakeKube
+from sre_agent_lab.prometheus_world import PrometheusServer, require_prometheus
+from sre_agent_lab.scenarios import Scenario, combined_openmetrics, combined_world
 
 #: Prometheus looks this far back for an instant query: the backfilled history ends
 #: when the world opens, and "now" queries must still see it however long a run takes.

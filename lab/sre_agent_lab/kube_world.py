@@ -7,7 +7,7 @@ selectors, ``limit``/``continue``, pod and init-container logs, discovery of
 every group/version/kind it holds, Status error bodies, a 400 for a field
 selector a real server would refuse) for that, and records every request so a
 test can prove the tools only read and never touch Secrets. What it knows
-about resource types is :mod:`sre_agent.lab.kube_resources`.
+about resource types is :mod:`sre_agent_lab.kube_resources`.
 
 It serves the scenario worlds to the tests and to ``sre-agent eval``.
 """
@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from kubernetes.client import ApiClient, Configuration
 
-from sre_agent.lab.kube_resources import (
+from sre_agent_lab.kube_resources import (
     BUILTIN,
     VERSION,
     Resource,

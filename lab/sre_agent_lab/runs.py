@@ -25,11 +25,11 @@ from langchain_core.outputs import LLMResult
 from sre_agent.agent import Investigator
 from sre_agent.alerts import Alert, parse_payload
 from sre_agent.backends import make_deps
-from sre_agent.lab.scenarios import Scenario
 from sre_agent.prompts import Prompts
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 from sre_agent.worker import Worker
+from sre_agent_lab.scenarios import Scenario
 
 #: Share of a scenario's root-cause keywords a passing analysis mentions.
 KEYWORD_PASS = 0.5

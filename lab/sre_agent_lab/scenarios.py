@@ -262,8 +262,11 @@ def _openmetrics(series: Iterable[tuple[str, dict[str, str], str, list[tuple[int
 
 
 def default_scenarios_dir() -> Path:
-    """The repo's ``scenarios/`` next to the package."""
-    return Path(__file__).resolve().parent.parent.parent / "scenarios"
+    """The scenarios shipped in the lab's wheel (``sre_agent_lab/scenarios``), else the
+    repository's ``scenarios/`` (an editable install from a checkout)."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "scenarios"
+    return shipped if shipped.is_dir() else here.parent.parent / "scenarios"
 
 
 def _fail(path: Path, problem: str) -> ScenarioError:

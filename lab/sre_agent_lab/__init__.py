@@ -1,7 +1,7 @@
 """The lab: realistic alert scenarios (alert, cluster state, metrics, decisive evidence)
 for tests, the benchmark and ``sre-agent eval``. See ``docs/scenarios.md``."""
 
-from sre_agent.lab.scenarios import (
+from sre_agent_lab.scenarios import (
     Scenario,
     ScenarioError,
     combined_openmetrics,

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from sre_agent.alerts import Alert, load_alert_file
-from sre_agent.eval import format_table
-from sre_agent.lab.runs import RunResult, run_alert, scenario_alert
-from sre_agent.lab.scenarios import Scenario, load_scenarios
-from sre_agent.lab.world import open_world
 from sre_agent.prompts import Prompts, default_prompts_dir, load_prompts
 from sre_agent.settings import Settings, load_settings
 from sre_agent.store import Store
+from sre_agent_lab.eval import format_table
+from sre_agent_lab.runs import RunResult, run_alert, scenario_alert
+from sre_agent_lab.scenarios import Scenario, load_scenarios
+from sre_agent_lab.world import open_world
 
 
 class Comparison:

@@ -3,7 +3,7 @@
 Each scenario's alert is investigated as the service would (evidence first, then
 the agent on ``ChatOllama``, into a throwaway SQLite store) against the fake
 Kubernetes API and the real Prometheus serving the scenario worlds
-(:mod:`sre_agent.lab.world`). What the model was sent is captured by a
+(:mod:`sre_agent_lab.world`). What the model was sent is captured by a
 LangChain callback on the chat model, so "did the decisive evidence reach the
 model?" is answered from our side of the wire, for any Ollama.
 
@@ -28,9 +28,9 @@ from sre_agent.errors import OllamaUnavailable
 from sre_agent.settings import Settings
 
 if TYPE_CHECKING:  # the pipeline is imported when the command runs, not for `--help`
-    from sre_agent.lab.runs import RunResult
-    from sre_agent.lab.scenarios import Scenario
     from sre_agent.prompts import Prompts
+    from sre_agent_lab.runs import RunResult
+    from sre_agent_lab.scenarios import Scenario
 
 
 # ---------------------------------------------------------------- the table
@@ -165,9 +165,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(settings: Settings, args: argparse.Namespace) -> int:
     """``sre-agent eval``; returns the exit code (see the module docstring)."""
     from sre_agent.backends import require_ollama
-    from sre_agent.lab.prometheus_world import PrometheusMissing
-    from sre_agent.lab.scenarios import ScenarioError, load_scenarios
     from sre_agent.prompts import load_prompts
+    from sre_agent_lab.prometheus_world import PrometheusMissing
+    from sre_agent_lab.scenarios import ScenarioError, load_scenarios
 
     if args.repeat < 1:
         return _fail("--repeat must be at least 1", 2)
@@ -218,8 +218,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 async def _evaluate(
     settings: Settings, prompts: Prompts, scenarios: list[Scenario], repeat: int
 ) -> dict[str, list[RunResult]]:
-    from sre_agent.lab.runs import run_alert, scenario_alert
-    from sre_agent.lab.world import open_world
+    from sre_agent_lab.runs import run_alert, scenario_alert
+    from sre_agent_lab.world import open_world
 
     results: dict[str, list[RunResult]] = {s.name: [] for s in scenarios}
     with tempfile.TemporaryDirectory(prefix="sre-agent-eval-") as tmp:
