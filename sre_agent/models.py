@@ -1,0 +1,222 @@
+"""The investigation record, typed, from intake to the API: one :class:`Investigation`
+with its :class:`Evidence`, :class:`ToolCall` s, :class:`LlmUsage` and :class:`Sources`,
+and the model's :class:`~sre_agent.analysis.Analysis` beside them.
+
+The store reads and writes these (``model_validate_json`` / ``model_dump_json``); the
+presenters at the edges (markdown, Slack, chat context, the API) read them; nothing in
+between passes ``dict[str, Any]`` records around. Everything here was redacted where it
+entered (the alert at intake, each tool's output where the tool returns it, the model's
+text where it arrives), so nothing that reads these redacts again.
+
+Rows from before a field existed still validate: every field an old row may lack has a
+default that says "unknown" (None) rather than inventing a value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sre_agent.analysis import Analysis, RootCause
+
+__all__ = [
+    "ACTIVE",
+    "FINAL",
+    "AlertRecord",
+    "Analysis",
+    "Backend",
+    "Evidence",
+    "Investigation",
+    "LlmCall",
+    "LlmUsage",
+    "RootCause",
+    "Sources",
+    "Status",
+    "ToolCall",
+    "call_signature",
+]
+
+Status = Literal["queued", "running", "completed", "degraded", "failed", "cancelled"]
+ACTIVE: tuple[Status, ...] = ("queued", "running")
+FINAL: tuple[Status, ...] = ("completed", "degraded", "failed", "cancelled")
+
+#: Evidence and tool-call statuses (the first line of a tool's text, ``status: ...``).
+ToolStatus = str
+Phase = Literal["evidence", "agent"]
+
+
+class _Record(BaseModel):
+    """Stored parts: unknown keys of old rows are dropped, never an error."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def call_signature(tool: str, args: dict[str, Any]) -> str:
+    """Identity of a tool call: the same tool with the same (non-empty) arguments."""
+    clean = {k: v for k, v in args.items() if v not in (None, "", False)}
+    return f"{tool}:{json.dumps(clean, sort_keys=True, default=str)}"
+
+
+class Evidence(_Record):
+    """One piece of evidence: a finding of the evidence-first gatherer (``phase``
+    ``evidence``) or the result of a tool call the agent made (``agent``), as the model
+    read it and the record keeps it. ``id`` (``E1``, ``E2``, ...) is what the analysis
+    cites."""
+
+    id: str = ""
+    title: str = ""
+    tool: str = ""
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: ToolStatus = "ok"
+    output: str = ""
+    phase: Phase = "evidence"
+    #: False when the prompt budget left it out of the first prompt (the record keeps it).
+    in_prompt: bool = True
+    #: How long the lookup took; the gatherer's ordering (0 = most important) and start
+    #: order. Working values: not stored (the tool call keeps the duration).
+    duration_ms: float = Field(default=0.0, exclude=True)
+    priority: int = Field(default=0, exclude=True)
+    order: int = Field(default=0, exclude=True)
+
+    def signature(self) -> str:
+        return call_signature(self.tool, self.args)
+
+    def answered(self) -> bool:
+        """The backend answered (with data or without): errors are no evidence."""
+        return self.status in ("ok", "no_data")
+
+    def tool_call(self) -> ToolCall:
+        """The call that produced it, as the record's ``tool_calls`` list keeps it."""
+        return ToolCall(
+            id=self.id,
+            name=self.tool,
+            args=self.args,
+            duration_ms=round(self.duration_ms, 1),
+            status=self.status,
+            output_chars=len(self.output),
+            phase=self.phase,
+        )
+
+
+class ToolCall(_Record):
+    """One tool call of a run: what was asked, how long it took, how it ended."""
+
+    id: str = ""
+    name: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    duration_ms: float = 0.0
+    status: ToolStatus = "ok"
+    output_chars: int = 0
+    phase: Phase = "agent"
+
+
+class LlmCall(_Record):
+    """One model call: its kind (``agent``, ``repair``, ``chat``...), why it ended, its
+    tokens and seconds. ``partial``: it ended before Ollama's final chunk, so its tokens
+    are our tokenizer's count; ``ended`` then says how (``cancelled``, ``error``...)."""
+
+    kind: str = ""
+    done_reason: str | None = None
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    partial: bool = False
+    ended: str | None = None
+
+
+class LlmUsage(_Record):
+    """What the model cost one run (rows from before a field existed: zero / None)."""
+
+    model: str = ""
+    prompt_version: str = ""
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    #: How long the evidence-first phase took; None when it did not run.
+    evidence_seconds: float | None = None
+    truncated: int = 0
+    repeated: int = 0
+    partial_calls: int = 0
+    calls_detail: list[LlmCall] = Field(default_factory=list)
+
+
+class Backend(_Record):
+    """One backend's part in a run (:func:`sre_agent.sources.compute_sources`)."""
+
+    name: str
+    state: Literal["answered", "failed", "not configured", "not consulted"]
+    #: The first error, when every call failed.
+    why: str | None = None
+    answered: int = 0
+    no_data: int = 0
+    errors: int = 0
+    #: The evidence ids of the calls it answered.
+    ids: list[str] = Field(default_factory=list)
+    #: Prometheus only: the base of graph links (``.../graph``).
+    graph_base: str | None = None
+
+
+class Sources(_Record):
+    """Which backends answered a run: ``prometheus``, ``kubernetes``, ``logs``."""
+
+    backends: dict[str, Backend] = Field(default_factory=dict)
+
+
+class AlertRecord(_Record):
+    """The alert as stored: masked where it entered (labels as label values, so they
+    still match their series)."""
+
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str = ""
+    endsAt: str | None = None
+    generatorURL: str = ""
+    #: The rule's PromQL, from generatorURL (None when it carries none).
+    expr: str | None = None
+    fingerprint: str = ""
+
+
+class Investigation(_Record):
+    """One firing alert's investigation: the whole record (``GET /investigations/{id}``)."""
+
+    id: str
+    fingerprint: str
+    alertname: str
+    severity: str
+    namespace: str | None = None
+    group_key: str = ""
+    alert: AlertRecord
+    status: Status
+    status_reason: str | None = None
+    alert_status: Literal["firing", "resolved"] = "firing"
+    resolved_at: str | None = None
+    #: Times Alertmanager delivered this firing (repeats, HA pairs).
+    deliveries: int = 1
+    #: Runs so far (re-investigations included).
+    attempts: int = 0
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    llm_usage: LlmUsage = Field(default_factory=LlmUsage)
+    analysis: Analysis | None = None
+    #: The model's last answer when it gave no valid analysis.
+    raw_text: str | None = None
+    #: Waiting to be investigated again once the model server answers.
+    llm_retry: bool = False
+    #: None on rows from before sources were recorded: unknown, not "none answered".
+    sources: Sources | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def answered(self) -> bool:
+        """Whether any lookup answered (with data or without)."""
+        return any(item.answered() for item in self.evidence)
