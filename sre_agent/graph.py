@@ -7,7 +7,8 @@ and :mod:`sre_agent.graph_text`) give the next objects — a pod's owner,
 node and claims, a workload's newest ReplicaSet and unhealthy pods, a
 Service's pods, names and addresses found in the facts themselves, a custom
 resource's controller. Pods give their logs (previous and current when the
-container restarted).
+container restarted). What one visit is, and whether what it says is a finding,
+is :mod:`sre_agent.graph_visit`.
 
 Depth, fan-out per relation and the lookups of one investigation are bounded;
 what is far from the alert ranks below what the labels name, except facts that
@@ -22,7 +23,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sre_agent_tools import ToolResult
@@ -31,11 +31,44 @@ from sre_agent_tools import prometheus as prom
 
 from sre_agent import graph_relations as rel
 from sre_agent import graph_text as facts
+from sre_agent.graph_visit import (
+    P_HOP,
+    P_LABEL,
+    P_SIGNAL,
+    Obj,
+    Ref,
+    Visit,
+    is_signal,
+    reduce_describe,
+    visit,
+    visit_of,
+)
 from sre_agent.plan import Plan
+
+__all__ = [
+    "CONTROLLERS",
+    "LOOKUP_BUDGET",
+    "MAX_DEPTH",
+    "OBJECT_QUERIES",
+    "P_HOP",
+    "P_LABEL",
+    "P_SIGNAL",
+    "PODS_PER_RELATION",
+    "SERVICES_FROM_NAMES",
+    "WARNED_OBJECTS",
+    "Obj",
+    "Ref",
+    "Relations",
+    "Visit",
+    "Walk",
+    "answer",
+    "reduce_describe",
+    "visit",
+    "visit_of",
+]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 #: Hops from what the labels name.
 MAX_DEPTH = 4
@@ -50,20 +83,6 @@ WARNED_OBJECTS = 2
 #: Lookups one investigation's evidence phase may start (reads, lists, tools).
 LOOKUP_BUDGET = 80
 
-#: Priorities (0 = the alert's own expression): what the labels name, then facts that
-#: are findings in themselves (any depth), then the rest by depth.
-P_LABEL = 1
-P_SIGNAL = 2
-P_HOP = 4
-
-_WARNINGS = re.compile(r"; ([1-9]\d*) Warning")
-_BAD_TEXT = re.compile(
-    r"Endpoints: 0 ready|Terminating: deletion requested|CrashLoopBackOff|ImagePull|ErrImage|OOMKilled|Evicted|FailedCreate|"
-    r"Unschedulable: True|Suspend: True|\bNotReady\b|Pressure=True|=Unknown|Failed\b|BackOff|"
-    # a condition that is False, except those where False is the healthy state
-    r"\b(?!(?:Memory|Disk|PID)Pressure=|NetworkUnavailable=)[A-Z]\w*=False\b"
-)
-
 #: kube-state-metrics series of an object that turned out to be a finding.
 OBJECT_QUERIES = {
     "cronjob": 'kube_cronjob_spec_suspend{{namespace="{ns}", cronjob="{name}"}}',
@@ -75,85 +94,6 @@ OBJECT_QUERIES = {
         ' type="hard"}}'
     ),
 }
-
-
-@dataclass(frozen=True)
-class Ref:
-    kind: str  # graph_relations.kind_key spelling
-    name: str
-    namespace: str | None
-
-    def where(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
-
-
-@dataclass
-class Visit:
-    """One object to visit, and why (the finding's title says so)."""
-
-    ref: Ref
-    depth: int
-    why: str
-    obj: Obj | None = None  # already read, from a list
-    api_version: str | None = None
-    #: Follow the owner chain up from here (not when reached from the owner).
-    up: bool = True
-    #: Reached because of a finding (a Service with no endpoint's workload): rank high.
-    signal: bool = False
-    container: str | None = None  # the alert's container label
-    #: It repeats the trouble of a sibling already visited (a second Evicted pod).
-    echo: bool = False
-    #: Its description, once visited (relations read what it says).
-    facts: str = ""
-
-
-def visit(
-    kind: str,
-    name: str,
-    namespace: str | None,
-    depth: int,
-    why: str,
-    obj: Obj | None = None,
-    **more: Any,
-) -> Visit:
-    key = rel.kind_key(kind, more.get("api_version"))
-    ns = None if key in rel.CLUSTER_SCOPED else namespace
-    return Visit(Ref(key, name, ns), depth, why, obj, **more)
-
-
-def visit_of(kind: str, obj: Obj, depth: int, why: str, **more: Any) -> Visit:
-    """:func:`visit` of an object already read, named by its own metadata."""
-    meta = obj["metadata"]
-    return visit(kind, meta["name"], meta.get("namespace"), depth, why, obj, **more)
-
-
-def reduce_describe(text: str, normal: int = 3) -> str:
-    """A description with its events cut to the warnings and the newest few others."""
-    lines = text.splitlines()
-    at = next((i for i, line in enumerate(lines) if line.startswith("Events (")), None)
-    if at is None:
-        return text
-    events = lines[at + 1 :]
-    rows = [i for i, line in enumerate(events) if not line.lstrip().startswith("Warning")]
-    keep = set(range(len(events))) - set(rows[:-normal] if normal else rows)
-    dropped = len(events) - len(keep)
-    head = lines[at] + (f" [{dropped} older Normal events left out]" if dropped else "")
-    return "\n".join([*lines[:at], head, *(events[i] for i in sorted(keep))])
-
-
-def _is_signal(kind: str, obj: Obj, text: str) -> bool:
-    if _WARNINGS.search(text) or _BAD_TEXT.search(text):
-        return True
-    if kind == "pod":
-        return rel.unhealthy(obj)
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    if kind in (*rel.WORKLOADS, "replicaset"):
-        want = spec.get("replicas", status.get("desiredNumberScheduled", 1))
-        have = status.get("readyReplicas", status.get("numberReady", 0))
-        return bool(want) and have < want
-    if kind == "persistentvolumeclaim":
-        return status.get("phase") != "Bound"
-    return False
 
 
 Relations = dict[str, Callable[["Walk", Visit, Obj], Awaitable[list[Visit]]]]
@@ -269,7 +209,7 @@ class Walk:
         def rank(result: ToolResult) -> int:
             if not v.depth:
                 return P_LABEL
-            if not v.echo and (v.signal or _is_signal(ref.kind, obj, result.text)):
+            if not v.echo and (v.signal or is_signal(ref.kind, obj, result.text)):
                 return P_SIGNAL
             return P_HOP + v.depth
 
@@ -283,7 +223,7 @@ class Walk:
             rank=rank,
         )
         text = described.text if described is not None and described.status == "ok" else ""
-        signal = v.signal or _is_signal(ref.kind, obj, text)
+        signal = v.signal or is_signal(ref.kind, obj, text)
         v.facts = text
         follow = self.relations.get(ref.kind, self.relations["*"])
         jobs = [follow(self, v, obj), self.names_in(text, v, trusted=True)]

@@ -2,36 +2,23 @@
 
 Each takes the :class:`~sre_agent.graph.Walk`, the visit and the object read,
 and returns the next visits; the pure parts (selectors, owners, names in text)
-are in :mod:`sre_agent.graph_relations`.
+are in :mod:`sre_agent.graph_relations`. Pods, workloads, storage and nodes are
+here; Services and Ingresses in :mod:`sre_agent.graph_hops_service`, custom
+resources in :mod:`sre_agent.graph_hops_custom`; :data:`RELATIONS` lists them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
-from typing import Any
-
-from sre_agent_tools import ToolResult
-from sre_agent_tools import kubernetes as k8s
 
 from sre_agent import graph_relations as rel
-from sre_agent import graph_text as facts
-from sre_agent.graph import (
-    CONTROLLERS,
-    MAX_DEPTH,
-    P_SIGNAL,
-    PODS_PER_RELATION,
-    SERVICES_FROM_NAMES,
-    Relations,
-    Visit,
-    Walk,
-    answer,
-    visit,
-    visit_of,
-)
+from sre_agent.graph import MAX_DEPTH, PODS_PER_RELATION, Relations, Walk
+from sre_agent.graph_hops_custom import custom
+from sre_agent.graph_hops_service import ingress, service
+from sre_agent.graph_visit import Obj, Visit, owner_visit, visit, visit_of
 
-Obj = dict[str, Any]
+__all__ = ["NETWORK_POLICIES", "RELATIONS"]
 
 #: NetworkPolicies read per pod (those whose podSelector selects it).
 NETWORK_POLICIES = 2
@@ -107,7 +94,7 @@ async def _pods_of(
     if not selector or v.depth >= MAX_DEPTH:
         return []
     pods = await walk.objects(
-        f"Pods of {v.ref.kind} {v.ref.where()}", "pod", ns, rel_selector(selector)
+        f"Pods of {v.ref.kind} {v.ref.where()}", "pod", ns, rel.selector_text(selector)
     )
     if not pods and "batch.kubernetes.io/job-name" in selector:  # before Kubernetes 1.27
         pods = await walk.objects(
@@ -137,17 +124,13 @@ async def _pods_of(
     ]
 
 
-def rel_selector(selector: dict[str, str]) -> str:
-    return ",".join(f"{k}={val}" for k, val in sorted(selector.items()))
-
-
 async def _deployment(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
     ns, where = v.ref.namespace, v.ref.where()
     selector = rel.selector_of(obj)
     out: list[Visit] = []
     if selector:
         sets = await walk.objects(
-            f"ReplicaSets of deployment {where}", "replicaset", ns, rel_selector(selector)
+            f"ReplicaSets of deployment {where}", "replicaset", ns, rel.selector_text(selector)
         )
         newest = rel.newest_replicaset(sets, v.ref.name)
         if newest is not None:
@@ -185,25 +168,8 @@ async def _workload(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
 
 async def _replicaset(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
     if v.up:
-        return await _workload(walk, v, obj) if not v.depth else _owner_only(v, obj)
+        return await _workload(walk, v, obj) if not v.depth else owner_visit(v, obj)
     return []
-
-
-def _owner_only(v: Visit, obj: Obj) -> list[Visit]:
-    owner = rel.owner_of(obj)
-    if not owner:
-        return []
-    kind, name, api = owner
-    return [
-        visit(
-            kind,
-            name,
-            v.ref.namespace,
-            v.depth + 1,
-            f"Owner of {v.ref.kind} {v.ref.where()}",
-            api_version=api,
-        )
-    ]
 
 
 async def _cronjob(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
@@ -314,165 +280,13 @@ async def _node(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
     ]
 
 
-async def _service(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
-    """R8: the pods behind a Service; none is a finding, and then the workloads whose
-    pods would carry (part of) its selector."""
-    ns, where, depth = v.ref.namespace, v.ref.where(), v.depth + 1
-    if depth > MAX_DEPTH:
-        return []
-    selector = {
-        str(k): str(val) for k, val in ((obj.get("spec") or {}).get("selector") or {}).items()
-    }
-    if not selector:
-        slices = await walk.objects(
-            f"EndpointSlices of Service {where}",
-            "endpointslice",
-            ns,
-            f"kubernetes.io/service-name={v.ref.name}",
-        )
-        names = [
-            (e.get("targetRef") or {}).get("name")
-            for s in slices
-            for e in s.get("endpoints") or []
-            if (e.get("targetRef") or {}).get("kind") == "Pod"
-        ]
-        return [
-            visit("pod", n, ns, depth, f"Pod behind Service {where}")
-            for n in dict.fromkeys(names)
-            if n
-        ][:PODS_PER_RELATION]
-    pods = await walk.objects(f"Pods behind Service {where}", "pod", ns, rel_selector(selector))
-    if pods:
-        ordered = sorted(pods, key=lambda p: (rel.ready(p), p["metadata"]["name"]))
-        return [
-            visit("pod", p["metadata"]["name"], ns, depth, f"Pod behind Service {where}", p)
-            for p in ordered[:PODS_PER_RELATION]
-        ]
-    return await _selector_misses(walk, v, selector)
-
-
-async def _selector_misses(walk: Walk, v: Visit, selector: dict[str, str]) -> list[Visit]:
-    ns, where = v.ref.namespace, v.ref.where()
-    kinds = await asyncio.gather(
-        *(walk.objects(f"{kind}s in namespace {ns}", kind, ns) for kind in rel.WORKLOADS)
-    )
-    scored = sorted(
-        (
-            (rel.overlap(selector, rel.template_labels(w)), kind, w)
-            for kind, found in zip(rel.WORKLOADS, kinds, strict=True)
-            for w in found
-        ),
-        key=lambda t: -t[0],
-    )
-    close = [(score, kind, w) for score, kind, w in scored if score][:2]
-    wanted = ", ".join(f"{k}={val}" for k, val in sorted(selector.items()))
-    lines = [f"No pod in namespace {ns} carries all of the selector of Service {where}: {wanted}."]
-    for score, kind, w in close:
-        labels = ", ".join(f"{k}={val}" for k, val in sorted(rel.template_labels(w).items()))
-        spec = w.get("spec") or {}
-        lines.append(
-            f"{kind} {w['metadata']['name']} (replicas {spec.get('replicas', '?')}) labels its pods"
-            f" {labels}: {score} of {len(selector)} selector terms."
-        )
-    if not close:
-        lines.append(
-            "No Deployment, StatefulSet or DaemonSet in the namespace carries any of them."
-        )
-    text = "\n".join(lines)
-    await walk.plan.run(
-        f"Service {where} selects no pod",
-        "kubectl_describe",
-        {"kind": "pod", "namespace": ns, "selector": wanted},
-        P_SIGNAL,
-        lambda: answer(ToolResult("ok", text)),
-    )
-    return [
-        visit(
-            kind,
-            w["metadata"]["name"],
-            ns,
-            v.depth + 1,
-            f"Workload whose pods carry the selector of Service {where}",
-            w,
-            up=False,
-            signal=True,
-        )
-        for _, kind, w in close
-    ]
-
-
-async def _ingress(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
-    return [
-        visit("service", svc, v.ref.namespace, v.depth + 1, f"Backend of Ingress {v.ref.where()}")
-        for svc in rel.ingress_services(obj)[:SERVICES_FROM_NAMES]
-    ]
-
-
-async def _custom(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
-    """Any other kind (custom resources): its owner, and R13 — the log of the controller
-    that reported its events, reduced to the lines that name it."""
-    out = _owner_only(v, obj) if v.up else []
-    if v.ref.kind in rel.BUILT_IN or walk.deps.kube is None:
-        return out
-    object_events = getattr(k8s, "object_events", None)
-    if object_events is None:
-        return out
-    events = await object_events(walk.deps, v.ref.kind, v.ref.name, v.ref.namespace)
-    components = [
-        e.get("reportingController")
-        or e.get("reportingComponent")
-        or (e.get("source") or {}).get("component")
-        for e in reversed(events)
-    ]
-    chosen: list[str] = []
-    for component in dict.fromkeys(c for c in components if c):
-        if len(chosen) >= CONTROLLERS:
-            break
-        if component not in rel.CORE_COMPONENTS:
-            chosen.append(component)
-    for component in chosen:
-        await _controller_log(walk, v, component)
-    return out
-
-
-async def _controller_log(walk: Walk, v: Visit, component: str) -> None:
-    deployments = await walk.shared(
-        ("deployments",), lambda: walk.objects("Deployments in all namespaces", "deployment", None)
-    )
-    dep = rel.controller_for(component, deployments)
-    if dep is None:
-        return
-    dns, dname = dep["metadata"].get("namespace"), dep["metadata"]["name"]
-    pods = await walk.objects(
-        f"Pods of controller {dns}/{dname}", "pod", dns, rel_selector(rel.selector_of(dep))
-    )
-    pods = sorted(pods, key=lambda p: (not rel.ready(p), p["metadata"]["name"]))[:1]
-    names = [f"{v.ref.namespace}/{v.ref.name}", v.ref.name] if v.ref.namespace else [v.ref.name]
-    for pod in pods:
-        pname = pod["metadata"]["name"]
-        container = str(((pod.get("spec") or {}).get("containers") or [{}])[0].get("name") or "")
-
-        def read(pname: str = pname, container: str = container) -> Awaitable[ToolResult]:
-            return k8s.logs(walk.deps, pname, dns, container=container or None, tail_lines=500)
-
-        await walk.plan.run(
-            f"Log of the controller {dname}, lines naming {v.ref.where()}",
-            "kubectl_logs",
-            {"pod": pname, "namespace": dns, "container": container, "previous": False},
-            P_SIGNAL,
-            read,
-            reduce=lambda text: facts.lines_naming(text, names),
-            optional=True,
-        )
-
-
 async def _disruption_budget(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
     """A PodDisruptionBudget: the unhealthy pods it counts (they are why it allows none)."""
     return await _pods_of(walk, v, obj, f"Unhealthy pod of PodDisruptionBudget {v.ref.where()}")
 
 
 RELATIONS: Relations = {
-    "*": _custom,
+    "*": custom,
     "pod": _pod,
     "deployment": _deployment,
     "statefulset": _workload,
@@ -484,7 +298,7 @@ RELATIONS: Relations = {
     "persistentvolumeclaim": _claim,
     "persistentvolume": _volume,
     "node": _node,
-    "service": _service,
-    "ingress": _ingress,
+    "service": service,
+    "ingress": ingress,
     "poddisruptionbudget": _disruption_budget,
 }

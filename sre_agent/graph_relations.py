@@ -112,6 +112,11 @@ def selector_of(obj: Obj) -> dict[str, str]:
     return {str(k): str(v) for k, v in (match or {}).items() if isinstance(v, str | int)}
 
 
+def selector_text(selector: dict[str, str]) -> str:
+    """A label selector as the API takes it: ``k=v,k2=v2``, sorted."""
+    return ",".join(f"{k}={val}" for k, val in sorted(selector.items()))
+
+
 def owner_of(obj: Obj) -> tuple[str, str, str] | None:
     """(kind, name, apiVersion) of the controlling ownerReference."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:

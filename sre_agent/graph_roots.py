@@ -14,7 +14,8 @@ import re
 from urllib.parse import urlsplit
 
 from sre_agent import graph_relations as rel
-from sre_agent.graph import WARNED_OBJECTS, Obj, Visit, Walk, visit, visit_of
+from sre_agent.graph import WARNED_OBJECTS, Walk
+from sre_agent.graph_visit import Obj, Visit, visit, visit_of
 
 #: Label -> the kind of object it names.
 OBJECT_LABELS = (

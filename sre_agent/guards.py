@@ -29,6 +29,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
 
 from sre_agent.evidence import call_signature
+from sre_agent.jsontext import first_json
 
 ModelHandler = Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
 ToolHandler = Callable[[ToolCallRequest], Awaitable[ToolMessage | Any]]
@@ -65,18 +66,10 @@ ALIASES = {
 def _candidates(text: str) -> Iterable[Any]:
     pieces = _TAGGED.findall(text) or _FENCED.findall(text) or [text]
     for piece in pieces:
-        piece = piece.strip()
         try:
-            yield json.loads(piece)
-            continue
+            yield first_json(piece)
         except ValueError:
-            pass
-        start, end = piece.find("{"), piece.rfind("}")
-        if 0 <= start < end:
-            try:
-                yield json.loads(piece[start : end + 1])
-            except ValueError:
-                continue
+            continue
 
 
 def parse_text_tool_calls(text: str, known: set[str]) -> list[dict[str, Any]]:

@@ -7,14 +7,14 @@ selectors, ``limit``/``continue``, pod and init-container logs, discovery of
 every group/version/kind it holds, Status error bodies, a 400 for a field
 selector a real server would refuse) for that, and records every request so a
 test can prove the tools only read and never touch Secrets. What it knows
-about resource types is :mod:`sre_agent_lab.kube_resources`.
+about resource types is :mod:`sre_agent_lab.kube_resources`; what it answers for a
+list, a log or an error, :mod:`sre_agent_lab.kube_answers`.
 
 It serves the scenario worlds to the tests and to ``sre-agent eval``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -27,24 +27,26 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from kubernetes.client import ApiClient, Configuration
 
+from sre_agent_lab.kube_answers import (
+    Answer,
+    LogKey,
+    error,
+    json_answer,
+    list_answer,
+    log_answer,
+    not_found_path,
+)
 from sre_agent_lab.kube_resources import (
     BUILTIN,
     VERSION,
     Resource,
     discovery_doc,
-    list_offset,
-    matches_fields,
-    matches_labels,
     plural_of,
-    selector_terms,
-    status_body,
-    unsupported_field,
 )
 
 #: Built-in kinds whose objects have no namespace (a custom kind is cluster-scoped when
 #: a loaded CustomResourceDefinition says so, or when its manifest has no namespace).
 CLUSTER_SCOPED = {r.kind for r in BUILTIN if not r.namespaced}
-LogKey = tuple[str, str, str, bool]  # namespace, pod, container, previous
 
 
 def _split_api_version(api_version: str) -> tuple[str, str]:
@@ -199,42 +201,42 @@ class FakeKube:
     def items(self, group: str, plural: str) -> Iterator[dict[str, Any]]:
         yield from self.objects.get((group, plural), [])
 
-    def respond(self, method: str, target: str) -> tuple[int, str, str]:
+    def respond(self, method: str, target: str) -> Answer:
         """(status code, content type, body) for one request."""
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         segs = [s for s in parts.path.split("/") if s]
         if "secrets" in segs:
-            return self._error(
+            return error(
                 403,
                 "Forbidden",
                 'secrets is forbidden: User "system:serviceaccount:sre:agent" '
                 'cannot get resource "secrets"',
             )
         if method != "GET":
-            return self._error(
+            return error(
                 405, "MethodNotAllowed", f"the server does not allow this method ({method}) here"
             )
         if segs == ["version"]:
-            return self._json(200, VERSION)
+            return json_answer(200, VERSION)
         if len(segs) >= 2 and segs[0] == "apis" and segs[1] in self.unavailable:
-            return self._error(
+            return error(
                 503, "ServiceUnavailable", "the server is currently unable to handle the request"
             )
         discovery = discovery_doc(segs, self.resources())
         if discovery is not None:
-            return self._json(200, discovery)
+            return json_answer(200, discovery)
         if segs[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", segs[2:]
         elif len(segs) >= 4 and segs[0] == "apis":
             group, version, rest = segs[1], segs[2], segs[3:]
         else:
-            return self._not_found_path(target)
+            return not_found_path(target)
         namespace: str | None = None
         if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
-            return self._not_found_path(target)
+            return not_found_path(target)
         plural = rest[0]
         served = next(
             (
@@ -245,22 +247,30 @@ class FakeKube:
             None,
         )
         if served is None or (namespace is not None and not served.namespaced):
-            return self._not_found_path(target)
+            return not_found_path(target)
         name = rest[1] if len(rest) > 1 else None
         if name is not None and namespace is None and served.namespaced:
-            return self._not_found_path(target)  # a real server has no such route
+            return not_found_path(target)  # a real server has no such route
         sub = rest[2] if len(rest) > 2 else None
         if plural in self.forbidden:
             verb = "list" if name is None else "get"
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-            return self._error(
+            return error(
                 403,
                 "Forbidden",
                 f'{plural} is forbidden: User "system:serviceaccount:sre:agent" '
                 f'cannot {verb} resource "{plural}" in API group "{group}"{where}',
             )
         if name is None:
-            return self._list(group, version, plural, namespace, query)
+            return list_answer(
+                self.items(group, plural),
+                self.resources(),
+                group,
+                version,
+                plural,
+                namespace,
+                query,
+            )
         obj = next(
             (
                 o
@@ -271,119 +281,17 @@ class FakeKube:
             None,
         )
         if obj is None:
-            return self._error(
+            return error(
                 404,
                 "NotFound",
                 f'{plural} "{name}" not found',
                 {"name": name, "group": group, "kind": plural},
             )
         if sub is None:
-            return self._json(200, obj)
+            return json_answer(200, obj)
         if plural == "pods" and sub == "log" and namespace is not None:
-            return self._log(obj, namespace, query)
-        return self._not_found_path(target)
-
-    def _list(
-        self, group: str, version: str, plural: str, namespace: str | None, query: dict[str, str]
-    ) -> tuple[int, str, str]:
-        fields = query.get("fieldSelector", "")
-        try:
-            bad = unsupported_field(group, plural, [key for key, _, _ in selector_terms(fields)])
-        except ValueError as exc:
-            return self._error(400, "BadRequest", str(exc))
-        if bad is not None:
-            return self._error(
-                400,
-                "BadRequest",
-                f'Unable to find "{group}/{version}, Resource={plural}" that match label '
-                f'selector "{query.get("labelSelector", "")}", field selector "{fields}": '
-                f"field label not supported: {bad}",
-            )
-        try:
-            found = [
-                o
-                for o in self.items(group, plural)
-                if (namespace is None or o["metadata"].get("namespace") == namespace)
-                and matches_labels(
-                    o["metadata"].get("labels") or {}, query.get("labelSelector", "")
-                )
-                and matches_fields(o, fields)
-            ]
-        except ValueError as exc:
-            return self._error(400, "BadRequest", str(exc))
-        meta: dict[str, Any] = {"resourceVersion": "1"}
-        start = list_offset(query.get("continue"))
-        if start is None:
-            return self._error(410, "Expired", "the provided continue parameter is too old")
-        found = found[start:]
-        limit = int(query["limit"]) if query.get("limit", "").isdigit() else 0
-        if 0 < limit < len(found):
-            meta["continue"] = base64.urlsafe_b64encode(f"{start + limit}".encode()).decode()
-            meta["remainingItemCount"] = len(found) - limit
-            found = found[:limit]
-        kind = next(
-            (r.kind for r in self.resources() if (r.group, r.plural) == (group, plural)), ""
-        )
-        return self._json(
-            200,
-            {
-                "kind": f"{kind}List",
-                "apiVersion": f"{group}/{version}" if group else version,
-                "metadata": meta,
-                "items": found,
-            },
-        )
-
-    def _log(
-        self, pod: dict[str, Any], namespace: str, query: dict[str, str]
-    ) -> tuple[int, str, str]:
-        name = pod["metadata"]["name"]
-        names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
-        init = [c["name"] for c in pod.get("spec", {}).get("initContainers") or []]
-        container = query.get("container")
-        if container is None:
-            if len(names) != 1:
-                also = f" or one of the init containers: [{' '.join(init)}]" if init else ""
-                return self._error(
-                    400,
-                    "BadRequest",
-                    f"a container name must be specified for pod {name}, "
-                    f"choose one of: [{' '.join(names)}]{also}",
-                )
-            container = names[0]
-        if container not in names + init:
-            return self._error(
-                400, "BadRequest", f"container {container} is not valid for pod {name}"
-            )
-        previous = query.get("previous", "false").lower() == "true"
-        text = self.logs.get((namespace, name, container, previous))
-        if text is None and previous:
-            return self._error(
-                400,
-                "BadRequest",
-                f'previous terminated container "{container}" in pod "{name}" not found',
-            )
-        lines = (text or "").splitlines(keepends=True)
-        if "tailLines" in query:
-            lines = lines[-int(query["tailLines"]) :] if int(query["tailLines"]) > 0 else []
-        out = "".join(lines)
-        if query.get("limitBytes", "").isdigit():
-            out = out.encode()[: int(query["limitBytes"])].decode("utf-8", "replace")
-        return 200, "text/plain", out
-
-    @staticmethod
-    def _json(code: int, body: dict[str, Any]) -> tuple[int, str, str]:
-        return code, "application/json", json.dumps(body)
-
-    def _error(
-        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
-    ) -> tuple[int, str, str]:
-        return self._json(code, status_body(code, reason, message, details))
-
-    def _not_found_path(self, target: str) -> tuple[int, str, str]:
-        return self._error(
-            404, "NotFound", f"the server could not find the requested resource ({target})"
-        )
+            return log_answer(obj, self.logs, namespace, query)
+        return not_found_path(target)
 
 
 class _Handler(BaseHTTPRequestHandler):

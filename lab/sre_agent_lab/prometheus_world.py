@@ -10,7 +10,6 @@ programs come from Debian's ``prometheus`` package and are found on PATH.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,6 +17,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sre_agent_lab.net import free_port
 
 READY_TIMEOUT = 15.0
 
@@ -39,12 +40,6 @@ def require_prometheus() -> None:
             " Prometheus (Debian/Ubuntu: `apt-get install prometheus`, which ships both"
             " programs; or put the official release's binaries on PATH)"
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

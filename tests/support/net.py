@@ -1,14 +1,11 @@
 """Small network helpers for the test servers (loopback only)."""
 
-import socket
 import time
 from typing import Any
 
+from sre_agent_lab.net import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "wait_for"]
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:

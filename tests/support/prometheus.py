@@ -1,5 +1,6 @@
-"""The real Prometheus for tests (the server is :mod:`sre_agent_lab.prometheus_world`), the
-OpenMetrics helpers for hand-written history, the homepage scenario and its pytest fixture.
+"""The real Prometheus for tests (the server is :mod:`sre_agent_lab.prometheus_world`, the
+OpenMetrics writer :mod:`sre_agent_lab.openmetrics`), helpers for hand-written history, the
+homepage scenario and its pytest fixture.
 """
 
 from __future__ import annotations
@@ -7,31 +8,21 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 import pytest
 
+from sre_agent_lab.net import free_port
+from sre_agent_lab.openmetrics import Series, openmetrics_text
 from sre_agent_lab.prometheus_world import (
     READY_TIMEOUT,
     PrometheusMissing,
     PrometheusServer,
-    free_port,
     prometheus_available,
     require_prometheus,
 )
 
 # ---------------------------------------------------------------- OpenMetrics
-
-
-@dataclass
-class Series:
-    """One time series to backfill. ``points`` are (unix seconds, value)."""
-
-    name: str
-    labels: Mapping[str, str]
-    points: Sequence[tuple[float, float]]
-    type: str = "gauge"
 
 
 def timeline(
@@ -53,47 +44,6 @@ def timeline(
         if v is not None:
             points.append((end - age, float(v)))
     return points
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def openmetrics_series(
-    name: str,
-    labels: Mapping[str, str],
-    points: Iterable[tuple[float, float]],
-    type: str = "gauge",
-) -> str:
-    """One series as an OpenMetrics family: its ``# TYPE`` line and samples, no ``# EOF``."""
-    return openmetrics_text([Series(name, labels, list(points), type)]).removesuffix("# EOF\n")
-
-
-def openmetrics_text(series: Iterable[Series]) -> str:
-    """A whole OpenMetrics document: families grouped, samples sorted, ``# EOF`` at the end.
-
-    A counter's samples must be named ``<family>_total``: pass the sample name
-    (``foo_total``) and the family line is written for ``foo``.
-    """
-    families: dict[str, list[Series]] = {}
-    for s in series:
-        families.setdefault(s.name, []).append(s)
-    out: list[str] = []
-    for name, members in families.items():
-        kind = members[0].type
-        family = name.removesuffix("_total") if kind == "counter" else name
-        out.append(f"# TYPE {family} {kind}\n")
-        for s in members:
-            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels.items()))
-            selector = f"{name}{{{labels}}}" if labels else name
-            for ts, value in sorted(s.points):
-                out.append(f"{selector} {_number(value)} {_number(ts)}\n")
-    out.append("# EOF\n")
-    return "".join(out)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 # ---------------------------------------------------------------- homepage scenario
@@ -232,7 +182,6 @@ __all__ = [
     "Series",
     "free_port",
     "homepage_series",
-    "openmetrics_series",
     "openmetrics_text",
     "prometheus",
     "prometheus_available",

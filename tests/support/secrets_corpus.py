@@ -2,7 +2,8 @@
 
 Each form carries a secret made for it (random-looking, unique, in the shape
 its issuer uses) inside the text it appears in. A test plants the text and
-checks that the secret, and its tail, are gone while the context stays.
+checks that the secret, and its tail, are gone while the context stays. The secrets
+are made by :mod:`tests.support.secret_forms`.
 ``strong`` forms must also be masked in a Prometheus label value, where a bare
 ``name: value`` is not read as a pair (``auth-service:8080`` is an address).
 """
@@ -10,80 +11,24 @@ checks that the secret, and its tail, are gone while the context stays.
 from __future__ import annotations
 
 import base64
-import random
 import string
-from dataclasses import dataclass
 
-_rng = random.Random(8)
-_ALNUM = string.ascii_letters + string.digits
+from tests.support.secret_forms import (
+    ALNUM,
+    Form,
+    alnum,
+    b64,
+    form,
+    hexs,
+    jwt,
+    lower,
+    pem,
+    pick,
+    rng,
+    word,
+)
 
-
-def _pick(alphabet: str, n: int) -> str:
-    return "".join(_rng.choice(alphabet) for _ in range(n))
-
-
-def alnum(n: int) -> str:
-    """Random letters and digits with at least one of each (as every issued token has)."""
-    while True:
-        s = _pick(_ALNUM, n)
-        if (
-            any(c.isdigit() for c in s)
-            and any(c.isupper() for c in s)
-            and any(c.islower() for c in s)
-        ):
-            return s
-
-
-def hexs(n: int) -> str:
-    return _pick("0123456789abcdef", n)
-
-
-def lower(n: int) -> str:
-    return _pick(string.ascii_lowercase + string.digits, n)
-
-
-def b64(nbytes: int) -> str:
-    return base64.b64encode(_rng.randbytes(nbytes)).decode()
-
-
-def word() -> str:
-    """A password someone typed: letters, digits, a symbol."""
-    return "Cn" + alnum(10) + "!x"
-
-
-@dataclass(frozen=True)
-class Form:
-    name: str
-    text: str
-    secret: str
-    keep: tuple[str, ...] = ()
-    strong: bool = True
-
-    @property
-    def tail(self) -> str:
-        """The secret's last characters: gone too, or only a prefix was masked."""
-        return self.secret[-10:]
-
-
-def _f(name: str, template: str, secret: str, *keep: str, strong: bool = True) -> Form:
-    return Form(name, template.replace("{s}", secret), secret, keep, strong)
-
-
-def _pem(kind: str, body: str, end: bool = True, nl: str = "\n") -> str:
-    lines = nl.join(body[i : i + 64] for i in range(0, len(body), 64))
-    tail = f"{nl}-----END {kind}-----" if end else ""
-    return f"-----BEGIN {kind}-----{nl}{lines}{tail}"
-
-
-def _jwt() -> str:
-    head = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"' + alnum(20).encode() + b'"}')
-    body = base64.urlsafe_b64encode(
-        b'{"iss":"kubernetes/serviceaccount","sub":"system:serviceaccount:shop:api-'
-        + alnum(12).encode()
-        + b'"}'
-    )
-    return f"{head.decode().rstrip('=')}.{body.decode().rstrip('=')}.{alnum(43)}"
-
+__all__ = ["CORPUS", "LOOKALIKES", "Form"]
 
 _key_body = b64(600)
 _pgp_body = b64(500)
@@ -94,133 +39,133 @@ _enc_body = b64(300)
 
 CORPUS: tuple[Form, ...] = (
     # Go header maps, as net/http prints them.
-    _f(
+    form(
         "go-header-bearer",
         "request headers map[Accept:[*/*] Authorization:[Bearer {s}] User-Agent:[Go]]",
         alnum(40),
         "User-Agent:[Go]",
     ),
-    _f("go-header-basic", "upstream map[Authorization:[Basic {s}]]", b64(24), "upstream"),
-    _f(
+    form("go-header-basic", "upstream map[Authorization:[Basic {s}]]", b64(24), "upstream"),
+    form(
         "json-header-array",
         '{"headers":{"Authorization":["Bearer {s}"],"Accept":["*/*"]}}',
         alnum(36),
         '"Accept"',
     ),
-    _f(
+    form(
         "go-header-api-key",
         "sending map[X-Api-Key:[{s}] Content-Type:[application/json]]",
         alnum(32),
         "Content-Type",
     ),
-    _f(
+    form(
         "go-header-cookie",
         "req map[Cookie:[session={s}] Accept:[text/html]]",
         alnum(32),
         "Accept:[text/html]",
     ),
-    _f(
+    form(
         "header-line-bearer",
         "> Authorization: Bearer {s}",
         alnum(48) + "." + alnum(12),
         "Authorization",
     ),
-    _f("header-line-basic", "Authorization: Basic {s}", b64(27), "Authorization: Basic"),
-    _f(
+    form("header-line-basic", "Authorization: Basic {s}", b64(27), "Authorization: Basic"),
+    form(
         "header-private-token",
         "curl -H 'PRIVATE-TOKEN: {s}' https://gitlab.example.com/api/v4/projects",
         alnum(26),
         "gitlab.example.com",
     ),
-    _f("header-set-cookie", "Set-Cookie: sid={s}; Path=/; HttpOnly", alnum(40), "Set-Cookie"),
-    _f("header-vault", "X-Vault-Token: {s}", alnum(30), "X-Vault-Token"),
+    form("header-set-cookie", "Set-Cookie: sid={s}; Path=/; HttpOnly", alnum(40), "Set-Cookie"),
+    form("header-vault", "X-Vault-Token: {s}", alnum(30), "X-Vault-Token"),
     # Flags on command lines (container args, ps output).
-    _f(
+    form(
         "flag-auth-token",
         "exec /bin/agent --auth-token {s} --listen :9000",
         alnum(32),
         "--listen :9000",
     ),
-    _f(
+    form(
         "flag-client-secret",
         "oauth2-proxy --client-id=web --client-secret {s} --cookie-secure",
         alnum(32),
         "--client-id=web",
     ),
-    _f(
+    form(
         "flag-password-space",
         "pg_dump --host db --password {s} --dbname shop",
         word(),
         "--dbname shop",
     ),
-    _f("flag-password-quoted", 'backup --password="{s}" --target s3', word(), "--target s3"),
-    _f("flag-api-key-eq", "uploader --api-key={s} --verbose", alnum(32), "--verbose"),
-    _f("flag-db-password", "migrate --db-password {s} up", word(), "up"),
-    _f("mysql-glued", "mysql -u root -p{s} -h mysql.shop.svc shop", word(), "-h mysql.shop.svc"),
-    _f("mysql-spaced", "mysqldump -h db -u app -p {s} shop", word(), "shop"),
-    _f(
+    form("flag-password-quoted", 'backup --password="{s}" --target s3', word(), "--target s3"),
+    form("flag-api-key-eq", "uploader --api-key={s} --verbose", alnum(32), "--verbose"),
+    form("flag-db-password", "migrate --db-password {s} up", word(), "up"),
+    form("mysql-glued", "mysql -u root -p{s} -h mysql.shop.svc shop", word(), "-h mysql.shop.svc"),
+    form("mysql-spaced", "mysqldump -h db -u app -p {s} shop", word(), "shop"),
+    form(
         "docker-login-p",
         "docker login -u ci -p {s} registry.example.com",
         alnum(24),
         "registry.example.com",
     ),
-    _f("docker-login-password", "docker login --password {s} ghcr.io", alnum(24), "ghcr.io"),
-    _f("sshpass", "sshpass -p {s} ssh deploy@10.0.0.5", word(), "deploy@10.0.0.5"),
-    _f("redis-cli", "redis-cli -h redis -a {s} ping", word(), "ping"),
-    _f("curl-user", "curl -u admin:{s} https://es.example.com/_cat", word(), "es.example.com"),
+    form("docker-login-password", "docker login --password {s} ghcr.io", alnum(24), "ghcr.io"),
+    form("sshpass", "sshpass -p {s} ssh deploy@10.0.0.5", word(), "deploy@10.0.0.5"),
+    form("redis-cli", "redis-cli -h redis -a {s} ping", word(), "ping"),
+    form("curl-user", "curl -u admin:{s} https://es.example.com/_cat", word(), "es.example.com"),
     # Private keys.
-    _f(
+    form(
         "pgp-private",
-        "key:\n" + _pem("PGP PRIVATE KEY BLOCK", "{s}") + "\nimported",
+        "key:\n" + pem("PGP PRIVATE KEY BLOCK", "{s}") + "\nimported",
         _pgp_body,
         "imported",
     ),
-    _f("rsa-private", _pem("RSA PRIVATE KEY", "{s}") + "\nnext line", _key_body, "next line"),
-    _f("openssh-private", _pem("OPENSSH PRIVATE KEY", "{s}"), _ssh_body, "OPENSSH"),
-    _f(
+    form("rsa-private", pem("RSA PRIVATE KEY", "{s}") + "\nnext line", _key_body, "next line"),
+    form("openssh-private", pem("OPENSSH PRIVATE KEY", "{s}"), _ssh_body, "OPENSSH"),
+    form(
         "ec-private-truncated",
-        "dump: " + _pem("EC PRIVATE KEY", "{s}", end=False),
+        "dump: " + pem("EC PRIVATE KEY", "{s}", end=False),
         _ec_body,
         "dump:",
     ),
-    _f("encrypted-private", _pem("ENCRYPTED PRIVATE KEY", "{s}"), _enc_body),
-    _f(
+    form("encrypted-private", pem("ENCRYPTED PRIVATE KEY", "{s}"), _enc_body),
+    form(
         "gcp-sa-json",
         '{"type": "service_account", "private_key": "'
-        + _pem("PRIVATE KEY", "{s}", nl="\\n")
+        + pem("PRIVATE KEY", "{s}", nl="\\n")
         + '\\n", "client_email": "a@p.iam.gserviceaccount.com"}',
         _sa_body,
         "client_email",
     ),
     # Kubernetes env as separate name/value fields.
-    _f(
+    form(
         "env-json",
         'spec {"env":[{"name":"DB_PASSWORD","value":"{s}"},{"name":"LOG_LEVEL","value":"info"}]}',
         word(),
         "LOG_LEVEL",
         '"info"',
     ),
-    _f(
+    form(
         "env-yaml",
         "env:\n- name: DB_PASSWORD\n  value: {s}\n- name: PORT\n  value: '8080'",
         word(),
         "PORT",
         "8080",
     ),
-    _f("env-yaml-quoted", '    - name: API_TOKEN\n      value: "{s}"', alnum(30), "API_TOKEN"),
-    _f(
+    form("env-yaml-quoted", '    - name: API_TOKEN\n      value: "{s}"', alnum(30), "API_TOKEN"),
+    form(
         "env-go-struct",
         "env: [{Name:STRIPE_SECRET Value:{s} ValueFrom:nil}]",
         alnum(30),
         "ValueFrom:nil",
     ),
-    _f(
+    form(
         "env-json-pretty",
         '{\n  "name": "SMTP_PASSWORD",\n  "value": "{s}"\n}',
         word(),
         "SMTP_PASSWORD",
     ),
-    _f(
+    form(
         "env-describe",
         "    Environment:\n      DB_PASSWORD:  {s}\n      PORT:  8080",
         word(),
@@ -228,173 +173,177 @@ CORPUS: tuple[Form, ...] = (
         strong=False,
     ),
     # Token formats.
-    _f("stripe-live", "charge failed key={s}", "sk_live_51" + alnum(97), "charge failed"),
-    _f("stripe-restricted", "using {s} for refunds", "rk_live_51" + alnum(60), "for refunds"),
-    _f("stripe-test", "STRIPE_KEY {s}", "sk_test_" + alnum(40)),
-    _f("stripe-webhook", "webhook secret loaded: {s}", "whsec_" + alnum(32)),
-    _f("gitlab-pat", "git remote token {s} expired", "glpat-" + alnum(20), "expired"),
-    _f(
+    form("stripe-live", "charge failed key={s}", "sk_live_51" + alnum(97), "charge failed"),
+    form("stripe-restricted", "using {s} for refunds", "rk_live_51" + alnum(60), "for refunds"),
+    form("stripe-test", "STRIPE_KEY {s}", "sk_test_" + alnum(40)),
+    form("stripe-webhook", "webhook secret loaded: {s}", "whsec_" + alnum(32)),
+    form("gitlab-pat", "git remote token {s} expired", "glpat-" + alnum(20), "expired"),
+    form(
         "aws-key-id",
         "credentials from env: {s} (us-east-1)",
-        "AKIA" + _pick(string.ascii_uppercase + string.digits, 16),
+        "AKIA" + pick(string.ascii_uppercase + string.digits, 16),
         "us-east-1",
     ),
-    _f("aws-secret-key", "aws_secret_access_key = {s}", b64(30), "aws_secret_access_key"),
-    _f("aws-session", "AWS_SESSION_TOKEN={s}", b64(90)),
-    _f("github-classic", "cloning with {s}", "ghp_" + alnum(36), "cloning"),
-    _f("github-fine", "token {s} in use", "github_pat_11" + alnum(20) + "_" + alnum(59), "in use"),
-    _f(
+    form("aws-secret-key", "aws_secret_access_key = {s}", b64(30), "aws_secret_access_key"),
+    form("aws-session", "AWS_SESSION_TOKEN={s}", b64(90)),
+    form("github-classic", "cloning with {s}", "ghp_" + alnum(36), "cloning"),
+    form(
+        "github-fine", "token {s} in use", "github_pat_11" + alnum(20) + "_" + alnum(59), "in use"
+    ),
+    form(
         "slack-bot",
         "slack: {s} rejected",
         "xoxb-"
-        + str(_rng.randrange(10**11, 10**12))
+        + str(rng.randrange(10**11, 10**12))
         + "-"
-        + str(_rng.randrange(10**11, 10**12))
+        + str(rng.randrange(10**11, 10**12))
         + "-"
         + alnum(24),
         "rejected",
     ),
-    _f(
+    form(
         "slack-webhook",
         "POST https://hooks.slack.com/services/{s} 200",
         "T0" + alnum(8) + "/B0" + alnum(8) + "/" + alnum(24),
         "hooks.slack.com",
     ),
-    _f("npm", "npm ERR! token {s} is invalid", "npm_" + alnum(36), "npm ERR!"),
-    _f("npmrc", "//registry.npmjs.org/:_authToken={s}", alnum(36), "registry.npmjs.org"),
-    _f("pypi", "twine upload -u __token__ {s}", "pypi-AgEIcHlwaS5vcmc" + alnum(80), "twine upload"),
-    _f(
+    form("npm", "npm ERR! token {s} is invalid", "npm_" + alnum(36), "npm ERR!"),
+    form("npmrc", "//registry.npmjs.org/:_authToken={s}", alnum(36), "registry.npmjs.org"),
+    form(
+        "pypi", "twine upload -u __token__ {s}", "pypi-AgEIcHlwaS5vcmc" + alnum(80), "twine upload"
+    ),
+    form(
         "openai",
         "openai.AuthenticationError for {s}",
         "sk-proj-" + alnum(48),
         "AuthenticationError",
     ),
-    _f(
+    form(
         "anthropic",
         "anthropic client key {s}",
         "sk-ant-api03-" + alnum(93) + "-" + alnum(6),
         "anthropic client",
     ),
-    _f("twilio-sid", "twilio account {s}", "AC" + hexs(32), "twilio account"),
-    _f("twilio-key", "twilio api key {s}", "SK" + hexs(32), "twilio api"),
-    _f("sendgrid", "mail via {s}", "SG." + alnum(22) + "." + alnum(43), "mail via"),
-    _f("heroku", "heroku auth {s}", "HRKU-AA" + alnum(58), "heroku"),
-    _f("digitalocean", "doctl auth init -t {s}", "dop_v1_" + hexs(64), "doctl"),
-    _f("vault", "vault login {s}", "hvs." + alnum(90), "vault login"),
-    _f("k8s-sa-jwt", "projected token {s} mounted", _jwt(), "mounted"),
-    _f("google-api-key", "maps key {s} quota", "AIza" + alnum(35), "quota"),
-    _f("google-oauth", "gcloud access {s}", "ya29." + alnum(120), "gcloud"),
-    _f(
+    form("twilio-sid", "twilio account {s}", "AC" + hexs(32), "twilio account"),
+    form("twilio-key", "twilio api key {s}", "SK" + hexs(32), "twilio api"),
+    form("sendgrid", "mail via {s}", "SG." + alnum(22) + "." + alnum(43), "mail via"),
+    form("heroku", "heroku auth {s}", "HRKU-AA" + alnum(58), "heroku"),
+    form("digitalocean", "doctl auth init -t {s}", "dop_v1_" + hexs(64), "doctl"),
+    form("vault", "vault login {s}", "hvs." + alnum(90), "vault login"),
+    form("k8s-sa-jwt", "projected token {s} mounted", jwt(), "mounted"),
+    form("google-api-key", "maps key {s} quota", "AIza" + alnum(35), "quota"),
+    form("google-oauth", "gcloud access {s}", "ya29." + alnum(120), "gcloud"),
+    form(
         "discord",
         "discord bot {s}",
         "M" + alnum(23) + "." + alnum(6) + "." + alnum(27),
         "discord bot",
     ),
-    _f(
+    form(
         "telegram",
         "bot {s} started",
-        str(_rng.randrange(10**8, 10**9)) + ":" + alnum(35),
+        str(rng.randrange(10**8, 10**9)) + ":" + alnum(35),
         "started",
     ),
-    _f("mailchimp", "list sync {s}", lower(32) + "-us14", "list sync"),
-    _f("square", "square {s}", "sq0csp-" + alnum(43), "square"),
-    _f("docker-hub", "DOCKERHUB {s}", "dckr_pat_" + alnum(27)),
-    _f("grafana", "grafana service account {s}", "glsa_" + alnum(32) + "_" + hexs(8), "grafana"),
-    _f("shopify", "shop token {s}", "shpat_" + hexs(32), "shop token"),
-    _f(
+    form("mailchimp", "list sync {s}", lower(32) + "-us14", "list sync"),
+    form("square", "square {s}", "sq0csp-" + alnum(43), "square"),
+    form("docker-hub", "DOCKERHUB {s}", "dckr_pat_" + alnum(27)),
+    form("grafana", "grafana service account {s}", "glsa_" + alnum(32) + "_" + hexs(8), "grafana"),
+    form("shopify", "shop token {s}", "shpat_" + hexs(32), "shop token"),
+    form(
         "age",
         "sops key {s}",
-        "AGE-SECRET-KEY-1" + _pick(string.ascii_uppercase + string.digits, 58),
+        "AGE-SECRET-KEY-1" + pick(string.ascii_uppercase + string.digits, 58),
         "sops key",
     ),
     # URLs with credentials.
-    _f(
+    form(
         "sentry-dsn",
         "SENTRY_DSN=https://{s}@o447951.ingest.sentry.io/5428563",
         hexs(32),
         "ingest.sentry.io",
     ),
-    _f(
+    form(
         "postgres-url",
         "dial postgres://shop:{s}@db.shop.svc:5432/shop failed",
         word(),
         "db.shop.svc:5432",
     ),
-    _f("amqp-url", "amqp://guest:{s}@rabbitmq:5672/", word(), "rabbitmq:5672"),
-    _f(
+    form("amqp-url", "amqp://guest:{s}@rabbitmq:5672/", word(), "rabbitmq:5672"),
+    form(
         "mongodb-srv",
         "mongodb+srv://app:{s}@cluster0.mongodb.net/db",
         word(),
         "cluster0.mongodb.net",
     ),
-    _f("redis-url", "redis://:{s}@redis-master:6379/0", word(), "redis-master:6379"),
-    _f(
+    form("redis-url", "redis://:{s}@redis-master:6379/0", word(), "redis-master:6379"),
+    form(
         "git-clone",
         "git clone https://oauth2:{s}@gitlab.example.com/ops/infra.git",
         alnum(20),
         "gitlab.example.com",
     ),
-    _f("url-raw-at", "jdbc:mysql://app:{s}@db:3306/shop", "p@" + alnum(10), "db:3306"),
+    form("url-raw-at", "jdbc:mysql://app:{s}@db:3306/shop", "p@" + alnum(10), "db:3306"),
     # Blobs.
-    _f("base64-blob", "payload {s} end", b64(48), "payload", "end"),
-    _f("base64-blob-long", "cert bundle {s}", b64(400), "cert bundle"),
-    _f(
+    form("base64-blob", "payload {s} end", b64(48), "payload", "end"),
+    form("base64-blob-long", "cert bundle {s}", b64(400), "cert bundle"),
+    form(
         "urlsafe-blob",
         "session state {s}",
-        base64.urlsafe_b64encode(_rng.randbytes(33)).decode(),
+        base64.urlsafe_b64encode(rng.randbytes(33)).decode(),
         "session state",
     ),
     # Prose.
-    _f("prose-is", "the password is {s}", word(), "the password is"),
-    _f("prose-colon-is", "password: is {s}", word()),
-    _f("prose-api-key", "the api key is {s} for prod", alnum(16), "for prod"),
-    _f("prose-set-to", "root secret was set to {s}.", word(), "root secret"),
+    form("prose-is", "the password is {s}", word(), "the password is"),
+    form("prose-colon-is", "password: is {s}", word()),
+    form("prose-api-key", "the api key is {s} for prod", alnum(16), "for prod"),
+    form("prose-set-to", "root secret was set to {s}.", word(), "root secret"),
     # Password hashes.
-    _f("htpasswd-apr1", "admin:{s}", "$apr1$" + alnum(8) + "$" + alnum(22), "admin:"),
-    _f("bcrypt", "user hash {s}", "$2y$10$" + _pick(_ALNUM + "./", 53), "user hash"),
-    _f(
+    form("htpasswd-apr1", "admin:{s}", "$apr1$" + alnum(8) + "$" + alnum(22), "admin:"),
+    form("bcrypt", "user hash {s}", "$2y$10$" + pick(ALNUM + "./", 53), "user hash"),
+    form(
         "sha512crypt",
         "root:{s}:19000:0:99999:7:::",
-        "$6$rounds=5000$" + alnum(16) + "$" + _pick(_ALNUM + "./", 86),
+        "$6$rounds=5000$" + alnum(16) + "$" + pick(ALNUM + "./", 86),
         "root:",
     ),
-    _f("ldap-sha", "userPassword: {s}", "{SSHA}" + b64(24)),
+    form("ldap-sha", "userPassword: {s}", "{SSHA}" + b64(24)),
     # Connection strings.
-    _f(
+    form(
         "azure-storage",
         "DefaultEndpointsProtocol=https;AccountName=shop;AccountKey={s};EndpointSuffix=core.windows.net",
         b64(64),
         "AccountName=shop",
         "EndpointSuffix",
     ),
-    _f("sqlserver", "Server=db;Database=shop;User Id=sa;Password={s};", word(), "Database=shop"),
-    _f(
+    form("sqlserver", "Server=db;Database=shop;User Id=sa;Password={s};", word(), "Database=shop"),
+    form(
         "azure-sas",
         "https://shop.blob.core.windows.net/c?sv=2022-11-02&sig={s}&se=2026",
         alnum(40),
         "sv=2022-11-02",
     ),
-    _f(
+    form(
         "servicebus",
         "Endpoint=sb://bus.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey={s}",
         b64(32),
         "SharedAccessKeyName=root",
     ),
     # kubeconfig.
-    _f(
+    form(
         "kubeconfig-client-key",
         "users:\n- name: admin\n  user:\n    client-key-data: {s}",
         b64(200),
         "client-key-data",
     ),
-    _f(
+    form(
         "kubeconfig-token",
         "users:\n- name: ci\n  user:\n    token: {s}",
         alnum(32),
         "name: ci",
         strong=False,
     ),
-    _f(
+    form(
         "kubeconfig-auth-provider",
         "      config:\n        access-token: {s}\n        expiry: 2026-12-01",
         alnum(40),
@@ -402,43 +351,45 @@ CORPUS: tuple[Form, ...] = (
         strong=False,
     ),
     # Assignments and markup.
-    _f("logfmt", 'level=error msg="auth failed" password={s} user=bob', word(), "user=bob"),
-    _f("json-password", '{"user": "bob", "password": "{s}"}', word(), '"user": "bob"'),
-    _f("xml", "<datasource><password>{s}</password></datasource>", word(), "<datasource>"),
-    _f("sql-alter", "ALTER USER app WITH PASSWORD '{s}';", word(), "ALTER USER app"),
-    _f("sql-identified", 'CREATE USER shop IDENTIFIED BY "{s}"', word(), "CREATE USER shop"),
-    _f(
+    form("logfmt", 'level=error msg="auth failed" password={s} user=bob', word(), "user=bob"),
+    form("json-password", '{"user": "bob", "password": "{s}"}', word(), '"user": "bob"'),
+    form("xml", "<datasource><password>{s}</password></datasource>", word(), "<datasource>"),
+    form("sql-alter", "ALTER USER app WITH PASSWORD '{s}';", word(), "ALTER USER app"),
+    form("sql-identified", 'CREATE USER shop IDENTIFIED BY "{s}"', word(), "CREATE USER shop"),
+    form(
         "java-property",
         "java -Djavax.net.ssl.keyStorePassword={s} -jar app.jar",
         word(),
         "-jar app.jar",
     ),
-    _f("pgpassword", "PGPASSWORD={s} psql -h db", word(), "psql -h db"),
-    _f("mysql-root-env", "MYSQL_ROOT_PASSWORD={s}", word()),
-    _f("amz-security", "x-amz-security-token: {s}", b64(60), "x-amz-security-token"),
-    _f("json-in-json", '{"log":"{\\"password\\":\\"{s}\\",\\"user\\":\\"bob\\"}"}', word(), "user"),
-    _f(
+    form("pgpassword", "PGPASSWORD={s} psql -h db", word(), "psql -h db"),
+    form("mysql-root-env", "MYSQL_ROOT_PASSWORD={s}", word()),
+    form("amz-security", "x-amz-security-token: {s}", b64(60), "x-amz-security-token"),
+    form(
+        "json-in-json", '{"log":"{\\"password\\":\\"{s}\\",\\"user\\":\\"bob\\"}"}', word(), "user"
+    ),
+    form(
         "env-json-escaped",
         '{"msg":"[{\\"name\\":\\"DB_PASSWORD\\",\\"value\\":\\"{s}\\"}]"}',
         word(),
         "DB_PASSWORD",
     ),
-    _f(
+    form(
         "header-json-escaped",
         '"{\\"Authorization\\":[\\"Bearer {s}\\"]}"',
         alnum(30),
         "Authorization",
     ),
-    _f("go-assign", 'password := "{s}"', word(), "password :="),
-    _f("ruby-hash", ":password => '{s}',", word(), ":password =>"),
-    _f(
+    form("go-assign", 'password := "{s}"', word(), "password :="),
+    form("ruby-hash", ":password => '{s}',", word(), ":password =>"),
+    form(
         "yaml-block",
         "auth:\n  password: |\n    {s}\n  user: bob",
         word(),
         "user: bob",
         strong=False,
     ),
-    _f("yaml-secret", "stringData:\n  webhook-secret: {s}\n", word(), "stringData", strong=False),
+    form("yaml-secret", "stringData:\n  webhook-secret: {s}\n", word(), "stringData", strong=False),
 )
 
 #: Text the model needs that must pass unchanged (digests, names, ids, addresses, prose).

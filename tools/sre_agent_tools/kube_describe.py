@@ -27,14 +27,13 @@ from sre_agent_tools.kube_api import (
     list_items,
 )
 from sre_agent_tools.kube_render import (
-    cpu_cores,
     fmt_bytes,
     fmt_cpu,
     header,
     labels_text,
-    mem_bytes,
     pct,
     pod_request,
+    quantity,
     render_conditions,
     render_events,
     render_pod,
@@ -218,9 +217,9 @@ async def _describe_node(deps: ToolDeps, obj: Obj) -> list[str]:
     totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requests, limits
     for pod in pods:
         for i, part in enumerate(("requests", "limits")):
-            totals["cpu"][i] += pod_request(pod, part, "cpu", cpu_cores)
-            totals["memory"][i] += pod_request(pod, part, "memory", mem_bytes)
-    cpu_alloc, mem_alloc = cpu_cores(alloc.get("cpu", "0")), mem_bytes(alloc.get("memory", "0"))
+            totals["cpu"][i] += pod_request(pod, part, "cpu", quantity)
+            totals["memory"][i] += pod_request(pod, part, "memory", quantity)
+    cpu_alloc, mem_alloc = quantity(alloc.get("cpu", "0")), quantity(alloc.get("memory", "0"))
     lines.append(f"Allocated resources ({len(pods)} non-terminated pods):")
     for res, alloc_v, fmt in (("cpu", cpu_alloc, fmt_cpu), ("memory", mem_alloc, fmt_bytes)):
         req, lim = totals[res]

@@ -8,32 +8,18 @@ come from a Secret or ConfigMap are named, never resolved.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from kubernetes.utils import parse_quantity
 
 from sre_agent_tools.redact import redact_value
 
 Obj = dict[str, Any]
 
-_MEM_UNITS = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "m": 1e-3,
-}
-_QUANTITY_RE = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([A-Za-z]*)$")
+#: Binary units, largest first, for printing byte counts the way Kubernetes writes them.
+_BINARY_UNITS = (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:
@@ -61,21 +47,13 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     return f" ({text} ago)"
 
 
-def cpu_cores(quantity: str) -> float:
-    """Cores in a CPU quantity ("250m" -> 0.25); 0 for anything unparseable."""
-    m = _QUANTITY_RE.match(str(quantity).strip())
-    if not m:
+def quantity(value: object) -> float:
+    """A Kubernetes quantity as a number, read by the client's own ``parse_quantity``
+    (``250m`` -> 0.25, ``128Mi`` -> 134217728, ``1e3``, ``2k``); 0 for anything unparseable."""
+    try:
+        return float(parse_quantity(str(value).strip()))
+    except (ValueError, TypeError, ArithmeticError):
         return 0.0
-    number, unit = float(m[1]), m[2]
-    return number / 1000 if unit == "m" else number * _MEM_UNITS.get(unit, 1)
-
-
-def mem_bytes(quantity: str) -> float:
-    """Bytes in a memory quantity ("128Mi" -> 134217728); 0 for anything unparseable."""
-    m = _QUANTITY_RE.match(str(quantity).strip())
-    if not m:
-        return 0.0
-    return float(m[1]) * _MEM_UNITS.get(m[2], 1)
 
 
 def fmt_cpu(cores: float) -> str:
@@ -83,9 +61,9 @@ def fmt_cpu(cores: float) -> str:
 
 
 def fmt_bytes(value: float) -> str:
-    for unit in ("Ti", "Gi", "Mi", "Ki"):
-        if value >= _MEM_UNITS[unit]:
-            return f"{value / _MEM_UNITS[unit]:.4g}{unit}"
+    for unit, size in _BINARY_UNITS:
+        if value >= size:
+            return f"{value / size:.4g}{unit}"
     return f"{value:.0f}"
 
 

@@ -16,10 +16,9 @@ from typing import Any
 from sre_agent_tools.kube_render import (
     Obj,
     age,
-    cpu_cores,
     header,
     labels_text,
-    mem_bytes,
+    quantity,
     render_conditions,
     short,
 )
@@ -136,12 +135,6 @@ def render_storageclass(obj: Obj) -> list[str]:
     return lines
 
 
-def _amount(resource: str, value: Any) -> float:
-    if resource.split(".")[-1] == "cpu":
-        return cpu_cores(str(value))
-    return mem_bytes(str(value))
-
-
 def render_quota(obj: Obj) -> list[str]:
     """Hard against used per resource; a resource at its hard limit is marked."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -153,7 +146,7 @@ def render_quota(obj: Obj) -> list[str]:
     lines.append("Resource: used / hard")
     for resource in sorted(hard):
         limit, now = hard[resource], used.get(resource, "0")
-        whole, part = _amount(resource, limit), _amount(resource, now)
+        whole, part = quantity(limit), quantity(now)
         share = f" ({part / whole:.0%})" if whole else ""
         full = "  AT LIMIT" if whole and part >= whole else ""
         lines.append(f"  {resource}: {now} / {limit}{share}{full}")

@@ -6,7 +6,9 @@ handful of points). Backend trouble comes back as an error result the model
 can read and act on (fix the query, or move on), never as an exception.
 
 ``deps.prometheus`` is the synchronous ``prometheus_api_client`` client, so
-every call runs in a worker thread.
+every call runs in a worker thread. This module holds the client and the tools;
+parsing what the model writes is :mod:`sre_agent_tools.prom_parse`, the series
+summaries :mod:`sre_agent_tools.prom_series`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 import urllib3
@@ -28,9 +29,14 @@ from urllib3.util.retry import Retry
 
 from sre_agent_tools import promql_guard as guard
 from sre_agent_tools.deps import ToolDeps
+from sre_agent_tools.prom_parse import expr_from_generator_url, parse_duration, parse_time
+from sre_agent_tools.prom_series import SHOWN_POINTS, fit, format_value, series_name, summarise
 from sre_agent_tools.result import ToolResult, cap
 
 __all__ = [
+    "MAX_INSTANT_SERIES",
+    "MAX_RANGE_SERIES",
+    "SHOWN_POINTS",
     "expr_from_generator_url",
     "format_value",
     "make_prometheus",
@@ -48,8 +54,6 @@ MAX_INSTANT_SERIES = 30
 MAX_RANGE_SERIES = 20
 #: Points a default range query asks Prometheus for.
 TARGET_POINTS = 120
-#: Points shown per series in a range summary.
-SHOWN_POINTS = 6
 DEFAULT_RANGE = timedelta(hours=1)
 #: Series an instant query may return (Prometheus 3 honours ``limit``; older ones ignore it).
 INSTANT_LIMIT = 1000
@@ -80,186 +84,6 @@ def make_prometheus(url: str, timeout: float) -> PrometheusConnect:
         allowed_methods=("GET", "POST"),
     )
     return PrometheusConnect(url=url.rstrip("/"), timeout=timeout, retry=retry)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------- parsing
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {
-    "ms": 0.001,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
-    "d": 86400,
-    "w": 7 * 86400,
-    "y": 365 * 86400,
-}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
-
-def parse_duration(s: str | float | int) -> timedelta:
-    """A Prometheus-style duration (``30s``, ``5m``, ``1h30m``, ``2d``); a bare number: seconds."""
-    if isinstance(s, int | float):
-        if s < 0:
-            raise ValueError(f"negative duration: {s}")
-        return timedelta(seconds=s)
-    text = s.strip().lower()
-    if _NUMBER.fullmatch(text):
-        return timedelta(seconds=float(text))
-    pos = 0
-    seconds = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos == 0 or pos != len(text):
-        raise ValueError(f"not a duration: {s!r} (use e.g. 30s, 5m, 1h30m, 2d)")
-    return timedelta(seconds=seconds)
-
-
-def parse_time(value: str | None, default: datetime) -> datetime:
-    """A point in time (UTC) from RFC3339, unix seconds or a relative form.
-
-    Relative: ``now``, ``now-30m``, ``-2h``, or a bare duration (``30m``) meaning
-    that long ago. None or an empty string gives ``default``.
-    """
-    if value is None or not str(value).strip():
-        return default
-    text = str(value).strip()
-    now = datetime.now(UTC)
-    lowered = text.lower()
-    if lowered == "now":
-        return now
-    if lowered.startswith("now"):
-        rest = lowered[3:].strip()
-        if rest[:1] in ("-", "+"):
-            delta = parse_duration(rest[1:].strip())
-            return now - delta if rest[0] == "-" else now + delta
-        raise ValueError(f"not a time: {value!r}")
-    if lowered.startswith("-"):
-        return now - parse_duration(lowered[1:])
-    if _NUMBER.fullmatch(text):
-        return datetime.fromtimestamp(float(text), UTC)
-    if _DURATION_PART.match(lowered):
-        try:
-            return now - parse_duration(lowered)
-        except ValueError:
-            pass
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise ValueError(
-            f"not a time: {value!r} (use RFC3339, unix seconds, now, now-30m or -2h)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def expr_from_generator_url(url: str) -> str | None:
-    """The alert rule's PromQL, from the ``g0.expr`` parameter of Alertmanager's generatorURL."""
-    if not url:
-        return None
-    values = parse_qs(urlsplit(url).query).get("g0.expr")
-    if not values or not values[0].strip():
-        return None
-    return values[0]
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def format_value(value: float | str) -> str:
-    """A number in a few characters: integers as such, others to 3 significant digits."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == int(v) and abs(v) < 1e6:
-        return str(int(v))
-    return f"{v:.3g}"
-
-
-def _series_name(metric: dict[str, str]) -> str:
-    labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
-    name = metric.get("__name__", "")
-    return f"{name}{{{labels}}}" if labels or not name else name
-
-
-def _more(hidden: int) -> str:
-    return (
-        f"… {hidden} more series (aggregate with sum by (...), or pick with topk/bottomk, "
-        "or add label filters)"
-    )
-
-
-def _fit(header: str, blocks: list[str], total: int, limit: int) -> str:
-    """As many whole series as fit in ``limit`` characters, then how many were left out.
-
-    Counting the rest beats cutting mid-line: the model learns the query was
-    too wide and by how much.
-    """
-    reserve = len(_more(total)) + 2
-    lines = [header] if header else []
-    used = len(header)
-    for block in blocks:
-        if used + len(block) + 1 > limit - reserve:
-            if len(lines) == (1 if header else 0):  # even one series is too long: cut it
-                lines.append(cap(block, max(0, limit - reserve - used - 1)))
-            break
-        lines.append(block)
-        used += len(block) + 1
-    shown = len(lines) - (1 if header else 0)
-    if shown < total:
-        lines.append(_more(total - shown))
-    return cap("\n".join(lines), limit)
-
-
-def _trend(values: list[float]) -> str:
-    """rising/falling when the move from first to last is most of the spread; a wobble
-    within 2% of the magnitude is flat; anything else (up and back) is spiky."""
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2:
-        return "flat"
-    low, high = min(finite), max(finite)
-    spread = high - low
-    scale = max(abs(high), abs(low))
-    if spread == 0 or spread <= 0.02 * scale:
-        return "flat"
-    delta = finite[-1] - finite[0]
-    if abs(delta) >= 0.5 * spread:
-        return "rising" if delta > 0 else "falling"
-    return "spiky"
-
-
-def _point_time(ts: float, long_span: bool) -> str:
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.strftime("%m-%d %H:%M" if long_span else "%H:%M")
-
-
-def _summarise(item: dict[str, Any], long_span: bool) -> str:
-    samples = [(float(ts), float(v)) for ts, v in item.get("values", [])]
-    values = [v for _, v in samples]
-    finite = [v for v in values if math.isfinite(v)] or values
-    head = _series_name(item.get("metric", {}))
-    if not samples:
-        return f"{head}: no samples"
-    stats = (
-        f"min={format_value(min(finite))} max={format_value(max(finite))} "
-        f"avg={format_value(sum(finite) / len(finite))} first={format_value(values[0])} "
-        f"last={format_value(values[-1])} trend={_trend(values)} samples={len(samples)}"
-    )
-    n = len(samples)
-    picks = sorted({round(i * (n - 1) / (SHOWN_POINTS - 1)) for i in range(SHOWN_POINTS)})
-    points = " ".join(
-        f"{_point_time(samples[i][0], long_span)}={format_value(samples[i][1])}" for i in picks
-    )
-    return f"{head}\n  {stats}\n  points: {points}"
 
 
 # ---------------------------------------------------------------- errors
@@ -383,10 +207,10 @@ async def query_instant(deps: ToolDeps, query: str, time: str | None = None) -> 
     if not result:
         return ToolResult("no_data", f"No series matched {query}. {_metric_hint(query)}")
     lines = [
-        f"{_series_name(item.get('metric', {}))} => {format_value(item['value'][1])}"
+        f"{series_name(item.get('metric', {}))} => {format_value(item['value'][1])}"
         for item in result[:MAX_INSTANT_SERIES]
     ]
-    return ToolResult("ok", _fit("", lines, len(result), deps.output_limit))
+    return ToolResult("ok", fit("", lines, len(result), deps.output_limit))
 
 
 class _Admitted:
@@ -530,6 +354,6 @@ async def query_range(
             "no_data", f"No series matched {query} in {window}. {_metric_hint(query)}"
         )
     long_span = span >= 86400
-    blocks = [_summarise(item, long_span) for item in result[:MAX_RANGE_SERIES]]
+    blocks = [summarise(item, long_span) for item in result[:MAX_RANGE_SERIES]]
     header = f"{len(result)} series, {window}"
-    return ToolResult("ok", _fit(header, blocks, len(result), deps.output_limit))
+    return ToolResult("ok", fit(header, blocks, len(result), deps.output_limit))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from sre_agent_tools.redact import redact
+
 Status = Literal["ok", "error", "no_data"]
 
 #: Default cap on the text one tool call hands back to the model.
@@ -13,10 +15,14 @@ DEFAULT_OUTPUT_LIMIT = 4000
 
 @dataclass(frozen=True)
 class ToolResult:
-    """A tool's answer. ``text`` is already redacted and capped by the tool itself."""
+    """A tool's answer, capped by the tool itself. ``text`` is redacted here, where every
+    tool output is made: the gatherer and the agent's tool calls read it as it is."""
 
     status: Status
     text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", redact(self.text))
 
     def render(self) -> str:
         """The string the model sees: a one-word status line, then the text."""
