@@ -51,11 +51,16 @@ lint: install-test
 	$(BIN)/ruff format --check sre_agent tools lab tests scripts
 	$(BIN)/mypy sre_agent tools/sre_agent_tools lab/sre_agent_lab
 
-# Figures, not tests: the evidence-first pipeline per scenario, webhook acks, the redactor.
+# Figures, not tests (the tests assert no timings): the evidence-first pipeline per
+# scenario, webhook acks, the redactor, probes and deadlines while the model hangs, chat's
+# overhead per turn, the wheels and a clean venv (that one needs a package index).
 bench: install-test system-deps
 	$(BIN)/python scripts/bench.py
 	@if [ -f scripts/bench_webhook.py ]; then $(BIN)/python scripts/bench_webhook.py; fi
 	@if [ -f scripts/bench_redact.py ]; then $(BIN)/python scripts/bench_redact.py; fi
+	@if [ -f scripts/bench_faults.py ]; then $(BIN)/python scripts/bench_faults.py; fi
+	@if [ -f scripts/bench_chat.py ]; then $(BIN)/python scripts/bench_chat.py; fi
+	@if [ -f scripts/bench_wheel.py ]; then $(BIN)/python scripts/bench_wheel.py; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

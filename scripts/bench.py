@@ -82,21 +82,21 @@ async def measure(lab: Lab, scenario: Any, evidence_first: bool) -> dict[str, An
     run = await run_scenario(lab, scenario, settings)
     record = run.record
     prompts = [tokens.count_chat(r["messages"], r.get("tools") or []) for r in run.requests]
-    done = completions(run.requests, record.get("raw_text"))
+    done = completions(run.requests, record.raw_text)
     seen = ["\n".join(str(m.get("content", "")) for m in r["messages"]) for r in run.requests]
-    non_llm = max(0.0, run.seconds - record["llm_usage"]["seconds"])
-    calls = record["tool_calls"]
+    non_llm = max(0.0, run.seconds - record.llm_usage.seconds)
+    calls = record.tool_calls
     walk = await walk_figures(lab, scenario) if evidence_first else {}
     return {
         **walk,
         "first_prompt_tokens": prompts[0] if prompts else 0,
         "scenario": scenario.name,
-        "status": record["status"],
+        "status": record.status,
         "llm_calls": len(run.requests),
         "prompt_tokens": prompts,
         "completion_tokens": done,
-        "evidence_tools": sum(1 for c in calls if c.get("phase") == "evidence"),
-        "model_tools": sum(1 for c in calls if c.get("phase") != "evidence"),
+        "evidence_tools": sum(1 for c in calls if c.phase == "evidence"),
+        "model_tools": sum(1 for c in calls if c.phase != "evidence"),
         "decisive": len(scenario.decisive),
         "decisive_first": sum(d in seen[0] for d in scenario.decisive) if seen else 0,
         "decisive_any": sum(any(d in s for s in seen) for d in scenario.decisive),

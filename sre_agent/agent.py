@@ -38,11 +38,12 @@ from sre_agent.analysis import (
     parse_analysis,
 )
 from sre_agent.errors import ModelServerError
-from sre_agent.findings import Finding, assign_ids, fit_budget, render
+from sre_agent.findings import assign_ids, fit_budget, render
 from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
-from sre_agent.llm import LLM_ERRORS, OllamaChat, bound_lines, describe_error
+from sre_agent.llm import LLM_ERRORS, describe_error, make_model
+from sre_agent.models import AlertRecord, Evidence, Sources, ToolCall
 from sre_agent.prompts import Prompts
-from sre_agent.recorder import Recorder
+from sre_agent.recorder import Recorder, clean_reply
 from sre_agent.runlog import RunLog
 from sre_agent.settings import Settings
 
@@ -63,23 +64,34 @@ class Result:
     llm_unavailable: bool = False
 
 
-def alert_fields(alert: dict[str, Any]) -> dict[str, str]:
+def alert_fields(alert: AlertRecord) -> dict[str, str]:
     """The fields the investigation prompt is filled with."""
-    labels = alert.get("labels", {})
-    annotations = alert.get("annotations", {})
+    labels, annotations = alert.labels, alert.annotations
     shown = {k: v for k, v in labels.items() if k not in ("prometheus",)}
     return {
         "alertname": labels.get("alertname", "?"),
         "severity": labels.get("severity", "none"),
-        "status": alert.get("status", "firing"),
-        "starts_at": str(alert.get("startsAt", "?")),
+        "status": alert.status,
+        "starts_at": alert.startsAt or "?",
         "labels": ", ".join(f'{k}="{v}"' for k, v in shown.items()),
         "summary": annotations.get("summary", "(none)"),
         "description": annotations.get("description", "(none)"),
         "runbook_url": annotations.get("runbook_url", "(none)"),
-        "expr": alert.get("expr") or "(unknown)",
+        "expr": alert.expr or "(unknown)",
         "evidence": "(none gathered)",
     }
+
+
+def scoped_deps(
+    deps: ToolDeps,
+    alert: AlertRecord,
+    tool_calls: Iterable[ToolCall],
+    allowed: Iterable[str],
+    owner: str = "this investigation's",
+) -> ToolDeps:
+    """The tools' clients, reading only the namespaces the alert and its evidence name."""
+    calls = [c.model_dump() for c in tool_calls]
+    return deps.scoped({"labels": alert.labels}, calls, allowed, owner=owner)
 
 
 def guarded_middleware(
@@ -109,15 +121,7 @@ class Investigator:
         self.settings = settings
         self.prompts = prompts
         self.deps = deps
-        self.model = OllamaChat(
-            model=settings.model,
-            base_url=settings.ollama_url,
-            temperature=0,
-            num_ctx=settings.num_ctx,
-            num_predict=settings.num_predict,  # per call: a looping model stops here
-            client_kwargs={"timeout": settings.llm_timeout},
-            async_client_kwargs={"event_hooks": {"response": [bound_lines]}},
-        )
+        self.model = make_model(settings)
         self.tools = make_tools()
         tokens.count("warm up")  # load the tokenizer now, not during the first investigation
 
@@ -140,7 +144,7 @@ class Investigator:
             context_schema=ToolDeps,
         )
 
-    async def gather(self, alert: dict[str, Any], run: RunLog) -> list[Finding]:
+    async def gather(self, alert: AlertRecord, run: RunLog) -> list[Evidence]:
         """Evidence first: what the alert points at; the prompt gets it within the budget.
 
         Each finding reaches the run's record as it comes (a deadline in the middle
@@ -151,12 +155,12 @@ class Investigator:
         if not self.settings.evidence_first:
             return []
         first = len(run.evidence), len(run.tool_calls)
-        gathered: list[Finding] = []
+        gathered: list[Evidence] = []
         started = time.perf_counter()
 
-        def keep(finding: Finding) -> None:
+        def keep(finding: Evidence) -> None:
             gathered.append(finding)
-            run.evidence.append(finding.record())
+            run.evidence.append(finding)
             run.tool_calls.append(finding.tool_call())
 
         timeout = min(self.settings.evidence_timeout, self.settings.investigation_timeout / 2)
@@ -166,7 +170,7 @@ class Investigator:
             gathered.sort(key=lambda f: (f.priority, f.order))
             run.next_id = assign_ids(gathered, run.next_id)
             run.evidence_seconds = time.perf_counter() - started
-            run.evidence[first[0] :] = [f.record() for f in gathered]
+            run.evidence[first[0] :] = gathered
             run.tool_calls[first[1] :] = [f.tool_call() for f in gathered]
         kept = fit_budget(gathered, self.settings.evidence_budget_tokens)
         log.info(
@@ -176,11 +180,11 @@ class Investigator:
             len(kept),
         )
         shown = {f.id for f in kept}
-        for item in run.evidence[first[0] :]:
-            item["in_prompt"] = item["id"] in shown
+        for item in gathered:
+            item.in_prompt = item.id in shown
         return kept
 
-    async def run(self, alert: dict[str, Any], run: RunLog) -> Result:
+    async def run(self, alert: AlertRecord, run: RunLog) -> Result:
         """Investigate one alert. Never raises for backend trouble: the result says what happened."""
         run.model = self.settings.model
         run.prompt_version = self.prompts.version
@@ -195,13 +199,16 @@ class Investigator:
             state = await self._agent(run, [f.signature() for f in findings]).ainvoke(
                 {"messages": [HumanMessage(question)]},
                 # Kubernetes reads stay in the namespaces the alert and its evidence name.
-                context=self.deps.scoped(alert, run.tool_calls, self.settings.allowed_namespaces),
+                context=scoped_deps(
+                    self.deps, alert, run.tool_calls, self.settings.allowed_namespaces
+                ),
             )
             final_text = _final_text(state["messages"])
         except LLM_ERRORS as exc:  # the model server failed: keep what was gathered
             # The worker adds whether it will be investigated again (it knows the attempts).
-            reason = f"LLM call failed ({self.settings.ollama_url}): {llm_failure(exc)}"
-            log.warning("investigation of %s: %s", alert.get("labels", {}).get("alertname"), reason)
+            url = redact(self.settings.ollama_url)  # a setting: it may carry a password
+            reason = f"LLM call failed ({url}): {llm_failure(exc)}"
+            log.warning("investigation of %s: %s", alert.labels.get("alertname"), reason)
             status: Outcome = "degraded" if run.answered() else "failed"
             return Result(status, reason, llm_unavailable=True)
 
@@ -251,20 +258,20 @@ class Investigator:
         status: Outcome = "degraded" if run.answered() or answer else "failed"
         return Result(status, reason, raw_text=answer)
 
-    def sources(self, alert: dict[str, Any], run: RunLog) -> dict[str, Any]:
+    def sources(self, alert: AlertRecord, run: RunLog) -> Sources:
         """Which backends answered this run (:func:`sources.compute_sources`)."""
         return sources.compute_sources(
             run.evidence,
             prometheus=self.deps.prometheus is not None,
             kubernetes=self.deps.kube is not None,
             graph_base=sources.graph_base(
-                self.settings.prometheus_external_url, alert.get("generatorURL")
+                self.settings.prometheus_external_url, alert.generatorURL
             ),
         )
 
     async def _repair(
         self,
-        alert: dict[str, Any],
+        alert: AlertRecord,
         run: RunLog,
         final_text: str | None,
         error: str,
@@ -286,6 +293,7 @@ class Investigator:
                     [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
                 )
                 meter.adopt(reply)
+            reply = clean_reply(reply)  # type: ignore[assignment]  # redacted where it arrives
         except LLM_ERRORS as exc:
             reason = f"final answer invalid ({error}); retry failed: {llm_failure(exc)}"
             return Result("degraded", reason, raw_text=kept_text, llm_unavailable=True)
@@ -306,15 +314,15 @@ class Investigator:
                 reason += " (the retry was stopped: it kept repeating itself)"
             return Result("degraded", reason, raw_text=kept_text or text)
 
-    def _notes(self, alert: dict[str, Any], run: RunLog, final_text: str | None) -> str:
+    def _notes(self, alert: AlertRecord, run: RunLog, final_text: str | None) -> str:
         """What the model saw, within the evidence budget, for the schema-constrained retry."""
         budget = self.settings.evidence_budget_tokens * 4
         parts = [self.prompts.render("investigation", **alert_fields(alert))]
         for item in run.evidence:
-            if item.get("in_prompt") is False:  # not shown before: not citable now either
+            if not item.in_prompt:  # not shown before: not citable now either
                 continue
-            label = f"[{item['id']}] " if item.get("id") else ""
-            block = f"## {label}{item['title']}\n{item['output']}"
+            label = f"[{item.id}] " if item.id else ""
+            block = f"## {label}{item.title}\n{item.output}"
             if len(block) > budget:
                 block = block[: max(0, budget)]
             budget -= len(block)
@@ -341,16 +349,17 @@ def _final_text(messages: list[BaseMessage]) -> str | None:
 
 
 def llm_failure(exc: BaseException) -> str:
-    """A model-server failure, for a reason: ours already says what the server did."""
-    return redact(str(exc))[:500] if isinstance(exc, ModelServerError) else describe_error(exc)
+    """A model-server failure, for a reason: ours already says what the server did
+    (redacted where it was made, in :mod:`sre_agent.llm`)."""
+    return str(exc)[:500] if isinstance(exc, ModelServerError) else describe_error(exc)
 
 
 def _ongoing(run: RunLog) -> str:
     """What the model call the deadline cut was doing, if one was."""
-    if not run.calls_detail or run.calls_detail[-1].get("ended") != "cancelled":
+    if not run.calls_detail or run.calls_detail[-1].ended != "cancelled":
         return ""
     call = run.calls_detail[-1]
-    what = f"LLM call {len(run.calls_detail)} ({call['kind']}) was cut after {call['seconds']:g} s"
-    if call["completion_tokens"]:
-        return f"{what}: the model was still generating (~{call['completion_tokens']} tokens)"
+    what = f"LLM call {len(run.calls_detail)} ({call.kind}) was cut after {call.seconds:g} s"
+    if call.completion_tokens:
+        return f"{what}: the model was still generating (~{call.completion_tokens} tokens)"
     return f"{what}: the model server had sent no tokens yet"

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sre_agent_tools.prom_parse import expr_from_generator_url
 from sre_agent_tools.redact import redact_label_value
 
 from sre_agent.errors import AlertPayloadError
@@ -77,10 +79,7 @@ class Alert(BaseModel):
     @property
     def expr(self) -> str | None:
         """The alert rule's PromQL, recovered from generatorURL's ``g0.expr``."""
-        if not self.generatorURL:
-            return None
-        values = parse_qs(urlsplit(self.generatorURL).query).get("g0.expr")
-        return values[0] if values else None
+        return expr_from_generator_url(self.generatorURL)
 
     def dedup_key(self) -> str:
         """The same firing of the same alert: fingerprint + startsAt, hashed (it is stored
@@ -127,7 +126,7 @@ class WebhookPayload(BaseModel):
         return check_url(value)
 
 
-def _where(loc: tuple[int | str, ...] | list[int | str]) -> str:
+def _where(loc: Sequence[int | str]) -> str:
     """A field path for a message: keys come from the sender, so each is shown short."""
     parts = []
     for part in loc:
@@ -136,13 +135,26 @@ def _where(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return ".".join(parts) or "body"
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One readable line per problem: where, and what is wrong."""
-    errors = exc.errors(include_url=False, include_input=False)
-    parts = [f"{_where(err['loc'])}: {err['msg'][:200]}" for err in errors[:5]]
-    if len(errors) > 5:
-        parts.append(f"(and {len(errors) - 5} more)")
+def describe_errors(
+    errors: Sequence[Mapping[str, Any]],
+    where: Callable[[Sequence[int | str]], str] = _where,
+    limit: int = 5,
+    width: int | None = 200,
+) -> str:
+    """One readable line per problem: where, and what is wrong. The one formatting of
+    validation errors: the webhook body's, a request's (the API), the settings'."""
+    parts = []
+    for err in errors[:limit]:
+        place, message = where(err["loc"]), str(err["msg"]).removeprefix("Value error, ")[:width]
+        parts.append(f"{place}: {message}" if place else message)
+    if len(errors) > limit:
+        parts.append(f"(and {len(errors) - limit} more)")
     return "; ".join(parts)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """:func:`describe_errors` of a pydantic error."""
+    return describe_errors(exc.errors(include_url=False, include_input=False))
 
 
 def _bad_text(text: str) -> str | None:

@@ -4,7 +4,6 @@ The report it makes is :mod:`sre_agent.report`'s."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -19,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+
+from sre_agent.jsontext import first_json
 
 EvidenceId = Annotated[str, StringConstraints(pattern=r"^E\d+$")]
 #: An id as a small model writes it: ``E3``, ``[E3]``, ``e3``, ``E03``.
@@ -125,7 +126,6 @@ def analysis_schema() -> dict[str, Any]:
     return Analysis.model_json_schema()
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -143,17 +143,7 @@ def without_surrogates(value: Any) -> Any:
 
 def extract_json(text: str) -> Any:
     """The JSON object in a model's answer: bare, fenced, or surrounded by prose."""
-    text = text.strip()
-    candidates = [text, *_FENCE.findall(text)]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            return without_surrogates(json.loads(candidate))
-        except (json.JSONDecodeError, ValueError, RecursionError):
-            continue
-    raise ValueError("the answer contains no JSON object")
+    return without_surrogates(first_json(text))
 
 
 def parse_analysis(text: str) -> Analysis:

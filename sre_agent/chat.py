@@ -31,23 +31,26 @@ from langchain_core.messages import (
     HumanMessage,
     RemoveMessage,
     ToolMessage,
+    trim_messages,
 )
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from sre_agent_tools import ToolDeps
+from sre_agent_tools import ToolDeps, make_tools
 from sre_agent_tools.redact import redact
 
 from sre_agent import tokens
 from sre_agent.agent import (
     LLM_ERRORS,
-    Investigator,
     RunLog,
     alert_fields,
     describe_error,
     guarded_middleware,
+    scoped_deps,
 )
 from sre_agent.chat_events import Event, EventStream
-from sre_agent.findings import Finding, fit_budget, render
+from sre_agent.findings import fit_budget, render
+from sre_agent.llm import make_model
+from sre_agent.models import Analysis, Investigation
 from sre_agent.prompts import Prompts, default_prompts_dir, load_prompts
 from sre_agent.settings import Settings
 from sre_agent.store import Store
@@ -67,52 +70,61 @@ class ChatUnavailable(Exception):
 
 
 @dataclass
-class FitTurns:
-    """A context edit: leave out the oldest whole turns until the request fits ``limit``.
+class TrimTurns:
+    """A context edit: the oldest whole turns left out until the request fits ``limit``
+    (``trim_messages``, counted with our tokenizer); the latest question always stays.
 
-    The latest turn always stays; should it alone be too large, its tool results
-    are shortened. The stored history is untouched (this edits the request only).
+    Should the latest turn alone be too large, its tool results are shortened, then its
+    longest texts. The stored history is untouched (this edits the request only).
     """
 
     limit: int
 
     def apply(self, messages: list[AnyMessage], *, count_tokens: Any) -> None:
-        sizes = [count_tokens([m]) for m in messages]
-        if sum(sizes) <= self.limit:
+        if count_tokens(messages) <= self.limit:
             return
+        kept = trim_messages(
+            messages,
+            max_tokens=self.limit - 20,  # room for the note
+            token_counter=count_tokens,
+            strategy="last",
+            start_on="human",
+            allow_partial=False,
+        )
         starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)] or [0]
-        cut = starts[-1]
-        for start in starts:
-            if sum(sizes[start:]) + 20 <= self.limit:
-                cut = start
-                break
+        cut = len(messages) - len(kept) if kept else starts[-1]
+        cut = min(cut, starts[-1])  # never past the latest question
         if cut > 0:
             first = messages[cut]
             note = f"[{cut} earlier messages left out to fit the prompt budget]\n\n"
             messages[cut] = first.model_copy(update={"content": note + str(first.content)})
-            del messages[:cut], sizes[:cut]
-            sizes[0] = count_tokens([messages[0]])
-        over = sum(sizes) - self.limit
-        # Still too large: shorten the turn's tool results first, then its longest texts.
-        order = sorted(
-            range(len(messages)),
-            key=lambda i: (not isinstance(messages[i], ToolMessage), -sizes[i]),
+            del messages[:cut]
+        _shorten(messages, count_tokens, self.limit)
+
+
+def _shorten(messages: list[AnyMessage], count_tokens: Any, limit: int) -> None:
+    """Shorten the tool results first, then the longest texts, until ``messages`` fit."""
+    sizes = [count_tokens([m]) for m in messages]
+    over = sum(sizes) - limit
+    order = sorted(
+        range(len(messages)),
+        key=lambda i: (not isinstance(messages[i], ToolMessage), -sizes[i]),
+    )
+    for i in order:
+        message = messages[i]
+        if over <= 0:
+            break
+        if not isinstance(message.content, str) or not message.content:
+            continue
+        text = message.content
+        keep = max(0, sizes[i] - over - 20)
+        cut_text = text[: int(len(text) * keep / max(1, sizes[i]))]
+        messages[i] = message.model_copy(
+            update={"content": cut_text + "\n… [shortened to fit the prompt budget]"}
         )
-        for i in order:
-            message = messages[i]
-            if over <= 0:
-                break
-            if not isinstance(message.content, str) or not message.content:
-                continue
-            text = message.content
-            keep = max(0, sizes[i] - over - 20)
-            cut_text = text[: int(len(text) * keep / max(1, sizes[i]))]
-            messages[i] = message.model_copy(
-                update={"content": cut_text + "\n… [shortened to fit the prompt budget]"}
-            )
-            new = count_tokens([messages[i]])
-            over -= sizes[i] - new
-            sizes[i] = new
+        new = count_tokens([messages[i]])
+        over -= sizes[i] - new
+        sizes[i] = new
 
 
 class ChatService:
@@ -125,8 +137,7 @@ class ChatService:
         if "chat" not in prompts.templates:  # an older copy of the prompts: ours fills in
             prompts = load_prompts(default_prompts_dir())
         self.prompts = prompts
-        investigator = Investigator(settings, prompts, deps)  # the same model settings
-        self.model, self.tools = investigator.model, investigator.tools
+        self.model, self.tools = make_model(settings), make_tools()  # the investigation's
         self.tools_tokens = tokens.count(
             json.dumps([convert_to_openai_tool(t) for t in self.tools])
         )
@@ -195,13 +206,14 @@ class ChatService:
             raise KeyError(ident)
         lock = self._locks.setdefault(ident, asyncio.Lock())
         async with lock:
+            # The question enters here: redacted before the model, the history or a log.
             async for event in self._turn(record, redact(question.strip())):
                 yield event
 
-    async def _turn(self, record: dict[str, Any], question: str) -> AsyncIterator[Event]:
+    async def _turn(self, record: Investigation, question: str) -> AsyncIterator[Event]:
         run = RunLog(model=self.settings.model, prompt_version=self.prompts.version)
-        config = _config(record["id"])
-        history = await self.messages(record["id"])
+        config = _config(record.id)
+        history = await self.messages(record.id)
         before = len(history)
         # This turn's tool results are cited after the investigation's and earlier turns'.
         run.next_id = _last_id(record) + sum(isinstance(m, ToolMessage) for m in history) + 1
@@ -217,17 +229,17 @@ class ChatService:
                     for event in stream.feed(mode, chunk):
                         yield event
         except LLM_ERRORS as exc:
-            await self._forget_turn(record["id"], before)
+            await self._forget_turn(record.id, before)
             message = redact(
                 f"the model server failed ({self.settings.ollama_url}): {describe_error(exc)};"
                 " check that Ollama runs there (SRE_AGENT_OLLAMA_URL) with the model"
                 f" {self.settings.model!r} pulled (SRE_AGENT_MODEL)"
             )
-            log.warning("chat about %s: %s", record["id"], message)
+            log.warning("chat about %s: %s", record.id, message)
             yield "error", {"error": message}
             return
         except TimeoutError:
-            await self._forget_turn(record["id"], before)
+            await self._forget_turn(record.id, before)
             yield (
                 "error",
                 {
@@ -237,15 +249,15 @@ class ChatService:
             )
             return
         except Exception:
-            log.exception("chat about %s failed", record["id"])
-            await self._forget_turn(record["id"], before)
+            log.exception("chat about %s failed", record.id)
+            await self._forget_turn(record.id, before)
             yield "error", {"error": "internal error; see the service log"}
             return
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away mid-turn: no half-answered question stays behind.
-            await asyncio.shield(self._forget_turn(record["id"], before))
+            await asyncio.shield(self._forget_turn(record.id, before))
             raise
-        yield "done", {"answer": stream.answer, "usage": run.usage()}
+        yield "done", {"answer": stream.answer, "usage": run.usage().model_dump(mode="json")}
 
     async def _forget_turn(self, ident: str, before: int) -> None:
         """A failed turn leaves no half-answered question in the history."""
@@ -257,16 +269,17 @@ class ChatService:
         except Exception:  # the history keeps the question; nothing worse
             log.exception("could not drop the failed turn of %s from the chat history", ident)
 
-    def _scoped_deps(self, record: dict[str, Any]) -> ToolDeps:
+    def _scoped_deps(self, record: Investigation) -> ToolDeps:
         """The tools' clients, reading only the namespaces the investigation's evidence names."""
-        return self.deps.scoped(
-            record.get("alert") or {},
-            record.get("tool_calls") or [],
+        return scoped_deps(
+            self.deps,
+            record.alert,
+            record.tool_calls,
             self.settings.allowed_namespaces,
             owner="this chat's",
         )
 
-    def _agent(self, record: dict[str, Any], run: RunLog, question: str) -> Any:
+    def _agent(self, record: Investigation, run: RunLog, question: str) -> Any:
         system = self._system_prompt(record, question)
         room = (
             self.settings.prompt_budget_tokens
@@ -283,7 +296,7 @@ class ChatService:
                 run,
                 [
                     ClearToolUsesEdit(trigger=room, keep=1, placeholder=_CLEARED),
-                    FitTurns(limit=room),
+                    TrimTurns(limit=room),
                 ],
                 self._count,
             ),
@@ -291,13 +304,13 @@ class ChatService:
             checkpointer=self._saver,
         )
 
-    def _system_prompt(self, record: dict[str, Any], question: str) -> str:
+    def _system_prompt(self, record: Investigation, question: str) -> str:
         """The investigation, with as much of its evidence as leaves room for the turn."""
-        fields = alert_fields(record["alert"])
-        status = record["status"]
-        if record.get("status_reason"):
-            status += f" ({record['status_reason']})"
-        fields.update(investigation=status, analysis=_render_analysis(record), evidence="")
+        fields = alert_fields(record.alert)
+        status: str = record.status
+        if record.status_reason:
+            status += f" ({record.status_reason})"
+        fields.update(investigation=status, analysis=analysis_context(record), evidence="")
         total = self.settings.prompt_budget_tokens
         room = (
             total
@@ -307,18 +320,18 @@ class ChatService:
             - total // 4  # for this turn's tool results and the latest turns
         )
         budget = min(self.settings.evidence_budget_tokens, total // 4, room)
-        findings = [
-            Finding.from_record(item, n)
-            for n, item in enumerate(record.get("evidence") or [])
-            if isinstance(item, dict)
-        ]
         cited = {
             i
-            for c in (record.get("analysis") or {}).get("root_causes") or []
-            for i in (c.get("evidence_ids") or [])
+            for c in (record.analysis.root_causes if record.analysis else [])
+            for i in c.evidence_ids
         }
         # What the analysis cites first, then the rest in the investigation's order.
-        findings.sort(key=lambda f: (f.id not in cited, f.order))
+        findings = [
+            f
+            for _, f in sorted(
+                enumerate(record.evidence), key=lambda p: (p[1].id not in cited, p[0])
+            )
+        ]
         kept = fit_budget(findings, budget) if budget >= 60 else []
         if kept:
             fields["evidence"] = render(kept)
@@ -345,29 +358,30 @@ class ChatService:
         return total
 
 
-def _last_id(record: dict[str, Any]) -> int:
+def _last_id(record: Investigation) -> int:
     """The highest evidence id number the investigation gave (0 for none, or old rows)."""
-    numbers = [
-        int(str(item["id"])[1:])
-        for item in record.get("evidence") or []
-        if isinstance(item, dict) and str(item.get("id") or "")[1:].isdigit()
-    ]
+    numbers = [int(item.id[1:]) for item in record.evidence if item.id[1:].isdigit()]
     return max(numbers, default=0)
 
 
-def _render_analysis(record: dict[str, Any]) -> str:
-    analysis = record.get("analysis")
-    if not analysis:
-        raw = (record.get("raw_text") or "").strip()
+def analysis_context(record: Investigation) -> str:
+    """The analysis as the chat's system prompt gives it (the model's last text when
+    there is none)."""
+    if record.analysis is None:
+        raw = (record.raw_text or "").strip()
         return raw[:2000] if raw else "(no analysis: see the investigation status)"
-    lines = [f"Summary: {analysis.get('summary', '')}"]
-    for cause in analysis.get("root_causes") or []:
-        lines.append(f"Likely cause ({cause.get('confidence', '?')}): {cause.get('cause', '')}")
-        lines.extend(f"  - evidence: {e}" for e in cause.get("evidence") or [])
-        if cause.get("evidence_ids"):
-            lines.append(f"  - cites: {', '.join(cause['evidence_ids'])}")
-    lines.append(f"Impact: {analysis.get('impact', '')}")
-    lines.extend(f"Mitigation: {step}" for step in analysis.get("mitigation") or [])
+    return _analysis_lines(record.analysis)
+
+
+def _analysis_lines(analysis: Analysis) -> str:
+    lines = [f"Summary: {analysis.summary}"]
+    for cause in analysis.root_causes:
+        lines.append(f"Likely cause ({cause.confidence}): {cause.cause}")
+        lines.extend(f"  - evidence: {e}" for e in cause.evidence)
+        if cause.evidence_ids:
+            lines.append(f"  - cites: {', '.join(cause.evidence_ids)}")
+    lines.append(f"Impact: {analysis.impact}")
+    lines.extend(f"Mitigation: {step}" for step in analysis.mitigation)
     return "\n".join(lines)
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from typing import Any, TextIO
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import SSEError, connect_sse
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -54,27 +54,34 @@ def ask(http: httpx.Client, ident: str, question: str, out: TextIO | None = None
     out = out or sys.stdout
     url = f"/investigations/{quote(ident, safe='')}/chat"  # an id is one path segment
     try:
-        with http.stream(
-            "POST", url, json={"message": question}, headers={"Accept": "text/event-stream"}
-        ) as response:
+        with connect_sse(
+            http, "POST", url, json={"message": question}, headers={"Accept": "text/event-stream"}
+        ) as source:
+            response = source.response
             if response.status_code != 200:
                 response.read()
                 print(f"sre-agent: {_error_of(response)}", file=sys.stderr)
                 return 2 if response.status_code < 500 else 3
-            for event, data in _events(response.iter_lines()):
-                if event == "token":
-                    out.write(data.get("text", ""))
+            for sse in source.iter_sse():
+                data = _data(sse.data)
+                if sse.event == "token":
+                    out.write(str(data.get("text", "")))
                     out.flush()
-                elif event == "tool_call":
+                elif sse.event == "tool_call":
                     args = ", ".join(f"{k}={v!r}" for k, v in (data.get("args") or {}).items())
                     print(f"[tool {data.get('name')}({args})]", file=sys.stderr, flush=True)
-                elif event == "error":
+                elif sse.event == "error":
                     print(f"\nsre-agent: {data.get('error')}", file=sys.stderr)
                     return 3
-                elif event == "done":
+                elif sse.event == "done":
                     out.write("\n")
                     out.flush()
                     return 0
+    except SSEError as exc:  # a 200 that is no event stream: not our service there
+        print(
+            f"sre-agent: {http.base_url} did not answer as sre-agent does ({exc})", file=sys.stderr
+        )
+        return 1
     except httpx.HTTPError as exc:
         print(
             f"sre-agent: cannot reach the service at {http.base_url} ({exc}); is"
@@ -86,18 +93,13 @@ def ask(http: httpx.Client, ident: str, question: str, out: TextIO | None = None
     return 3
 
 
-def _events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Server-Sent Events: ``event:``/``data:`` lines, dispatched at each blank line."""
-    event, data = "message", list[str]()
-    for line in lines:
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
+def _data(text: str) -> dict[str, Any]:
+    """An event's JSON object; anything else reads as empty (a newer server's extra)."""
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _error_of(response: httpx.Response) -> str:

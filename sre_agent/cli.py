@@ -14,7 +14,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from sre_agent import __version__, chat_cli, records_cli
 from sre_agent.errors import AlertPayloadError, ConfigError, OllamaUnavailable
@@ -22,6 +21,27 @@ from sre_agent.logs import configure_logging
 from sre_agent.settings import Settings, load_settings, unknown_variables
 
 log = logging.getLogger("sre_agent.cli")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one to show: never "(default: None)", nor
+    "(default: False)" on a flag."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _port(text: str) -> int:
+    """A TCP port: an argparse error (usage, exit 2) for anything else, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
+    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,12 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run the API and the investigation workers",
         description="Serve the API and run the investigation workers (settings: SRE_AGENT_*).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"
     )
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--port", type=_port, default=8080, help="port to listen on")
     chat_cli.add_parser(sub)
     records_cli.add_parsers(sub)
     inv = sub.add_parser("investigate", help="investigate an Alertmanager body (or one alert)")
@@ -65,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         evaluate.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     else:
         add_eval_arguments(evaluate)
+    for command in sub.choices.values():  # one help style for every command
+        command.formatter_class = _HelpFormatter
     return parser
 
 
@@ -139,6 +160,10 @@ def serve(settings: Settings, host: str, port: int) -> int:
     from sre_agent import server
     from sre_agent.app import create_app
 
+    # Bound before anything opens: a port in use is one line now, not a traceback after
+    # the start-up checks.
+    sock = server.listen(host, port)
+
     # The names of the host it is bound to are names users reach it by.
     hosts = dict.fromkeys((*settings.allowed_hosts, *server.bound_names(host)))
     settings = settings.model_copy(update={"allowed_hosts": tuple(hosts)})
@@ -159,7 +184,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
         "answering to Host %s and IP addresses (SRE_AGENT_ALLOWED_HOSTS)",
         ", ".join(settings.allowed_hosts),
     )
-    server.run(create_app(settings), settings, host, port)
+    server.run(create_app(settings), settings, sock)
     return 0
 
 
@@ -173,12 +198,11 @@ async def investigate(
 ) -> int:
     """Investigate the firing alerts of ``file``; the records go to a throwaway database
     unless ``keep``: then to ``settings.database_url`` (the service's, for list/show/chat)."""
-    from sre_agent.agent import Investigator
     from sre_agent.alerts import load_alert_file
-    from sre_agent.backends import make_deps, require_ollama
-    from sre_agent.prompts import load_prompts
-    from sre_agent.store import Store
-    from sre_agent.worker import Worker
+    from sre_agent.backends import require_ollama
+    from sre_agent.models import Investigation
+    from sre_agent.report import render
+    from sre_agent.services import open_services
 
     text = _read(file)
     payload = load_alert_file(text)
@@ -186,14 +210,8 @@ async def investigate(
     for alert in payload.alerts:
         if alert.status != "firing":
             continue
-        if not all_severities and alert.severity not in settings.severities:
-            log.info(
-                "skipping %s: severity %r is not in SRE_AGENT_SEVERITIES (%s;"
-                " --all-severities investigates it)",
-                alert.name,
-                alert.severity,
-                ",".join(settings.severities),
-            )
+        if not all_severities and (reason := settings.skip_reason(alert.severity)):
+            log.info("skipping %s: %s (--all-severities investigates it)", alert.name, reason)
             continue
         firing.append(alert)
     if not firing:
@@ -201,13 +219,8 @@ async def investigate(
         return 0
     await require_ollama(settings)
     settings = settings.model_copy(update={"reinvestigate": False})  # one shot: no later retry
-    deps = make_deps(settings)
-    if deps.kube_problem:
-        log.warning("%s: Kubernetes lookups will report it", deps.kube_problem)
-    prompts = load_prompts(settings.prompts_dir)
-    records: list[dict[str, Any]] = []
+    records: list[Investigation] = []
     with tempfile.TemporaryDirectory(prefix="sre-agent-") as tmp:
-        path = settings.database_path if keep else Path(tmp) / "one-shot.db"
         if keep:
             log.info("the record is stored in %s (SRE_AGENT_DATABASE_URL)", settings.database_url)
         else:
@@ -215,38 +228,33 @@ async def investigate(
                 "the record lives in a throwaway database, gone when this command ends:"
                 " --database-url (or SRE_AGENT_DATABASE_URL) names the service's to keep it"
             )
-        store = Store(path)
-        store.open()
-        worker = Worker(
-            store,
-            Investigator(settings, prompts, deps),
-            concurrency=1,
-            timeout=settings.investigation_timeout,
-        )
-        try:
+            throwaway = f"sqlite:///{Path(tmp) / 'one-shot.db'}"
+            settings = settings.model_copy(update={"database_url": throwaway})
+        # The worker is driven here, one alert at a time; nothing runs in the background.
+        async with open_services(settings, serve=False, concurrency=1) as services:
+            store, worker = services.store, services.worker
+            if services.deps.kube_problem:
+                log.warning("%s: Kubernetes lookups will report it", services.deps.kube_problem)
             for n, alert in enumerate(firing, 1):
                 record, created = store.create_or_get(alert, payload.groupKey)
                 if not created:
                     log.info(
                         "%s was investigated already (%s, %s): showing that record",
                         alert.name,
-                        record["id"],
-                        record["status"],
+                        record.id,
+                        record.status,
                     )
                 log.info(
                     "[%d/%d] investigating %s (%s)", n, len(firing), alert.name, alert.severity
                 )
-                await worker.process(record["id"])
-                records.append(store.get(record["id"]) or record)
-        finally:
-            store.close()
-            if deps.kube is not None:
-                deps.kube.close()
+                await worker.process(record.id)
+                records.append(store.get(record.id) or record)
     if as_json:
-        print(json.dumps(records if len(records) > 1 else records[0], indent=2))
+        shown = [r.model_dump(mode="json") for r in records]
+        print(json.dumps(shown if len(shown) > 1 else shown[0], indent=2))
     else:
-        print("\n---\n\n".join(r.get("report") or "" for r in records), end="")
-    return 0 if all(r["status"] == "completed" for r in records) else 1
+        print("\n---\n\n".join(render(r) for r in records), end="")
+    return 0 if all(r.status == "completed" for r in records) else 1
 
 
 def _read(file: str) -> str:

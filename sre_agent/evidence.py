@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,18 +37,19 @@ from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
 
 from sre_agent import graph_roots as roots
-from sre_agent.findings import Finding, call_signature, fit_budget, render
+from sre_agent.findings import Evidence, call_signature, fit_budget, render
 from sre_agent.graph import LOOKUP_BUDGET, Visit, Walk, visit
 from sre_agent.graph_hops import RELATIONS
 from sre_agent.graph_roots import EXPORTERS
 from sre_agent.graph_text import reduce_log
+from sre_agent.models import AlertRecord
 from sre_agent.plan import Plan
 from sre_agent.series import identity, label_vector, own_series_first, score, values
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Finding",
+    "Evidence",
     "call_signature",
     "fit_budget",
     "gather",
@@ -101,12 +102,12 @@ _WINDOW_MAX = timedelta(days=3)
 _WINDOW_LEAD = timedelta(minutes=30)
 
 
-def _window(alert: dict[str, Any], now: datetime) -> tuple[str, str]:
+def _window(alert: AlertRecord, now: datetime) -> tuple[str, str]:
     """From 30 minutes before the alert started (within ``_WINDOW_MAX``) to now.
 
     Only ``now - starts`` is computed: no arithmetic near datetime's own bounds."""
     try:
-        starts = datetime.fromisoformat(str(alert.get("startsAt")).replace("Z", "+00:00"))
+        starts = datetime.fromisoformat(alert.startsAt.replace("Z", "+00:00"))
         if starts.tzinfo is None:
             starts = starts.replace(tzinfo=UTC)
         firing_for = max(now - starts, timedelta(0))  # a start in the future: from now
@@ -129,19 +130,21 @@ class _Strict(dict):  # type: ignore[type-arg]
 
 
 async def gather(
-    alert: dict[str, Any],
+    alert: AlertRecord | Mapping[str, Any],
     deps: ToolDeps,
     *,
     now: datetime | None = None,
-    on_finding: Callable[[Finding], None] | None = None,
+    on_finding: Callable[[Evidence], None] | None = None,
     timeout: float | None = None,
-) -> list[Finding]:
+) -> list[Evidence]:
     """Everything the alert points at, most important first.
 
     ``on_finding`` gets each finding as soon as it is gathered; past ``timeout``
     seconds the lookups still pending become timed-out findings and the rest is
-    returned. A cancellation (the investigation's deadline) records them too.
+    returned. A cancellation (the investigation's deadline) records them too. ``alert``
+    is the stored alert, or its fields (the lab's and tests' alerts).
     """
+    alert = AlertRecord.model_validate(alert)
     plan = Plan(deps, on_finding, budget=LOOKUP_BUDGET)
     scope = asyncio.timeout(timeout)
     try:
@@ -160,13 +163,13 @@ async def gather(
     return sorted(plan.findings, key=lambda f: (f.priority, f.order))
 
 
-async def _gather(plan: Plan, alert: dict[str, Any], now: datetime) -> None:
+async def _gather(plan: Plan, alert: AlertRecord, now: datetime) -> None:
     deps = plan.deps
-    labels: dict[str, str] = dict(alert.get("labels") or {})
+    labels: dict[str, str] = dict(alert.labels)
     alertname = labels.get("alertname", "")
     metric: list[Awaitable[Any]] = []
 
-    expr = alert.get("expr")
+    expr = alert.expr
     if expr:
         metric.append(_alert_expr(plan, expr, labels, _window(alert, now)))
     if not labels.get("node") and alertname.startswith("Node") and labels.get("instance"):
@@ -196,10 +199,10 @@ async def _gather(plan: Plan, alert: dict[str, Any], now: datetime) -> None:
                 optional=True,
             )
         )
-    await asyncio.gather(*metric, _kube_side(plan, alert, labels))
+    await asyncio.gather(*metric, _kube_side(plan, labels))
 
 
-async def _kube_side(plan: Plan, alert: dict[str, Any], labels: dict[str, str]) -> None:
+async def _kube_side(plan: Plan, labels: dict[str, str]) -> None:
     """The object-graph walk from what the labels name, then the namespace's other events."""
     ns = labels.get("namespace")
     walk = Walk(plan, {ns} if ns else set(), RELATIONS)

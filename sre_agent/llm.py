@@ -33,6 +33,7 @@ from sre_agent_tools.redact import redact
 from sre_agent import tokens
 from sre_agent.analysis import without_surrogates
 from sre_agent.errors import ModelServerError
+from sre_agent.settings import Settings
 
 #: What a model call raises when the model server fails (down, refused, an HTTP error,
 #: garbage, a broken stream): the one place that says so.
@@ -294,3 +295,16 @@ def _final_part(last: ollama.ChatResponse, reason: str) -> ollama.ChatResponse:
 
 async def _single(response: ollama.ChatResponse) -> AsyncIterator[ollama.ChatResponse]:
     yield response
+
+
+def make_model(settings: Settings) -> OllamaChat:
+    """The model every agent of ours runs on (investigations and chat alike)."""
+    return OllamaChat(
+        model=settings.model,
+        base_url=settings.ollama_url,
+        temperature=0,
+        num_ctx=settings.num_ctx,
+        num_predict=settings.num_predict,  # per call: a looping model stops here
+        client_kwargs={"timeout": settings.llm_timeout},
+        async_client_kwargs={"event_hooks": {"response": [bound_lines]}},
+    )

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sre_agent_tools import make_tools
 
 from sre_agent.api.rejections import REASONS as REJECTION_REASONS
+from sre_agent.models import Investigation
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +108,19 @@ class Metrics:
         """A refused webhook delivery; ``reason`` is one of :data:`REJECTION_REASONS`."""
         self.webhook_rejected.labels(reason if reason in REJECTION_REASONS else "other").inc()
 
-    def observe_investigation(self, record: dict[str, Any]) -> None:
+    def observe_investigation(self, record: Investigation) -> None:
         """A finished investigation, as stored (status, duration, LLM usage, tool calls)."""
-        self.investigations.labels(record.get("status") or "failed").inc()
-        if record.get("duration_s") is not None:
-            self.duration.observe(float(record["duration_s"]))
-        usage = record.get("llm_usage") or {}
-        self.llm_calls.inc(int(usage.get("calls") or 0))
-        self.llm_tokens.labels("prompt").inc(int(usage.get("prompt_tokens") or 0))
-        self.llm_tokens.labels("completion").inc(int(usage.get("completion_tokens") or 0))
-        for call in record.get("tool_calls") or []:
-            name = str(call.get("name"))
+        self.investigations.labels(record.status).inc()
+        if record.duration_s is not None:
+            self.duration.observe(record.duration_s)
+        usage = record.llm_usage
+        self.llm_calls.inc(usage.calls)
+        self.llm_tokens.labels("prompt").inc(usage.prompt_tokens)
+        self.llm_tokens.labels("completion").inc(usage.completion_tokens)
+        for call in record.tool_calls:
+            name = str(call.name)
             self.tool_calls.labels(
-                name if name in self.tool_names else "unknown", str(call.get("status"))
+                name if name in self.tool_names else "unknown", call.status
             ).inc()
 
     def track_queue(self, depth: Callable[[], int]) -> None:

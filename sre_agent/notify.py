@@ -11,8 +11,9 @@ Two ways in, chosen by settings:
 
 Slack is a side channel: every post runs as a background task, retries 429
 (honouring ``Retry-After``), 5xx and connection errors a few times within a
-bounded time, and a failure is logged and counted, never raised into an
-investigation. Every text is redacted before it is sent.
+bounded time (tenacity), and a failure is logged and counted, never raised into
+an investigation. The message is presented from the :class:`Investigation`, whose
+texts were redacted where they entered; here they are only escaped for mrkdwn.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sre_agent_tools.redact import redact, redact_obj
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from sre_agent import sources
 from sre_agent.metrics import Metrics
+from sre_agent.models import Investigation
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 
@@ -50,8 +52,8 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _clean(text: Any, limit: int = 2900) -> str:
-    return _clip(_escape(redact(str(text))), limit)
+def _clean(text: object, limit: int = 2900) -> str:
+    return _clip(_escape(str(text)), limit)
 
 
 def _slack_date(iso: str | None) -> str:
@@ -72,47 +74,40 @@ def report_url(settings: Settings, ident: str) -> str | None:
     return f"{settings.public_url}/investigations/{ident}?format=markdown"
 
 
-def investigation_blocks(record: dict[str, Any], link: str | None) -> list[dict[str, Any]]:
+def investigation_blocks(inv: Investigation, link: str | None) -> list[dict[str, Any]]:
     """The Block Kit message of one finished investigation."""
-    alert = record.get("alert") or {}
-    status = record.get("status") or "?"
-    header = f"{record.get('alertname', '?')} [{record.get('severity', '?')}]"
+    status = inv.status
+    header = f"{inv.alertname} [{inv.severity}]"
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(redact(header), 150)}},
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(header, 150)}},
         {
             "type": "section",
             "fields": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"*Namespace*\n{_clean(record.get('namespace') or '-')}",
-                },
+                {"type": "mrkdwn", "text": f"*Namespace*\n{_clean(inv.namespace or '-')}"},
                 {"type": "mrkdwn", "text": f"*Status*\n{STATUS_MARK.get(status, '')} {status}"},
-                {"type": "mrkdwn", "text": f"*Started*\n{_slack_date(alert.get('startsAt'))}"},
+                {"type": "mrkdwn", "text": f"*Started*\n{_slack_date(inv.alert.startsAt)}"},
             ],
         },
     ]
-    caveat = sources.warning(record.get("sources"))
+    caveat = sources.warning(inv.sources)
     if caveat:  # what the analysis rests on comes before what it says
         blocks.append(_section(_clean(caveat)))
-    analysis = record.get("analysis") or {}
-    if analysis.get("summary"):
-        blocks.append(_section(f"*Summary*\n{_clean(analysis['summary'])}"))
-    causes = analysis.get("root_causes") or []
-    if causes:
-        top = causes[0]
-        confidence = _clean(top.get("confidence") or "?", 20)
-        if top.get("lowered_from"):  # as the report says it: lowered, not the model's own
-            confidence += f", lowered from {_clean(top['lowered_from'], 20)}"
-        blocks.append(
-            _section(f"*Root cause* (confidence: {confidence})\n{_clean(top.get('cause', '?'))}")
-        )
-    steps = [s for s in analysis.get("mitigation") or [] if str(s).strip()][:3]
+    analysis = inv.analysis
+    if analysis is not None and analysis.summary:
+        blocks.append(_section(f"*Summary*\n{_clean(analysis.summary)}"))
+    if analysis is not None and analysis.root_causes:
+        top = analysis.root_causes[0]
+        confidence = _clean(top.confidence, 20)
+        if top.lowered_from:  # as the report says it: lowered, not the model's own
+            confidence += f", lowered from {_clean(top.lowered_from, 20)}"
+        blocks.append(_section(f"*Root cause* (confidence: {confidence})\n{_clean(top.cause)}"))
+    steps = [s for s in (analysis.mitigation if analysis else []) if s.strip()][:3]
     if steps:
         lines = "\n".join(f"{n}. {_clean(step, 900)}" for n, step in enumerate(steps, 1))
         blocks.append(_section(f"*Mitigation*\n{lines}"))
-    if status != "completed" and record.get("status_reason"):
-        blocks.append(_section(f"*Why {status}*\n{_clean(record['status_reason'])}"))
-    where = f"investigation `{record.get('id')}`"
+    if status != "completed" and inv.status_reason:
+        blocks.append(_section(f"*Why {status}*\n{_clean(inv.status_reason)}"))
+    where = f"investigation `{inv.id}`"
     if link:
         where = f"<{link}|Full report> · {where}"
     blocks.append(
@@ -120,22 +115,31 @@ def investigation_blocks(record: dict[str, Any], link: str | None) -> list[dict[
             "type": "context",
             "elements": [
                 {"type": "mrkdwn", "text": where},
-                {"type": "mrkdwn", "text": _clean(sources.summary_line(record.get("sources")))},
+                {"type": "mrkdwn", "text": _clean(sources.summary_line(inv.sources))},
             ],
         }
     )
-    return redact_obj(blocks)  # type: ignore[no-any-return]
+    return blocks
 
 
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _fallback_text(record: dict[str, Any]) -> str:
+def _fallback_text(inv: Investigation) -> str:
     """The notification text (push, screen readers) next to the blocks."""
-    summary = (record.get("analysis") or {}).get("summary") or record.get("status_reason") or ""
-    text = f"{record.get('alertname')} ({record.get('severity')}): {record.get('status')}"
-    return _clip(redact(f"{text}. {summary}".strip()), 300)
+    summary = (inv.analysis.summary if inv.analysis else None) or inv.status_reason or ""
+    text = f"{inv.alertname} ({inv.severity}): {inv.status}"
+    return _clip(f"{text}. {summary}".strip(), 300)
+
+
+class _Retryable(Exception):
+    """A post worth trying again (429, 5xx, a connection error); ``retry_after`` is
+    Slack's ``Retry-After`` when it sent one."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.retry_after = problem, retry_after
 
 
 class Notifier:
@@ -188,16 +192,16 @@ class Notifier:
             self._http = None
 
     # --- what the rest of the service calls (never blocks, never raises) -----
-    def investigation_finished(self, record: dict[str, Any]) -> None:
-        if self.mode and record.get("status") in NOTIFY:
+    def investigation_finished(self, record: Investigation) -> None:
+        if self.mode and record.status in NOTIFY:
             self._spawn(self._post_investigation(record), record)
 
-    def alert_resolved(self, record: dict[str, Any]) -> None:
-        if self.mode and record.get("resolved_at"):
+    def alert_resolved(self, record: Investigation) -> None:
+        if self.mode and record.resolved_at:
             self._spawn(self._post_resolved(record), record)
 
-    def _spawn(self, work: Any, record: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._guarded(work, record.get("id")))
+    def _spawn(self, work: Any, record: Investigation) -> None:
+        task = asyncio.create_task(self._guarded(work, record.id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -212,8 +216,8 @@ class Notifier:
             log.warning("Slack notification for investigation %s failed: %s", ident, exc)
 
     # --- messages -------------------------------------------------------------
-    async def _post_investigation(self, record: dict[str, Any]) -> None:
-        link = report_url(self.settings, record["id"])
+    async def _post_investigation(self, record: Investigation) -> None:
+        link = report_url(self.settings, record.id)
         message = {
             "text": _fallback_text(record),
             "blocks": investigation_blocks(record, link),
@@ -222,7 +226,7 @@ class Notifier:
         if self.mode == "webhook":
             await self._webhook(message)
             return
-        group = record.get("group_key") or ""
+        group = record.group_key
         if not group:
             await self._chat(message)
             return
@@ -234,21 +238,21 @@ class Notifier:
             answer = await self._chat(message)
             self.store.save_slack_thread(group, answer["channel"], answer["ts"])
 
-    async def _post_resolved(self, record: dict[str, Any]) -> bool:
-        text = redact(
-            f":white_check_mark: *{_escape(record.get('alertname') or '?')}* resolved at"
-            f" {_slack_date(record.get('resolved_at'))}"
+    async def _post_resolved(self, record: Investigation) -> bool:
+        text = (
+            f":white_check_mark: *{_escape(record.alertname or '?')}* resolved at"
+            f" {_slack_date(record.resolved_at)}"
         )
         if self.mode == "webhook":
-            if record.get("status") not in NOTIFY:  # only what was announced gets a follow-up
+            if record.status not in NOTIFY:  # only what was announced gets a follow-up
                 return False
             await self._webhook({"text": text})
             return True
-        group = record.get("group_key") or ""
+        group = record.group_key
         async with self._group_locks.setdefault(group, asyncio.Lock()):
             thread = self.store.slack_thread(group) if group else None
         if thread is None:
-            log.info("no Slack thread for %s yet: resolved note not posted", record.get("id"))
+            log.info("no Slack thread for %s yet: resolved note not posted", record.id)
             return False
         await self._chat({"text": text}, channel=thread[0], thread_ts=thread[1])
         return True
@@ -271,39 +275,65 @@ class Notifier:
     async def _send(
         self, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> dict[str, Any]:
-        """POST with retries on 429 / 5xx / connection errors; the Web API's JSON answer."""
+        """POST with retries on 429 / 5xx / connection errors (each wait Slack's
+        ``Retry-After`` when it gave one, else doubling), within :attr:`attempts` and
+        :attr:`max_total` seconds; the Web API's JSON answer."""
         if self._http is None:
             raise SlackError("notifier is not started")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_total
-        for attempt in range(1, self.attempts + 1):
-            retry_after: float | None = None
-            try:
-                response = await self._http.post(url, json=body, headers=headers)
-            except httpx.TransportError as exc:
-                problem = f"{exc.__class__.__name__}: {exc}"
-            else:
-                code = response.status_code
-                if code == 429 or code >= 500:
-                    problem = f"HTTP {code}"
-                    retry_after = _retry_after(response)
-                elif code >= 400:  # the webhook's permanent errors: no_service, invalid_payload
-                    raise SlackError(f"HTTP {code}: {response.text[:200]}")
-                elif "json" not in response.headers.get("content-type", ""):
-                    return {}  # the incoming webhook answers a plain "ok"
-                else:
-                    answer = response.json()
-                    if answer.get("ok"):
-                        return answer  # type: ignore[no-any-return]
-                    if answer.get("error") != "ratelimited":
-                        raise SlackError(f"Slack API error: {answer.get('error')}")
-                    problem = "ratelimited"
-            delay = retry_after if retry_after is not None else self.base_delay * 2 ** (attempt - 1)
-            if attempt == self.attempts or loop.time() + delay > deadline:
-                raise SlackError(f"gave up after {attempt} attempt(s): {problem}")
-            log.info("Slack: %s; retrying in %.1f s (attempt %d)", problem, delay, attempt)
-            await asyncio.sleep(delay)
+
+        def wait(state: RetryCallState) -> float:
+            failed = state.outcome.exception() if state.outcome else None
+            after = failed.retry_after if isinstance(failed, _Retryable) else None
+            return after if after is not None else self.base_delay * 2 ** (state.attempt_number - 1)
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.attempts or loop.time() + wait(state) > deadline:
+                return True
+            failed = state.outcome.exception() if state.outcome else None
+            log.info(
+                "Slack: %s; retrying in %.1f s (attempt %d)",
+                failed,
+                wait(state),
+                state.attempt_number,
+            )
+            return False
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable), wait=wait, stop=stop, reraise=True
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._post(url, body, headers)
+        except _Retryable as exc:
+            tries = retrying.statistics.get("attempt_number", self.attempts)
+            raise SlackError(f"gave up after {tries} attempt(s): {exc.problem}") from None
         raise AssertionError("unreachable")
+
+    async def _post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> dict[str, Any]:
+        """One POST: the answer, :class:`_Retryable` for what may pass, else SlackError."""
+        assert self._http is not None
+        try:
+            response = await self._http.post(url, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise _Retryable(f"{exc.__class__.__name__}: {exc}") from None
+        code = response.status_code
+        if code == 429 or code >= 500:
+            raise _Retryable(f"HTTP {code}", _retry_after(response))
+        if code >= 400:  # the webhook's permanent errors: no_service, invalid_payload
+            raise SlackError(f"HTTP {code}: {response.text[:200]}")
+        if "json" not in response.headers.get("content-type", ""):
+            return {}  # the incoming webhook answers a plain "ok"
+        answer = response.json()
+        if answer.get("ok"):
+            return answer  # type: ignore[no-any-return]
+        if answer.get("error") != "ratelimited":
+            raise SlackError(f"Slack API error: {answer.get('error')}")
+        raise _Retryable("ratelimited", _retry_after(response))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -7,6 +7,9 @@ timeout, or the investigation's deadline) :meth:`Plan.cut` turns them into
 ``error`` findings that say so. It also holds the walk to a lookup budget
 (:attr:`Plan.budget`): a hostile or huge cluster cannot make one
 investigation read it all.
+
+Findings are :class:`~sre_agent.models.Evidence`; their text is the tool's
+:class:`~sre_agent_tools.ToolResult`, redacted where the tool made it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sre_agent_tools import ToolDeps, ToolResult
-from sre_agent_tools.redact import redact
 
-from sre_agent.findings import Finding, call_signature
+from sre_agent.models import Evidence, call_signature
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ class _Lookup:
 @dataclass
 class Plan:
     deps: ToolDeps
-    on_finding: Callable[[Finding], None] | None = None
-    findings: list[Finding] = field(default_factory=list)
+    on_finding: Callable[[Evidence], None] | None = None
+    findings: list[Evidence] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     #: Lookups started and not yet answered, by start order.
     pending: dict[int, _Lookup] = field(default_factory=dict)
@@ -65,7 +67,7 @@ class Plan:
         )
         return self.started
 
-    def _keep(self, finding: Finding) -> None:
+    def _keep(self, finding: Evidence) -> None:
         self.findings.append(finding)
         if self.on_finding is not None:
             self.on_finding(finding)
@@ -100,15 +102,15 @@ class Plan:
             kept.add(signature)
             elapsed = (time.perf_counter() - lookup.started) * 1000
             self._keep(
-                Finding(
-                    lookup.title,
-                    lookup.tool,
-                    lookup.args,
-                    "error",
-                    why,
-                    elapsed,
-                    lookup.priority,
-                    lookup.order,
+                Evidence(
+                    title=lookup.title,
+                    tool=lookup.tool,
+                    args=lookup.args,
+                    status="error",
+                    output=why,
+                    duration_ms=elapsed,
+                    priority=lookup.priority,
+                    order=lookup.order,
                 )
             )
             log.info(
@@ -161,7 +163,16 @@ class Plan:
         if rank is not None and result.status == "ok":
             priority = rank(result)
         self._keep(
-            Finding(title, tool, args, result.status, redact(text), elapsed, priority, token)
+            Evidence(
+                title=title,
+                tool=tool,
+                args=args,
+                status=result.status,
+                output=text,
+                duration_ms=elapsed,
+                priority=priority,
+                order=token,
+            )
         )
         log.info("tool %s %s in %.0f ms (evidence: %s)", tool, result.status, elapsed, title)
         return result

@@ -1,4 +1,7 @@
-"""The report a person reads, from a stored record (or one about to be stored).
+"""The markdown report a person reads (the API's ``?format=markdown``, ``?wait=true``,
+``sre-agent show`` and ``investigate``), rendered from the :class:`Investigation` when it
+is asked for: the one markdown presenter. Its texts were redacted where they entered;
+here they are only made inert markdown (:func:`_md`).
 
 It says first what it rests on (:func:`sre_agent.sources.warning`), then the alert
 in full, the analysis with each cited finding beside its claim and the way to run it
@@ -9,11 +12,9 @@ sources, render too: what they lack is said, not invented.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from sre_agent import sources as src
-from sre_agent.analysis import Analysis, RootCause
+from sre_agent.models import Analysis, Evidence, Investigation, LlmUsage, RootCause, Sources
 
 #: Lines of a cited finding's output shown beside its claim.
 SHOWN_LINES = 4
@@ -29,41 +30,15 @@ _ID_PREFIX = re.compile(r"^\s*[\[(]\s*E\d+(?:[,;/\s]+E\d+)*\s*[\])]\s*[:\-—]?"
 MAX_CITED, MAX_QUOTES, MAX_ROWS, QUOTE_CHARS = 6, 20, 2000, 400
 
 
-def render_record(record: Mapping[str, Any]) -> str:
+def render(investigation: Investigation) -> str:
     """The report of an investigation as it stands now (e.g. resolved since)."""
-    analysis = Analysis.model_validate(record["analysis"]) if record.get("analysis") else None
-    alert = {**(record.get("alert") or {}), "resolved_at": record.get("resolved_at")}
-    return render_report(
-        alert,
-        analysis,
-        status=str(record.get("status") or "?"),
-        reason=record.get("status_reason"),
-        raw_text=record.get("raw_text"),
-        evidence=record.get("evidence") or [],
-        sources=record.get("sources"),
-        usage=record.get("llm_usage") or {},
-        duration_s=record.get("duration_s"),
-    )
-
-
-def render_report(
-    alert: Mapping[str, Any],
-    analysis: Analysis | None,
-    *,
-    status: str,
-    reason: str | None = None,
-    raw_text: str | None = None,
-    evidence: list[dict[str, Any]] | None = None,
-    sources: Mapping[str, Any] | None = None,
-    usage: Mapping[str, Any] | None = None,
-    duration_s: float | None = None,
-) -> str:
-    evidence = evidence or []
-    labels = alert.get("labels") or {}
-    annotations = alert.get("annotations") or {}
+    inv = investigation
+    alert, analysis, evidence = inv.alert, inv.analysis, inv.evidence
+    status, reason = inv.status, inv.status_reason
+    labels, annotations = alert.labels, alert.annotations
     title = f"{labels.get('alertname', 'alert')} ({labels.get('severity', 'none')})"
     lines = [f"# {_md(title)}", ""]
-    warning = src.warning(sources)
+    warning = src.warning(inv.sources)
     if analysis is None:  # no analysis: the first line says so, and why
         nothing = f"⚠ No analysis from the model ({status}" + (f": {reason})" if reason else ")")
         lines += [f"**{_md(nothing)}**", ""]
@@ -76,9 +51,9 @@ def render_report(
     )
     if where:
         lines.append(f"**Labels:** {where}  ")
-    lines.append(f"**Started:** {_md(alert.get('startsAt', '?'))}  ")
-    if alert.get("resolved_at"):
-        lines.append(f"**Resolved:** {_md(alert['resolved_at'])}  ")
+    lines.append(f"**Started:** {_md(alert.startsAt or '?')}  ")
+    if inv.resolved_at:
+        lines.append(f"**Resolved:** {_md(inv.resolved_at)}  ")
     lines.append(
         f"**Investigation status:** {_md(status)}" + (f" — {_md(reason)}" if reason else "")
     )
@@ -87,37 +62,35 @@ def render_report(
         lines += ["", f"> {_md(summary)}"]
     if description and description != summary:
         lines += ["", f"> {_md(description)}"]
-    if alert.get("generatorURL"):
-        lines += ["", f"Alert source: {_md(alert['generatorURL'])}"]
+    if alert.generatorURL:
+        lines += ["", f"Alert source: {_md(alert.generatorURL)}"]
     if annotations.get("runbook_url"):
         lines += ["", f"Runbook: {_md(annotations['runbook_url'])}"]
     if analysis is not None:
-        lines += _analysis(analysis, evidence, sources)
-    elif raw_text:
-        text = raw_text.strip()  # the model's, as it wrote it: never the report's markdown
+        lines += _analysis(analysis, evidence, inv.sources)
+    elif inv.raw_text:
+        text = inv.raw_text.strip()  # the model's, as it wrote it: never the report's markdown
         fence = _fence([text])
         lines += ["", "## Model output (not structured)", fence, text, fence]
     if evidence and analysis is None:
         lines += ["", "## Evidence gathered"]
         for item in evidence:
-            output = str(item.get("output", "")).strip()
+            output = item.output.strip()
             fence = _fence([output])
-            status = str(item.get("status") or "ok")
-            note = "" if status == "ok" else f" [{status}]"
-            if item.get("in_prompt") is False:
+            note = "" if item.status == "ok" else f" [{item.status}]"
+            if not item.in_prompt:
                 note += " (not in the prompt: over the budget)"
             lines += ["", f"### {_label(item)}{note}", fence, output, fence]
-    lines += _sources(sources)
-    lines += _run(usage or {}, duration_s)
+    lines += _sources(inv.sources)
+    lines += _run(inv.llm_usage, inv.duration_s)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _analysis(
-    analysis: Analysis, evidence: list[dict[str, Any]], sources: Mapping[str, Any] | None
-) -> list[str]:
+def _analysis(analysis: Analysis, evidence: list[Evidence], sources: Sources | None) -> list[str]:
     lines = ["", "## Summary", _md(analysis.summary)]
-    by_id = {str(i["id"]): i for i in evidence if i.get("id")}
-    base = ((sources or {}).get("backends") or {}).get("prometheus", {}).get("graph_base")
+    by_id = {i.id: i for i in evidence if i.id}
+    prometheus = sources.backends.get("prometheus") if sources is not None else None
+    base = prometheus.graph_base if prometheus is not None else None
     if analysis.root_causes:
         lines += ["", "## Likely root cause"]
         for n, cause in enumerate(analysis.root_causes, 1):
@@ -134,7 +107,7 @@ def _analysis(
             for item in cited[:MAX_CITED]:
                 lines += cited_finding(item, cause, base)
             if len(cited) > MAX_CITED:
-                rest = ", ".join(str(i["id"]) for i in cited[MAX_CITED:])
+                rest = ", ".join(i.id for i in cited[MAX_CITED:])
                 lines.append(f"   - … and {rest} (in the record's evidence)")
     if analysis.impact:
         lines += ["", "## Impact", _md(analysis.impact)]
@@ -149,20 +122,19 @@ def _analysis(
 
 
 def cited_finding(
-    item: Mapping[str, Any], cause: RootCause | None = None, graph_base: str | None = None
+    item: Evidence, cause: RootCause | None = None, graph_base: str | None = None
 ) -> list[str]:
     """One cited finding beside its claim: id, title, the telling lines, how to re-run it."""
-    status = str(item.get("status") or "ok")
-    head = f"   - **{_label(item)}**" + ("" if status == "ok" else f" [{status}]")
+    head = f"   - **{_label(item)}**" + ("" if item.status == "ok" else f" [{item.status}]")
     lines = [head]
-    shown = telling_lines(str(item.get("output") or ""), cause.evidence if cause else [])
+    shown = telling_lines(item.output, cause.evidence if cause else [])
     if shown:
         fence = _fence(shown)
         lines += [f"     {fence}", *(f"     {line}" for line in shown), f"     {fence}"]
-    command = src.rerun_command(str(item.get("tool") or ""), item.get("args") or {})
+    command = src.rerun_command(item.tool, item.args)
     if command:
         rerun = f"     Re-run: {_code(command)}"
-        if graph_base and str(item.get("tool")).startswith("promql"):
+        if graph_base and item.tool.startswith("promql"):
             rerun += f" — [Prometheus graph]({src.graph_url(graph_base, command)})"
         lines.append(rerun)
     return lines
@@ -181,53 +153,49 @@ def telling_lines(output: str, quotes: list[str]) -> list[str]:
     return [_cut(r) for r in chosen[:SHOWN_LINES]]
 
 
-def _sources(sources: Mapping[str, Any] | None) -> list[str]:
+def _sources(sources: Sources | None) -> list[str]:
     lines = ["", "## Sources"]
-    backends = (sources or {}).get("backends")
-    if not isinstance(backends, dict):
+    if sources is None:
         return [*lines, "Not recorded (this investigation predates source tracking)."]
-    for entry in backends.values():
-        state = str(entry.get("state"))
-        text = f"- **{_md(entry.get('name'))}**: {_md(state)}"
-        if entry.get("why"):
-            text += f" — {_md(entry['why'])}"
-        if state == src.ANSWERED:
-            ids = entry.get("ids") or []
-            text += f" — {entry.get('answered', 0)} answer(s)"
-            if ids:
-                text += f" ({', '.join(ids)})"
-            if entry.get("no_data"):
-                empty = entry["no_data"] == entry.get("answered")
-                text += ", none with data" if empty else f", {entry['no_data']} with no data"
-            if entry.get("errors"):
-                text += f", {entry['errors']} error(s)"
+    for entry in sources.backends.values():
+        text = f"- **{_md(entry.name)}**: {_md(entry.state)}"
+        if entry.why:
+            text += f" — {_md(entry.why)}"
+        if entry.state == src.ANSWERED:
+            text += f" — {entry.answered} answer(s)"
+            if entry.ids:
+                text += f" ({', '.join(entry.ids)})"
+            if entry.no_data:
+                empty = entry.no_data == entry.answered
+                text += ", none with data" if empty else f", {entry.no_data} with no data"
+            if entry.errors:
+                text += f", {entry.errors} error(s)"
         lines.append(text)
     return lines
 
 
-def _run(usage: Mapping[str, Any], duration_s: float | None) -> list[str]:
+def _run(usage: LlmUsage, duration_s: float | None) -> list[str]:
     parts = []
-    if usage.get("model"):
-        parts.append(f"model {usage['model']}")
-    if usage.get("prompt_version"):
-        parts.append(f"prompts {usage['prompt_version']}")
-    if usage.get("evidence_seconds") is not None:
-        parts.append(f"evidence {_seconds(usage['evidence_seconds'])}")
-    if usage.get("calls") is not None:
-        parts.append(f"LLM {_seconds(usage.get('seconds') or 0)} in {usage['calls']} call(s)")
+    if usage.model:
+        parts.append(f"model {usage.model}")
+    if usage.prompt_version:
+        parts.append(f"prompts {usage.prompt_version}")
+    if usage.evidence_seconds is not None:
+        parts.append(f"evidence {_seconds(usage.evidence_seconds)}")
+    if usage.model or usage.calls:  # not on a row that recorded no run
+        parts.append(f"LLM {_seconds(usage.seconds)} in {usage.calls} call(s)")
     if duration_s is not None:
         parts.append(f"total {_seconds(duration_s)}")
     return ["", "## Run", " · ".join(parts)] if parts else []
 
 
-def _seconds(value: object) -> str:
-    seconds = float(value)  # type: ignore[arg-type]
+def _seconds(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"
 
 
-def _label(item: Mapping[str, Any]) -> str:
-    title = str(item.get("title") or item.get("tool") or "evidence")
-    return _md(f"[{item['id']}] {title}" if item.get("id") else title)
+def _label(item: Evidence) -> str:
+    title = item.title or item.tool or "evidence"
+    return _md(f"[{item.id}] {title}" if item.id else title)
 
 
 def _code(text: str) -> str:

@@ -13,20 +13,20 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 from sre_agent import tokens
 from sre_agent.llm import CallMeter, metering
+from sre_agent.models import Evidence, LlmCall, LlmUsage, ToolCall
 
 
 @dataclass
 class RunLog:
     """What one investigation did; filled in while it runs."""
 
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -35,7 +35,7 @@ class RunLog:
     prompt_version: str = ""
     #: One entry per model call: kind, done_reason, tokens, seconds (``partial`` when the
     #: call ended before Ollama's final chunk: its tokens are then our tokenizer's count).
-    calls_detail: list[dict[str, Any]] = field(default_factory=list)
+    calls_detail: list[LlmCall] = field(default_factory=list)
     #: The model's last complete answer (text), kept for a run that is cut short.
     last_answer: str | None = None
     #: The number of the next evidence id (``E<n>``): the gatherer's findings take the
@@ -51,33 +51,29 @@ class RunLog:
     def gathered(self) -> dict[str, str]:
         """Each evidence id the model was shown and its status (what a citation may name):
         a finding the budget left out of the prompt is one it cannot have read."""
-        return {
-            str(item["id"]): str(item.get("status") or "ok")
-            for item in self.evidence
-            if item.get("id") and item.get("in_prompt", True) is not False
-        }
+        return {item.id: item.status for item in self.evidence if item.id and item.in_prompt}
 
     def answered(self) -> bool:
         """Whether any lookup answered (with data or without): errors alone are no
         evidence, and a run with nothing else is ``failed``, not ``degraded``."""
-        return any(item.get("status", "ok") in ("ok", "no_data") for item in self.evidence)
+        return any(item.answered() for item in self.evidence)
 
-    def usage(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "prompt_version": self.prompt_version,
-            "calls": self.llm_calls,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "seconds": round(self.llm_seconds, 3),
-            "evidence_seconds": (
+    def usage(self) -> LlmUsage:
+        return LlmUsage(
+            model=self.model,
+            prompt_version=self.prompt_version,
+            calls=self.llm_calls,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            seconds=round(self.llm_seconds, 3),
+            evidence_seconds=(
                 None if self.evidence_seconds is None else round(self.evidence_seconds, 3)
             ),
-            "truncated": sum(1 for c in self.calls_detail if c.get("done_reason") == "length"),
-            "repeated": sum(1 for c in self.calls_detail if c.get("done_reason") == "repetition"),
-            "partial_calls": sum(1 for c in self.calls_detail if c.get("partial")),
-            "calls_detail": self.calls_detail,
-        }
+            truncated=sum(1 for c in self.calls_detail if c.done_reason == "length"),
+            repeated=sum(1 for c in self.calls_detail if c.done_reason == "repetition"),
+            partial_calls=sum(1 for c in self.calls_detail if c.partial),
+            calls_detail=list(self.calls_detail),
+        )
 
     @contextmanager
     def metered(self, kind: str) -> Iterator[CallMeter]:
@@ -98,20 +94,17 @@ class RunLog:
     def _record(self, meter: CallMeter, ended: str) -> None:
         elapsed = time.perf_counter() - meter.started
         self.llm_seconds += elapsed
-        entry: dict[str, Any] = {
-            "kind": meter.kind,
-            "done_reason": meter.done_reason,
-            "seconds": round(elapsed, 3),
-        }
+        entry = LlmCall(kind=meter.kind, done_reason=meter.done_reason, seconds=round(elapsed, 3))
         if meter.done and not meter.stopped_by_us:  # Ollama's (a cached prompt: maybe none)
             prompt, completion = meter.prompt_eval_count or 0, meter.eval_count or 0
         elif ended == "cancelled" or meter.chunks:  # the server had the prompt: count it
             prompt, completion = meter.estimate_prompt(), tokens.count("".join(meter.text))
-            entry.update(partial=True, ended=meter.done_reason if meter.stopped_by_us else ended)
+            entry.partial = True
+            entry.ended = meter.done_reason if meter.stopped_by_us else ended
         else:  # failed before the server answered anything
             prompt, completion = 0, 0
-            entry.update(partial=True, ended=ended)
-        entry.update(prompt_tokens=prompt, completion_tokens=completion)
+            entry.partial, entry.ended = True, ended
+        entry.prompt_tokens, entry.completion_tokens = prompt, completion
         self.prompt_tokens += prompt
         self.completion_tokens += completion
         self.calls_detail.append(entry)
@@ -126,6 +119,6 @@ class RunLog:
     def cut_off(self, kind: str | None = None) -> str | None:
         """Why the latest model call (of ``kind``) was cut short: ``"length"`` (it reached
         num_predict) or ``"repetition"`` (it looped and we stopped it); else None."""
-        calls = [c for c in self.calls_detail if kind is None or c["kind"] == kind]
-        reason = calls[-1].get("done_reason") if calls else None
+        calls = [c for c in self.calls_detail if kind is None or c.kind == kind]
+        reason = calls[-1].done_reason if calls else None
         return reason if reason in ("length", "repetition") else None

@@ -13,6 +13,7 @@ under any server.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
 import logging
@@ -26,6 +27,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sre_agent.api import rejections
+from sre_agent.errors import ConfigError
 from sre_agent.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -152,13 +154,36 @@ def bound_names(host: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def run(app: FastAPI, settings: Settings, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound as uvicorn would bind it; a ConfigError that says
+    why when it cannot be (a port in use, an address not of this host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        hint = (
+            " (another sre-agent, or another program, listens there: stop it or pick"
+            " another --port)"
+            if exc.errno == errno.EADDRINUSE
+            else " (--host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)"
+        )
+        raise ConfigError(f"cannot listen on {host}:{port}: {why}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(app: FastAPI, settings: Settings, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` (:func:`listen`) until SIGINT/SIGTERM."""
     protocol = type(
         "SreAgentH11Protocol",
         (BoundedH11Protocol,),
         {"head_timeout": settings.header_timeout, "max_head_bytes": settings.max_header_bytes},
     )
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
         host=host,
@@ -170,4 +195,4 @@ def run(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         access_log=False,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])

@@ -10,7 +10,7 @@ import difflib
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sre_agent_tools.redact import redact_label_value
 
+from sre_agent.alerts import describe_errors
 from sre_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -284,6 +286,14 @@ class Settings(BaseSettings):
             )
         return self
 
+    def skip_reason(self, severity: str) -> str | None:
+        """Why an alert of ``severity`` is not investigated; None when it is. The one
+        severity filter: the webhook's and ``sre-agent investigate``'s."""
+        if severity in self.severities:
+            return None
+        shown = redact_label_value("severity", severity)
+        return f"severity {shown!r} is not in SRE_AGENT_SEVERITIES ({','.join(self.severities)})"
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -321,8 +331,9 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        message = err["msg"].removeprefix("Value error, ")
-        if not err["loc"]:  # a rule across settings names its variables itself
-            raise ConfigError(message) from None
-        raise ConfigError(f"SRE_AGENT_{str(err['loc'][0]).upper()}: {message}") from None
+        # A rule across settings (no location) names its variables itself.
+        raise ConfigError(describe_errors(exc.errors()[:1], where=_variable, width=None)) from None
+
+
+def _variable(loc: Sequence[int | str]) -> str:
+    return f"SRE_AGENT_{str(loc[0]).upper()}" if loc else ""

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from sre_agent.models import Backend, Evidence, Sources
+
 #: Backend key -> (name shown, the agent tools that read it).
 BACKENDS: dict[str, tuple[str, frozenset[str]]] = {
     "prometheus": ("Prometheus", frozenset({"promql_query", "promql_range"})),
@@ -41,12 +43,12 @@ def backend_of(tool: str) -> str | None:
 
 
 def compute_sources(
-    evidence: Iterable[Mapping[str, Any]],
+    evidence: Iterable[Evidence],
     *,
     prometheus: bool,
     kubernetes: bool,
     graph_base: str | None = None,
-) -> dict[str, Any]:
+) -> Sources:
     """Each backend's state from the evidence items (the gatherer's findings and the
     agent's tool calls alike) and which backends are configured.
 
@@ -55,16 +57,16 @@ def compute_sources(
     client is absent, and not consulted when nothing asked it.
     """
     configured = {"prometheus": prometheus, "kubernetes": kubernetes, "logs": kubernetes}
-    calls: dict[str, list[Mapping[str, Any]]] = {key: [] for key in BACKENDS}
+    calls: dict[str, list[Evidence]] = {key: [] for key in BACKENDS}
     for item in evidence:
-        key = backend_of(str(item.get("tool") or ""))
+        key = backend_of(item.tool)
         if key is not None:
             calls[key].append(item)
-    backends: dict[str, Any] = {}
+    backends: dict[str, Backend] = {}
     for key, (name, _) in BACKENDS.items():
         items = calls[key]
-        got = [i for i in items if i.get("status") in _GOT]
-        errors = [i for i in items if i.get("status") not in _GOT]
+        got = [i for i in items if i.status in _GOT]
+        errors = [i for i in items if i.status not in _GOT]
         if not configured[key]:
             state = NOT_CONFIGURED
         elif not items:
@@ -73,20 +75,18 @@ def compute_sources(
             state = ANSWERED
         else:
             state = FAILED
-        entry: dict[str, Any] = {
-            "name": name,
-            "state": state,
-            "why": _why(errors[0]) if errors and state == FAILED else None,
-            "answered": len(got),
-            #: Of those answers, how many had no data (an answer, but not a fact to rest on).
-            "no_data": sum(1 for i in got if i.get("status") == "no_data"),
-            "errors": len(errors),
-            "ids": [str(i["id"]) for i in got if i.get("id")],
-        }
-        if key == "prometheus" and graph_base:
-            entry["graph_base"] = graph_base
-        backends[key] = entry
-    return {"backends": backends}
+        backends[key] = Backend(
+            name=name,
+            state=state,  # type: ignore[arg-type]
+            why=_why(errors[0]) if errors and state == FAILED else None,
+            answered=len(got),
+            # Of those answers, how many had no data (an answer, but not a fact to rest on).
+            no_data=sum(1 for i in got if i.status == "no_data"),
+            errors=len(errors),
+            ids=[i.id for i in got if i.id],
+            graph_base=graph_base if key == "prometheus" and graph_base else None,
+        )
+    return Sources(backends=backends)
 
 
 def without_status(text: str) -> str:
@@ -96,55 +96,50 @@ def without_status(text: str) -> str:
     return text
 
 
-def _why(item: Mapping[str, Any]) -> str:
+def _why(item: Evidence) -> str:
     """The first line of an error, short (without the ``status: error`` line)."""
-    text = without_status(str(item.get("output") or "").strip()).strip()
+    text = without_status(item.output.strip()).strip()
     line = text.splitlines()[0].strip() if text else "no answer"
     return line if len(line) <= _WHY_CHARS else line[: _WHY_CHARS - 1] + "…"
 
 
-def _backends(sources: Mapping[str, Any] | None) -> dict[str, Any]:
-    backends = (sources or {}).get("backends")
-    return backends if isinstance(backends, dict) else {}
-
-
-def warning(sources: Mapping[str, Any] | None) -> str | None:
+def warning(sources: Sources | None) -> str | None:
     """The line a report opens with when a source failed or is absent; None when all
     that was needed answered (or for an old record without sources)."""
-    backends = _backends(sources)
+    backends = sources.backends if sources is not None else {}
     if not backends:
         return None
-    kube = backends.get("kubernetes", {})
+    kube = backends.get("kubernetes")
     missing = []
     for key, entry in backends.items():
-        state = entry.get("state")
-        if key == "logs" and state == kube.get("state") and state != ANSWERED:
+        state = entry.state
+        if key == "logs" and kube is not None and state == kube.state and state != ANSWERED:
             continue  # logs come from Kubernetes: one mention says it
         if state == FAILED:
-            missing.append(f"{entry.get('name', key)} did not answer ({entry.get('why')})")
+            missing.append(f"{entry.name} did not answer ({entry.why})")
         elif state == NOT_CONFIGURED:
-            missing.append(f"{entry.get('name', key)} is not configured")
-    answered = [e for e in backends.values() if e.get("state") == ANSWERED]
+            missing.append(f"{entry.name} is not configured")
+    answered = [e for e in backends.values() if e.state == ANSWERED]
     if not answered:
         if not missing:
             missing.append("no source was consulted")
         return f"⚠ {'; '.join(missing)} — this analysis rests on the alert's text alone."
     if not missing:
         return None
-    names = ", ".join(str(e.get("name")) for e in answered)
+    names = ", ".join(e.name for e in answered)
     return f"⚠ {'; '.join(missing)} — this analysis rests on the alert and {names} only."
 
 
-def summary_line(sources: Mapping[str, Any] | None) -> str:
+def summary_line(sources: Sources | None) -> str:
     """One line: each backend and its state (Slack, the top of a report's Sources)."""
-    backends = _backends(sources)
+    backends = sources.backends if sources is not None else {}
     if not backends:
         return "Sources: not recorded"
     parts = []
     for entry in backends.values():
-        part = f"{entry.get('name')} {entry.get('state')}"
-        if entry.get("state") == ANSWERED:
-            part += f" ({entry.get('answered', 0)})"
+        part = f"{entry.name} {entry.state}"
+        if entry.state == ANSWERED:
+            part += f" ({entry.answered})"
         parts.append(part)
     return "Sources: " + " · ".join(parts)
 

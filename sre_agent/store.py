@@ -3,7 +3,9 @@
 One row per investigation, keyed for idempotency by a hash of the alert's
 fingerprint and startsAt: the same firing delivered again (repeat_interval,
 group changes, an HA pair of Alertmanagers) finds the row it already has.
-Everything written here has been through the redactor first, columns too.
+Rows are read and written as :class:`~sre_agent.models.Investigation` s
+(:mod:`sre_agent.rows`). Only the alert is redacted here, at intake, where it
+enters; the rest was redacted where it entered (tool outputs, the model's text).
 
 Calls block (SQLite, and the redactor on large bodies): async code runs them
 in a thread, writes on the store's own (:meth:`Store.call`), reads with
@@ -18,7 +20,6 @@ the last commits; we promise survival of the process, not of the machine).
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 import uuid
@@ -29,18 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sre_agent_tools.redact import redact, redact_obj
-
 from sre_agent.alerts import Alert, mask_label
 from sre_agent.migrations import MIGRATIONS
+from sre_agent.models import ACTIVE, FINAL, Investigation
+from sre_agent.rows import decode, dump, intake_row, text
 
 T = TypeVar("T")
 
-ACTIVE = ("queued", "running")
-FINAL = ("completed", "degraded", "failed", "cancelled")
-
-
-_JSON_COLUMNS = ("alert", "evidence", "tool_calls", "llm_usage", "analysis", "sources")
+__all__ = ["ACTIVE", "FINAL", "WILL_RETRY", "Store", "no_retry", "now_iso"]
 
 
 def now_iso() -> str:
@@ -140,7 +137,7 @@ class Store:
     # --- intake -------------------------------------------------------------
     def create_group(
         self, firing: Sequence[Alert], resolved: Sequence[Alert] = (), group_key: str = ""
-    ) -> tuple[list[tuple[str, str, bool]], list[dict[str, Any] | None]]:
+    ) -> tuple[list[tuple[str, str, bool]], list[Investigation | None]]:
         """One delivery of an alert group, in one transaction: for each firing alert the
         ``(id, status, created)`` of its investigation, new (queued) or the one we already
         have; for each resolved alert its investigation, marked resolved (None when we
@@ -154,7 +151,7 @@ class Store:
         keys = [alert.dedup_key() for alert in firing]
         known = self._known(keys)
         rows = {
-            key: _intake_row(alert, group_key)
+            key: intake_row(alert, group_key)
             for key, alert in zip(keys, firing, strict=True)
             if key not in known
         }
@@ -173,7 +170,7 @@ class Store:
                     )
                     opened.append((found["id"], found["status"], False))
                     continue
-                row = rows.get(key) or _intake_row(alert, group_key)  # gone since: rare
+                row = rows.get(key) or intake_row(alert, group_key)  # gone since: rare
                 ident = uuid.uuid4().hex[:16]
                 db.execute(
                     "INSERT INTO investigations (id, dedup_key, fingerprint, alertname, severity,"
@@ -204,18 +201,18 @@ class Store:
                 )
         return found
 
-    def create_or_get(self, alert: Alert, group_key: str = "") -> tuple[dict[str, Any], bool]:
+    def create_or_get(self, alert: Alert, group_key: str = "") -> tuple[Investigation, bool]:
         """The investigation of this firing: a new queued one, or the one we already have."""
         [(ident, _, created)], _ = self.create_group([alert], group_key=group_key)
         return _found(self.get(ident)), created
 
-    def mark_resolved(self, alert: Alert) -> dict[str, Any] | None:
+    def mark_resolved(self, alert: Alert) -> Investigation | None:
         """Record that this firing resolved; a still-queued investigation is not started."""
         _, [record] = self.create_group([], [alert])
         return record
 
     # --- worker -------------------------------------------------------------
-    def claim(self, ident: str) -> dict[str, Any] | None:
+    def claim(self, ident: str) -> Investigation | None:
         """queued -> running, atomically; None when it is not queued any more."""
         with self._tx() as db:
             cur = db.execute(
@@ -227,51 +224,37 @@ class Store:
                 return None
         return self.get(ident)
 
-    def finish(
-        self,
-        ident: str,
-        *,
-        status: str,
-        reason: str | None,
-        evidence: list[dict[str, Any]],
-        tool_calls: list[dict[str, Any]],
-        llm_usage: dict[str, Any],
-        analysis: dict[str, Any] | None,
-        raw_text: str | None,
-        report: str,
-        duration_s: float,
-        llm_retry: bool = False,
-        sources: dict[str, Any] | None = None,
-    ) -> None:
-        """Store a finished run; ``sources`` is :func:`sre_agent.sources.compute_sources`'s
-        (None on rows from before it: they read as unknown). A run that asks to be
-        investigated again (``llm_retry``, its reason ending in :data:`WILL_RETRY`) of an
-        alert that resolved meanwhile is not: its reason says so."""
+    def finish(self, investigation: Investigation) -> None:
+        """Store a finished run: its status, reason, evidence, tool calls, usage, analysis,
+        sources and timing. A run that asks to be investigated again (``llm_retry``, its
+        reason ending in :data:`WILL_RETRY`) of an alert that resolved meanwhile is not:
+        its reason says so."""
+        inv = investigation
+        llm_retry, reason = inv.llm_retry, inv.status_reason
         with self._tx() as db:
             if llm_retry:
                 row = db.execute(
-                    "SELECT alert_status FROM investigations WHERE id=?", (ident,)
+                    "SELECT alert_status FROM investigations WHERE id=?", (inv.id,)
                 ).fetchone()
                 if row is not None and row["alert_status"] != "firing":
                     llm_retry, reason = False, no_retry(reason, "the alert resolved")
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
-                " llm_usage=?, analysis=?, raw_text=?, report=?, finished_at=?, duration_s=?,"
+                " llm_usage=?, analysis=?, raw_text=?, finished_at=?, duration_s=?,"
                 " llm_retry=?, sources=? WHERE id=?",
                 (
-                    status,
-                    _text(redact(reason)) if reason else None,
-                    _json(redact_obj(evidence)),
-                    _json(redact_obj(tool_calls)),
-                    _json(llm_usage),
-                    _json(redact_obj(analysis)) if analysis is not None else None,
-                    _text(redact(raw_text)) if raw_text else None,
-                    _text(redact(report)),
+                    inv.status,
+                    text(reason) if reason else None,
+                    dump("evidence", inv.evidence),
+                    dump("tool_calls", inv.tool_calls),
+                    dump("llm_usage", inv.llm_usage),
+                    dump("analysis", inv.analysis) if inv.analysis is not None else None,
+                    text(inv.raw_text) if inv.raw_text else None,
                     now_iso(),
-                    round(duration_s, 3),
+                    round(inv.duration_s or 0.0, 3),
                     int(llm_retry),
-                    _json(redact_obj(sources)) if sources is not None else None,
-                    ident,
+                    dump("sources", inv.sources) if inv.sources is not None else None,
+                    inv.id,
                 ),
             )
 
@@ -281,7 +264,7 @@ class Store:
             db.execute(
                 "UPDATE investigations SET status='failed', status_reason=?, finished_at=?"
                 " WHERE id=? AND status='running'",
-                (_text(redact(reason)), now_iso(), ident),
+                (text(reason), now_iso(), ident),
             )
 
     _AWAITING_LLM = "llm_retry=1 AND alert_status='firing' AND attempts < ?"
@@ -319,14 +302,14 @@ class Store:
         return [row["id"] for row in rows]
 
     # --- reads --------------------------------------------------------------
-    def get(self, ident: str) -> dict[str, Any] | None:
+    def get(self, ident: str) -> Investigation | None:
         with self._read() as db:
             return self._get(db, ident)
 
     @staticmethod
-    def _get(db: sqlite3.Connection, ident: str) -> dict[str, Any] | None:
+    def _get(db: sqlite3.Connection, ident: str) -> Investigation | None:
         row = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
-        return _decode(row) if row else None
+        return decode(row) if row else None
 
     def list(
         self,
@@ -337,7 +320,7 @@ class Store:
         severity: str | None = None,
         before: str | None = None,
         limit: int = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Investigation]:
         """Newest first; ``before`` (an id) pages on: only those listed after it.
         Raises KeyError when ``before`` names no investigation."""
         if self._db is None:
@@ -368,7 +351,7 @@ class Store:
             ):
                 raise KeyError(before)
             rows = db.execute(sql, (*params, limit)).fetchall()
-        return [_decode(row) for row in rows]
+        return [decode(row) for row in rows]
 
     # --- Slack threads --------------------------------------------------------
     def slack_thread(self, group_key: str) -> tuple[str, str] | None:
@@ -386,33 +369,6 @@ class Store:
                 "INSERT OR IGNORE INTO slack_threads VALUES (?, ?, ?, ?)",
                 (group_key, channel, ts, now_iso()),
             )
-
-
-def _intake_row(alert: Alert, group_key: str) -> dict[str, Any]:
-    """The columns of a new investigation, masked where they enter."""
-    record = redact_obj(
-        {
-            "annotations": alert.annotations,
-            "startsAt": alert.startsAt.isoformat(),
-            "endsAt": alert.ended_at.isoformat() if alert.ended_at else None,
-            "generatorURL": alert.generatorURL,
-            "expr": alert.expr,
-            "status": alert.status,
-        }
-    )
-    # Labels are identifiers the tools query with: masked as label values, so a label
-    # like instance="auth-service:8080" still matches its series.
-    record["labels"] = {k: mask_label(k, v) for k, v in alert.labels.items()}
-    record["fingerprint"] = mask_label("fingerprint", alert.fingerprint)
-    return {
-        "dedup_key": alert.dedup_key(),  # a hash of the raw values: never served
-        "fingerprint": record["fingerprint"],
-        "alertname": record["labels"]["alertname"],
-        "severity": mask_label("severity", alert.severity),
-        "namespace": record["labels"].get("namespace"),
-        "group_key": redact(group_key),
-        "alert": _json(record),
-    }
 
 
 #: The end of a reason whose run will be investigated again once the model server answers.
@@ -453,30 +409,7 @@ def _resolve(db: sqlite3.Connection, alert: Alert, now: str) -> str | None:
     return str(row["id"])
 
 
-def _text(text: str) -> str:
-    """Text SQLite can store: a lone surrogate (from a model's or a tool's JSON escapes)
-    becomes '?' instead of failing the whole write. JSON columns escape them anyway."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def _json(obj: Any) -> str:
-    """JSON as stored: UTF-8 as it is, and no lone surrogate to fail the API's encoder later."""
-    return _text(json.dumps(obj, ensure_ascii=False))
-
-
-def _found(record: dict[str, Any] | None) -> dict[str, Any]:
+def _found(record: Investigation | None) -> Investigation:
     if record is None:  # written in the same transaction: cannot happen
         raise RuntimeError("investigation vanished while it was being stored")
     return record
-
-
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
-    data = dict(row)
-    for column in _JSON_COLUMNS:
-        if data.get(column) is not None:
-            data[column] = json.loads(data[column])
-    return data

@@ -5,10 +5,11 @@ Status moves queued -> running -> completed | degraded | failed; an alert that
 resolves while still queued ends ``cancelled``. Work that was queued or
 running when the process died is taken up again by :meth:`Worker.start`.
 
-Store calls (and rendering the report, which redacts a large record) run off
-the event loop -- writes on the store's writer thread (:meth:`Store.call`), reads
-in a thread -- and each is awaited, so a run is claimed before it starts and
-stored before ``on_finished`` and :meth:`Worker.wait` see it.
+Store calls run off the event loop -- writes on the store's writer thread
+(:meth:`Store.call`), reads in a thread -- and each is awaited, so a run is claimed
+before it starts and stored before ``on_finished`` and :meth:`Worker.wait` see it.
+The worker renders nothing: it stores the :class:`Investigation`, and each medium
+presents it when asked (:mod:`sre_agent.report`, :mod:`sre_agent.notify`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sre_agent.agent import Investigator, Result, RunLog, describe_error
 from sre_agent.backends import check_ollama
-from sre_agent.report import render_report
-from sre_agent.store import FINAL, WILL_RETRY, Store, no_retry
+from sre_agent.models import Investigation
+from sre_agent.store import WILL_RETRY, Store, no_retry
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Worker:
         *,
         concurrency: int,
         timeout: float,
-        on_finished: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        on_finished: Callable[[Investigation], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         #: Called with the stored record after each finish (metrics, Slack; see app.py).
@@ -78,11 +78,11 @@ class Worker:
     def depth(self) -> int:
         return self.queue.qsize()
 
-    async def wait(self, ident: str, timeout: float) -> dict[str, Any] | None:
+    async def wait(self, ident: str, timeout: float) -> Investigation | None:
         """The record once it is final, or as it is when ``timeout`` runs out."""
         event = self._finished.setdefault(ident, asyncio.Event())
         record = await asyncio.to_thread(self.store.get, ident)
-        if record is None or record["status"] in FINAL:
+        if record is None or record.final:
             if not event.is_set() and self._finished.get(ident) is event:
                 del self._finished[ident]  # nobody will set it: do not keep it
             return record
@@ -144,8 +144,8 @@ class Worker:
         record = await self.store.call(self.store.claim, ident)
         if record is None:  # cancelled (resolved) or already done
             return
-        alert = record["alert"]
-        name = alert["labels"].get("alertname")
+        alert = record.alert
+        name = alert.labels.get("alertname")
         log.info("investigation %s started: %s", ident, name)
         run = RunLog()
         started = time.perf_counter()
@@ -176,45 +176,33 @@ class Worker:
         if self.on_finished is not None:  # hook: metrics + Slack (wired in app.py)
             try:
                 stored = await asyncio.to_thread(self.store.get, ident)
-                await self.on_finished(stored or {"id": ident})
+                if stored is not None:
+                    await self.on_finished(stored)
             except Exception:
                 log.exception("investigation %s: on_finished hook failed", ident)
 
     def _store_result(
-        self, ident: str, record: dict[str, Any], result: Result, run: RunLog, elapsed: float
+        self, ident: str, record: Investigation, result: Result, run: RunLog, elapsed: float
     ) -> None:
-        """Render the report and store the run (in a thread: both redact the whole record)."""
+        """Store the run (on the store's thread: a large record takes a while to encode)."""
         retry = result.llm_unavailable and self.investigator.settings.reinvestigate
-        if retry and int(record.get("attempts") or 1) >= MAX_ATTEMPTS:
+        if retry and record.attempts >= MAX_ATTEMPTS:
             retry = False
             result.reason = no_retry(result.reason, f"{MAX_ATTEMPTS} runs made")
         elif retry:
             result.reason = f"{result.reason or 'the model server failed'}{WILL_RETRY}"
-        alert_view = {**record["alert"], "resolved_at": record.get("resolved_at")}
-        sources = self.investigator.sources(record["alert"], run)
-        usage = run.usage()
-        report = render_report(
-            alert_view,
-            result.analysis,
-            status=result.status,
-            reason=result.reason,
-            raw_text=result.raw_text,
-            evidence=run.evidence,
-            sources=sources,
-            usage=usage,
-            duration_s=elapsed,
+        done = record.model_copy(
+            update={
+                "status": result.status,
+                "status_reason": result.reason,
+                "evidence": run.evidence,
+                "tool_calls": run.tool_calls,
+                "llm_usage": run.usage(),
+                "sources": self.investigator.sources(record.alert, run),
+                "analysis": result.analysis,
+                "raw_text": result.raw_text,
+                "duration_s": elapsed,
+                "llm_retry": retry,
+            }
         )
-        self.store.finish(
-            ident,
-            status=result.status,
-            reason=result.reason,
-            evidence=run.evidence,
-            tool_calls=run.tool_calls,
-            llm_usage=usage,
-            sources=sources,
-            analysis=result.analysis.model_dump() if result.analysis else None,
-            raw_text=result.raw_text,
-            report=report,
-            duration_s=elapsed,
-            llm_retry=retry,
-        )
+        self.store.finish(done)

@@ -1,18 +1,25 @@
 """Fixtures shared by every test: the scripted Ollama, the fake Kubernetes API,
-and settings pointing sre-agent at them."""
+and settings pointing sre-agent at them.
+
+The fake servers (and the Kubernetes client behind the fake API) are imported inside the
+fixtures that start them, so a pure unit test collects without loading any of them.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sre_agent.settings import Settings, load_settings
-from tests.support.fake_kube import FakeKube
-from tests.support.fake_ollama import FakeOllama
 from tests.support.net import free_port
+
+if TYPE_CHECKING:
+    from tests.support.fake_kube import FakeKube
+    from tests.support.fake_ollama import FakeOllama
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: Real Alertmanager 0.25 bodies, shipped for users too (README, docs).
@@ -29,6 +36,8 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def ollama() -> Iterator[FakeOllama]:
+    from tests.support.fake_ollama import FakeOllama
+
     with FakeOllama() as fake:
         yield fake
 
@@ -36,6 +45,8 @@ def ollama() -> Iterator[FakeOllama]:
 @pytest.fixture
 def kube() -> Iterator[FakeKube]:
     """The homepage world: a crash-looping api pod, a deployment one replica short."""
+    from tests.support.fake_kube import FakeKube
+
     with FakeKube() as fake:
         fake.load_file(FIXTURES / "world-homepage.yaml")
         yield fake

@@ -42,7 +42,10 @@ class Comparison:
         fields: list[tuple[str, Any]] = [
             ("prompt version", lambda r: r.prompt_version),
             ("status", lambda r: r.status),
-            ("summary", lambda r: cut(_analysis(r).get("summary", r.reason or ""))),
+            (
+                "summary",
+                lambda r: cut(r.record.analysis.summary if r.record.analysis else r.reason or ""),
+            ),
             ("root cause", lambda r: cut(_root_cause(r))),
             ("decisive evidence sent", lambda r: _yes(r.decisive_reached)),
             ("root-cause keywords", lambda r: f"{len(r.keywords_found)}/{len(r.keywords)}"),
@@ -77,18 +80,14 @@ class Comparison:
         return str(self)
 
 
-def _analysis(run: RunResult) -> dict[str, Any]:
-    return dict(run.record.get("analysis") or {})
-
-
 def _root_cause(run: RunResult) -> str:
-    causes = _analysis(run).get("root_causes") or []
-    return str(causes[0].get("cause", "")) if causes else "(none)"
+    analysis = run.record.analysis
+    return analysis.root_causes[0].cause if analysis and analysis.root_causes else "(none)"
 
 
 def _tool_calls(run: RunResult) -> str:
-    calls = run.record.get("tool_calls") or []
-    own = [c["name"] for c in calls if c.get("phase") != "evidence"]
+    calls = run.record.tool_calls
+    own = [str(c.name) for c in calls if c.phase != "evidence"]
     return f"{len(calls) - len(own)} evidence; model: {', '.join(own) or 'none'}"
 
 
@@ -148,8 +147,7 @@ class PromptLab:
             raise KeyError(
                 f"no investigation {ident!r} in {database or self.settings.database_url}"
             )
-        fields = {k: v for k, v in record["alert"].items() if v is not None}
-        return self._use(Alert.model_validate(fields))
+        return self._use(Alert.model_validate(record.alert.model_dump(exclude_none=True)))
 
     def _use(self, alert: Alert) -> Alert:
         self._world.close()
@@ -181,7 +179,7 @@ class PromptLab:
         print(
             f"run {len(self.runs)}: prompt version {result.prompt_version}, {result.status},"
             f" {result.llm_calls} LLM call(s), {result.prompt_tokens} prompt tokens"
-            f" (first call {result.first_prompt_tokens}), {len(result.record['tool_calls'] or [])}"
+            f" (first call {result.first_prompt_tokens}), {len(result.record.tool_calls)}"
             f" tool call(s), {result.seconds:.1f}s"
         )
         return result

@@ -22,13 +22,12 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from sre_agent.agent import Investigator
 from sre_agent.alerts import Alert, parse_payload
-from sre_agent.backends import make_deps
+from sre_agent.models import Investigation, LlmUsage
 from sre_agent.prompts import Prompts
+from sre_agent.report import render
+from sre_agent.services import open_services
 from sre_agent.settings import Settings
-from sre_agent.store import Store
-from sre_agent.worker import Worker
 from sre_agent_lab.scenarios import Scenario
 
 #: Share of a scenario's root-cause keywords a passing analysis mentions.
@@ -80,7 +79,7 @@ class RunResult:
     model_tool_calls: int
     evidence_tool_calls: int
     seconds: float
-    record: dict[str, Any] = field(repr=False)
+    record: Investigation = field(repr=False)
     requests: list[list[BaseMessage]] = field(repr=False)
     #: Root causes in the analysis, and how many cite at least one gathered finding.
     causes: int = 0
@@ -110,7 +109,7 @@ class RunResult:
 
     @property
     def report(self) -> str:
-        return str(self.record.get("report") or "")
+        return render(self.record)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,7 +132,9 @@ class RunResult:
             "passed": self.passed,
             "root_causes": self.causes,
             "root_causes_citing_evidence": self.cited_causes,
-            "analysis": self.record.get("analysis"),
+            "analysis": self.record.analysis.model_dump(mode="json")
+            if self.record.analysis
+            else None,
         }
 
 
@@ -153,66 +154,58 @@ async def run_alert(
     database = workdir / f"{alert.name}-{uuid.uuid4().hex[:8]}.db"
     settings = settings.model_copy(update={"database_url": f"sqlite:///{database}"})
     capture = Capture()
-    store = Store(database)
-    store.open()
-    deps = make_deps(settings)
-    try:
-        investigator = Investigator(settings, prompts, deps)
+    # The service's own construction (sre_agent.services); the worker is driven here.
+    async with open_services(settings, prompts=prompts, serve=False, concurrency=1) as services:
+        investigator = services.investigator
         investigator.model = investigator.model.model_copy(update={"callbacks": [capture]})
-        worker = Worker(store, investigator, concurrency=1, timeout=settings.investigation_timeout)
-        record, _ = store.create_or_get(alert)
+        record, _ = services.store.create_or_get(alert)
         started = time.perf_counter()
-        await worker.process(record["id"])
+        await services.worker.process(record.id)
         seconds = time.perf_counter() - started
-        record = store.get(record["id"]) or record
-    finally:
-        store.close()
-        if deps.kube is not None:
-            deps.kube.close()
+        record = services.store.get(record.id) or record
     return score(record, capture, seconds, scenario, prompts.version)
 
 
 def score(
-    record: dict[str, Any],
+    record: Investigation,
     capture: Capture,
     seconds: float,
     scenario: Scenario | None,
     prompt_version: str,
 ) -> RunResult:
     sent = capture.text()
-    analysis = record.get("analysis")
-    answer = json.dumps(analysis) if analysis else str(record.get("raw_text") or "")
+    analysis = record.analysis
+    answer = analysis.model_dump_json() if analysis else (record.raw_text or "")
     keywords = list(scenario.root_cause_keywords) if scenario else []
-    usage = record.get("llm_usage") or {}
-    calls = record.get("tool_calls") or []
-    evidence_calls = sum(1 for c in calls if c.get("phase") == "evidence")
-    gathered = {str(i.get("id")) for i in record.get("evidence") or [] if i.get("id")}
-    causes = (analysis or {}).get("root_causes") or []
+    usage = record.llm_usage
+    calls = record.tool_calls
+    evidence_calls = sum(1 for c in calls if c.phase == "evidence")
+    gathered = {i.id for i in record.evidence if i.id}
+    causes = analysis.root_causes if analysis else []
     return RunResult(
-        name=scenario.name if scenario else str(record.get("alertname")),
-        status=str(record["status"]),
-        reason=record.get("status_reason"),
+        name=scenario.name if scenario else record.alertname,
+        status=record.status,
+        reason=record.status_reason,
         prompt_version=prompt_version,
         decisive_missing=[d for d in scenario.decisive if d not in sent] if scenario else None,
         keywords=keywords,
         keywords_found=[k for k in keywords if k.lower() in answer.lower()],
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        prompt_tokens=usage.prompt_tokens,
         first_prompt_tokens=_first_prompt_tokens(usage, capture),
-        llm_calls=int(usage.get("calls") or 0),
+        llm_calls=usage.calls,
         model_tool_calls=len(calls) - evidence_calls,
         evidence_tool_calls=evidence_calls,
         seconds=seconds,
         record=record,
         requests=capture.requests,
         causes=len(causes),
-        cited_causes=sum(1 for c in causes if gathered & set(c.get("evidence_ids") or [])),
+        cited_causes=sum(1 for c in causes if gathered & set(c.evidence_ids)),
     )
 
 
-def _first_prompt_tokens(usage: dict[str, Any], capture: Capture) -> int:
+def _first_prompt_tokens(usage: LlmUsage, capture: Capture) -> int:
     """The first call's prompt, as recorded (a call cut by the deadline: our tokenizer's
     count), else as the callback saw it."""
-    detail = usage.get("calls_detail") or []
-    if detail:
-        return int(detail[0].get("prompt_tokens") or 0)
+    if usage.calls_detail:
+        return usage.calls_detail[0].prompt_tokens
     return int(capture.usage[0].get("input_tokens", 0)) if capture.usage else 0

@@ -1,4 +1,6 @@
-"""Dependency aliases for the routes, and the checks every route shares."""
+"""Narrow dependencies for the routes (``StoreDep``, ``WorkerDep``...), read from the
+services the lifespan opened (:mod:`sre_agent.services`), and the checks every route
+shares. Nothing here imports the app: routes depend on parts, not on its wiring."""
 
 from __future__ import annotations
 
@@ -10,14 +12,55 @@ from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from sre_agent.app import Services
+from sre_agent.chat import ChatService
+from sre_agent.metrics import Metrics
+from sre_agent.notify import Notifier
+from sre_agent.readiness import Readiness
+from sre_agent.services import Services
+from sre_agent.settings import Settings
+from sre_agent.store import Store
+from sre_agent.worker import Worker
 
 
 def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+def get_store(request: Request) -> Store:
+    return get_services(request).store
+
+
+def get_worker(request: Request) -> Worker:
+    return get_services(request).worker
+
+
+def get_metrics(request: Request) -> Metrics:
+    return get_services(request).metrics
+
+
+def get_notifier(request: Request) -> Notifier:
+    return get_services(request).notifier
+
+
+def get_chat(request: Request) -> ChatService:
+    return get_services(request).chat
+
+
+def get_readiness(request: Request) -> Readiness:
+    return get_services(request).readiness
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+WorkerDep = Annotated[Worker, Depends(get_worker)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+NotifierDep = Annotated[Notifier, Depends(get_notifier)]
+ChatDep = Annotated[ChatService, Depends(get_chat)]
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
 
 log = logging.getLogger(__name__)
 

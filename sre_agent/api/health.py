@@ -13,7 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from sre_agent.api.deps import ServicesDep
+from sre_agent.api.deps import ReadinessDep, WorkerDep
+from sre_agent.api.schemas import Health, Ready
 
 router = APIRouter()
 
@@ -24,17 +25,20 @@ BACKENDS = ("ollama", "prometheus", "kubernetes")
 DATABASE_TIMEOUT = 2.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(services: ServicesDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    responses={503: {"model": Ready, "description": "Not ready: the database does not answer"}},
+)
+async def readyz(readiness: ReadinessDep, worker: WorkerDep) -> JSONResponse:
     """Ready (200) means alerts can be accepted and stored: the database answers. A
     backend that is down makes the service ``degraded`` (investigations will lack what
     it would give), not unready: Alertmanager must still be able to deliver."""
-    readiness = services.readiness
     database = await readiness.database(DATABASE_TIMEOUT)
     backends = readiness.states()
     down = [name for name in BACKENDS if not backends[name].get("ok")]
@@ -44,6 +48,6 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         "degraded_components": down,
         "database": database,
         **{name: backends[name] for name in BACKENDS},
-        "queue_depth": services.worker.depth,
+        "queue_depth": worker.depth,
     }
     return JSONResponse(body, status_code=200 if database["ok"] else 503)

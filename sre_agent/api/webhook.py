@@ -21,43 +21,67 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sre_agent_tools.redact import redact
 
 from sre_agent.alerts import WebhookPayload, decode_json, mask_label, parse_payload
-from sre_agent.api.deps import ServicesDep, require_json
-from sre_agent.app import Services
+from sre_agent.api.deps import (
+    MetricsDep,
+    NotifierDep,
+    SettingsDep,
+    StoreDep,
+    WorkerDep,
+    require_json,
+)
+from sre_agent.api.schemas import WebhookAnswer, errors
 from sre_agent.errors import AlertPayloadError
-from sre_agent.report import render_record
+from sre_agent.models import Investigation
+from sre_agent.report import render
 from sre_agent.settings import Settings
 from sre_agent.store import Store
+from sre_agent.worker import Worker
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` put in place: in the OpenAPI document a
+    ``#/$defs/...`` reference would point at the document's root, where there are none."""
+    defs = schema.pop("$defs", {})
+
+    def place(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return place(defs[ref.removeprefix("#/$defs/")])
+            return {k: place(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [place(v) for v in node]
+        return node
+
+    return place(schema)  # type: ignore[no-any-return]
+
+
 #: For the OpenAPI document (schemathesis generates requests from it): the body is read
-#: raw, so FastAPI cannot derive it.
+#: raw (bounded by the edge, decoded by :func:`intake`), so FastAPI cannot derive it.
 _OPENAPI = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": WebhookPayload.model_json_schema()}},
+        "description": "An Alertmanager webhook body (version 4)",
+        "content": {"application/json": {"schema": _inline(WebhookPayload.model_json_schema())}},
     },
-    "responses": {
-        "202": {"description": "Accepted: what became of each alert"},
-        "400": {"description": "Malformed JSON"},
-        "401": {"description": "Missing or wrong bearer token"},
-        "408": {"description": "Body not sent within SRE_AGENT_BODY_TIMEOUT"},
-        "413": {"description": "Body over SRE_AGENT_MAX_BODY_BYTES"},
-        "415": {"description": "Content-Type is not application/json"},
-        "422": {"description": "Not an Alertmanager v4 body, or an unknown query parameter"},
-        "503": {"description": "The database failed: nothing was stored, retry"},
-    },
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookAnswer, "description": "?wait=true: where each alert ended"},
+    202: {"description": "Accepted: what became of each alert"},
+    **errors(400, 401, 405, 408, 413, 415, 422, 503),
 }
 
 
-def _check_token(services: Services, request: Request) -> None:
-    token = services.settings.webhook_token
+def _check_token(settings: Settings, request: Request) -> None:
+    token = settings.webhook_token
     if token is None:
         return
     header = request.headers.get("authorization", "")
@@ -87,7 +111,7 @@ class Intake:
     payload: WebhookPayload
     results: list[dict[str, Any]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
-    resolved: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[Investigation] = field(default_factory=list)
 
 
 def intake(settings: Settings, store: Store, body: bytes) -> Intake:
@@ -105,7 +129,7 @@ def intake(settings: Settings, store: Store, body: bytes) -> Intake:
 
     done = Intake(payload)
     investigate = [
-        a for a in payload.alerts if a.status == "firing" and a.severity in settings.severities
+        a for a in payload.alerts if a.status == "firing" and not settings.skip_reason(a.severity)
     ]
     ended = [a for a in payload.alerts if a.status == "resolved"]
     opened, closed = store.create_group(investigate, ended, payload.groupKey)
@@ -122,8 +146,8 @@ def intake(settings: Settings, store: Store, body: bytes) -> Intake:
             record = resolved[id(alert)]
             result.update(
                 status="resolved",
-                investigation_id=record["id"] if record else None,
-                investigation_status=record["status"] if record else None,
+                investigation_id=record.id if record else None,
+                investigation_status=record.status if record else None,
             )
             if record is not None:
                 done.resolved.append(record)
@@ -133,25 +157,32 @@ def intake(settings: Settings, store: Store, body: bytes) -> Intake:
                 done.created.append(ident)
             result.update(status=status, investigation_id=ident, duplicate=not created)
         else:
-            result.update(
-                status="skipped",
-                reason=f"severity {result['severity']!r} is not in SRE_AGENT_SEVERITIES"
-                f" ({','.join(settings.severities)})",
-            )
+            result.update(status="skipped", reason=settings.skip_reason(alert.severity))
         done.results.append(result)
     return done
 
 
-@router.post("/webhook/alert", status_code=202, openapi_extra=_OPENAPI)
+@router.post(
+    "/webhook/alert",
+    status_code=202,
+    response_model=WebhookAnswer,
+    responses=_RESPONSES,
+    openapi_extra=_OPENAPI,
+)
 async def receive_alerts(
-    request: Request, services: ServicesDep, wait: bool = False
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    worker: WorkerDep,
+    notifier: NotifierDep,
+    metrics: MetricsDep,
+    wait: bool = Query(False, description="answer once the investigations have finished"),
 ) -> JSONResponse:
-    _check_token(services, request)
+    _check_token(settings, request)
     require_json(request)
     body = await request.body()  # bounded in size and time by the edge (api/edge.py)
-    settings, worker = services.settings, services.worker
     try:
-        done = await services.store.call(intake, settings, services.store, body)
+        done = await store.call(intake, settings, store, body)
     except sqlite3.Error as exc:
         log.error("webhook: could not store the alerts: %s", exc)
         raise HTTPException(
@@ -160,10 +191,10 @@ async def receive_alerts(
     for ident in done.created:
         worker.submit(ident)
     for record in done.resolved:
-        services.notifier.alert_resolved(record)  # Slack: "resolved at" in the thread
+        notifier.alert_resolved(record)  # Slack: "resolved at" in the thread
     counts: dict[str, int] = {}
     for result in done.results:
-        services.metrics.count_alert(result)
+        metrics.count_alert(result)
         counts[result["status"]] = counts.get(result["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
     log.info(
@@ -173,7 +204,7 @@ async def receive_alerts(
         summary,
     )
     if wait:  # the message then says where they ended, as each result does
-        await _wait(services, done.results)
+        await _wait(settings, worker, done.results)
         counts = {}
         for result in done.results:
             counts[result["status"]] = counts.get(result["status"], 0) + 1
@@ -189,10 +220,9 @@ async def receive_alerts(
     )
 
 
-async def _wait(services: Services, results: list[dict[str, Any]]) -> None:
+async def _wait(settings: Settings, worker: Worker, results: list[dict[str, Any]]) -> None:
     """?wait=true: one deadline for the whole request, the time its investigations need
     when they run SRE_AGENT_MAX_CONCURRENT at a time, each within its own deadline."""
-    settings = services.settings
     waiting = [
         r for r in results if r["investigation_id"] and r["status"] not in ("resolved", "skipped")
     ]
@@ -200,7 +230,7 @@ async def _wait(services: Services, results: list[dict[str, Any]]) -> None:
     deadline = time.monotonic() + settings.investigation_timeout * rounds
     for result in waiting:
         remaining = max(0.0, deadline - time.monotonic())
-        record = await services.worker.wait(result["investigation_id"], remaining)
+        record = await worker.wait(result["investigation_id"], remaining)
         if record is not None:
-            result["status"] = record["status"]
-            result["analysis"] = render_record(record)
+            result["status"] = record.status
+            result["analysis"] = render(record)

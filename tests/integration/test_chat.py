@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -167,7 +165,8 @@ def test_history_is_kept_per_investigation_without_the_system_prompt(client, oll
 
 def test_answers_stream_as_server_sent_events(client, ollama, ident):
     answer = "The pod restarts because SITE_API_UPSTREAM_URL is missing from its config."
-    ollama.enqueue(call("kubectl_logs", pod="bruno-site-api-7d9f8c6b5-x2x4q"), say(answer))
+    pod = {"namespace": "homepage", "pod": "bruno-site-api-7d9f8c6b5-x2x4q", "previous": True}
+    ollama.enqueue(call("kubectl_logs", **pod), say(answer))
 
     events = stream(client, ident, "show me the logs")
 
@@ -175,10 +174,11 @@ def test_answers_stream_as_server_sent_events(client, ollama, ident):
     assert kinds.index("tool_call") < kinds.index("tool_result") < kinds.index("token")
     assert kinds[-1] == "done"
     call_event = events[kinds.index("tool_call")][1]
-    assert call_event == {"name": "kubectl_logs", "args": {"pod": "bruno-site-api-7d9f8c6b5-x2x4q"}}
+    assert call_event == {"name": "kubectl_logs", "args": pod}
     result = events[kinds.index("tool_result")][1]
     assert result["name"] == "kubectl_logs" and result["size"] > 0
-    assert result["status"] in ("ok", "error", "no_data")
+    assert result["status"] == "ok"
+    assert "starting bruno-site-api" in ollama.requests[-1]["messages"][-1]["content"]
     tokens_ = [data["text"] for kind, data in events if kind == "token"]
     assert len(tokens_) > 1  # streamed, not one block
     assert "".join(tokens_) == answer
@@ -229,7 +229,7 @@ def test_an_unfinished_investigation_is_409(client, ollama):
     store = client.app.state.services.store
     record, _ = store.create_or_get(payload.alerts[0], payload.groupKey)  # queued, not started
 
-    response = client.post(f"/investigations/{record['id']}/chat", json={"message": "hi"})
+    response = client.post(f"/investigations/{record.id}/chat", json={"message": "hi"})
 
     assert response.status_code == 409
     assert "still queued" in response.json()["error"]
@@ -261,7 +261,7 @@ def test_the_prompt_stays_within_the_budget_over_many_long_turns(make_settings, 
     budget = 4000
     with TestClient(create_app(make_settings(prompt_budget_tokens=budget))) as client:
         ident = investigate(client, ollama)
-        first, walls, model_s = ollama.chat_count, [], []
+        first = ollama.chat_count
         for turn in range(16):
             count = 120 if turn == 7 else 25  # one question at the 4,000-character limit
             words = " ".join(f"pod-{turn}-{i} restarted at 03:{i % 60:02d}" for i in range(count))
@@ -270,13 +270,10 @@ def test_the_prompt_stays_within_the_budget_over_many_long_turns(make_settings, 
                     call("kubectl_logs", pod="bruno-site-api-7d9f8c6b5-x2x4q", tail_lines=400)
                 )
             ollama.enqueue(say(f"Answer {turn}: {words} {words}"))
-            started = time.perf_counter()
             body = client.post(
                 f"/investigations/{ident}/chat",
                 json={"message": f"Question {turn}: {words}"[:4000]},
             ).json()
-            walls.append(time.perf_counter() - started)
-            model_s.append(body["usage"]["seconds"])
             assert body["answer"].startswith(f"Answer {turn}: ")
 
         sizes = [
@@ -290,12 +287,6 @@ def test_the_prompt_stays_within_the_budget_over_many_long_turns(make_settings, 
         assert len(kept) > 1 and kept[0].startswith("[") and "earlier messages left out" in kept[0]
         history = client.get(f"/investigations/{ident}/chat").json()["messages"]
         assert sum(m["role"] == "user" for m in history) == 16  # the stored history keeps all
-    overhead = sorted(w - m for w, m in zip(walls, model_s, strict=True))
-    print(
-        f"\nchat turn overhead (wall - model) over {len(overhead)} long turns:"
-        f" median {statistics.median(overhead) * 1000:.0f} ms,"
-        f" max {overhead[-1] * 1000:.0f} ms"
-    )
 
 
 def test_chat_and_store_writes_share_the_database(client, ollama, ident, make_settings):
@@ -406,7 +397,6 @@ async def test_chat_history_writes_never_stall_the_store(make_settings):
     """The checkpointer and the store share one SQLite file; the store's calls run on
     the event loop, so the checkpointer must never hold the write lock across an await."""
     import sqlite3
-    import time
 
     from langgraph.checkpoint.base import empty_checkpoint
     from sre_agent_tools import ToolDeps
@@ -432,7 +422,7 @@ async def test_chat_history_writes_never_stall_the_store(make_settings):
 
     writer = asyncio.create_task(history_writes())
     await asyncio.sleep(0.05)
-    worst, errors = 0.0, []
+    errors = []
     try:
         for i in range(200):
             alert = parse_payload(
@@ -449,17 +439,16 @@ async def test_chat_history_writes_never_stall_the_store(make_settings):
                     ],
                 }
             ).alerts[0]
-            started = time.perf_counter()
             try:
                 store.create_or_get(alert)
             except sqlite3.OperationalError as exc:
                 errors.append(str(exc))
-            worst = max(worst, time.perf_counter() - started)
             await asyncio.sleep(0)
     finally:
         stop = True
         await writer
         await chat.close()
         store.close()
+    # A lock held across an await would block the loop (and so its own release) until
+    # the store's 5 s busy timeout: "database is locked". None came.
     assert not errors
-    assert worst < 1.0

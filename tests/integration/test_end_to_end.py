@@ -77,7 +77,8 @@ def test_alertmanager_to_stored_analysis(tmp_path, make_settings, ollama, kube, 
         assert full["llm_usage"]["calls"] == 1
         assert full["llm_usage"]["prompt_tokens"] > 0 and full["llm_usage"]["completion_tokens"] > 0
         report = httpx.get(f"{service.url}/investigations/{ident}", params={"format": "markdown"})
-        assert "## Likely root cause" in report.text
+        assert "## Likely root cause" in report.text and "**Resolved:**" not in report.text
+        assert "report" not in full and "dedup_key" not in full  # the record, not its views
 
         # A group change re-sends the firing crash alert with a new one: no second investigation.
         am.post([from_example(MISMATCH, started), from_example(CRASH, started)])
@@ -98,6 +99,9 @@ def test_alertmanager_to_stored_analysis(tmp_path, make_settings, ollama, kube, 
             "the resolved notification",
         )
         assert record(service, ident)["resolved_at"]
+        # The report is rendered when asked for: it tells the record as it is now.
+        report = httpx.get(f"{service.url}/investigations/{ident}", params={"format": "markdown"})
+        assert "**Resolved:**" in report.text and "## Likely root cause" in report.text
         assert len(investigations(service)) == 2
 
         # The investigation of the deployment used the real Prometheus-backed world too.

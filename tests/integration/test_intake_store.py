@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sre_agent.alerts import parse_payload
 from sre_agent.app import create_app
 from sre_agent.migrations import MIGRATIONS
+from sre_agent.models import Analysis, Evidence, LlmUsage
 from sre_agent.store import Store
 from tests.conftest import EXAMPLES
 from tests.support.model_scripts import investigator
@@ -254,9 +255,16 @@ def test_rows_from_before_the_masking_are_migrated(tmp_path):
     try:
         record = store.get("old1")
         assert record is not None
-        assert CANARY not in json.dumps(record)
+        assert CANARY not in record.model_dump_json()
+        # What an old row lacks reads as unknown, not as invented values.
+        assert record.sources is None and record.analysis is None
+        assert record.llm_usage == LlmUsage() and record.llm_usage.evidence_seconds is None
+        [item] = record.evidence  # an item from before ids and statuses
+        assert (item.id, item.status, item.in_prompt, item.title) == ("", "ok", True, "logs")
+        assert record.alert.startsAt == "" and record.alert.expr is None
+        assert "report" not in record.model_dump() and "dedup_key" not in record.model_dump()
         (again, created) = store.create_or_get(alert)
-        assert again["id"] == "old1" and created is False  # still the same firing
+        assert again.id == "old1" and created is False  # still the same firing
     finally:
         store.close()
 
@@ -268,20 +276,23 @@ def test_what_a_model_or_tool_sends_back_cannot_break_the_record(tmp_path):
     try:
         record, _ = store.create_or_get(parse_payload(FIRING).alerts[0])
         store.finish(
-            record["id"],
-            status="degraded",
-            reason="model said \ud800",
-            evidence=[{"title": "x \udfff", "text": "y"}],
-            tool_calls=[],
-            llm_usage={},
-            analysis={"summary": "s \ud83d"},
-            raw_text="raw \ud800",
-            report="# report \udc00",
-            duration_s=1.0,
+            record.model_copy(
+                update={
+                    "status": "degraded",
+                    "status_reason": "model said \ud800",
+                    "evidence": [Evidence(title="x \udfff", output="y")],
+                    # pydantic refuses it in a validated model; built unvalidated, stored alike
+                    "analysis": Analysis.model_construct(summary="s \ud83d"),
+                    "raw_text": "raw \ud800",
+                    "duration_s": 1.0,
+                }
+            )
         )
-        done = store.get(record["id"])
-        assert done is not None and done["status"] == "degraded"
-        json.dumps(done, ensure_ascii=False).encode("utf-8")  # servable as it is
+        done = store.get(record.id)
+        assert done is not None and done.status == "degraded"
+        assert done.evidence[0].title == "x ?" and done.raw_text == "raw ?"
+        done.model_dump_json().encode("utf-8")  # servable as it is
+        json.dumps(done.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
     finally:
         store.close()
 

@@ -29,6 +29,7 @@ from tests.support.fake_ollama import answer_json, call, say
 from tests.support.model_scripts import analysis_from, investigator
 from tests.support.prometheus import PrometheusServer
 from tests.support.recording_proxy import RecordingProxy
+from tests.support.records import served
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +134,7 @@ async def test_investigation_refuses_what_the_alert_does_not_need(
 ):
     ollama.enqueue(call(tool, **args), answer)
     result = await run_alert(CRASH, settings, load_prompts(), tmp_path)
-    record = result.record
+    record = served(result.record)
     assert record["status"] == "completed", record["status_reason"]
     (refusal,) = tool_messages(ollama.requests[1])
     (made,) = [c for c in record["tool_calls"] if c.get("phase") != "evidence"]
@@ -146,7 +147,7 @@ async def test_allowed_namespaces_widens_the_scope(make_settings, ollama, proxy,
     """The control: the same read succeeds once the operator allows the namespace."""
     settings = make_settings(prometheus_url=proxy.url, allowed_namespaces="kube-system")
     ollama.enqueue(call("kubectl_logs", pod=OTHER_POD, namespace="kube-system"), answer)
-    record = (await run_alert(CRASH, settings, load_prompts(), tmp_path)).record
+    record = served((await run_alert(CRASH, settings, load_prompts(), tmp_path)).record)
     (result,) = tool_messages(ollama.requests[1])
     (made,) = [e for e in record["evidence"] if e["phase"] == "agent"]
     assert result.startswith(f"[{made['id']}] status: ok")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -123,14 +123,11 @@ async def test_unreachable_prometheus_fails_fast() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     client = make_prometheus(url, timeout=2)
     deps = ToolDeps(prometheus=client, timeout=2)
-    started = time.monotonic()
     result = await query_instant(deps, "up")
-    elapsed = time.monotonic() - started
     client.close()
     assert result.status == "error"
     assert result.text.startswith(f"Prometheus unreachable at {url}: ")
-    assert "Connection refused" in result.text
-    assert elapsed < 3
+    assert "Connection refused" in result.text  # refused at once, not waited out
 
 
 async def test_not_configured() -> None:
@@ -179,13 +176,17 @@ async def test_silent_prometheus_times_out() -> None:
         listener.listen(8)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         client = make_prometheus(url, timeout=1)
-        started = time.monotonic()
         result = await query_range(ToolDeps(prometheus=client, timeout=1), "up")
-        elapsed = time.monotonic() - started
         client.close()
+        listener.setblocking(False)
+        attempts = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                listener.accept()[0].close()
+                attempts += 1
     assert result.status == "error"
     assert result.text == f"Prometheus unreachable at {url}: no answer within 1s."
-    assert elapsed < 3
+    assert attempts == 1  # the one deadline, not retried into several
 
 
 @pytest.fixture

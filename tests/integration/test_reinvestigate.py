@@ -29,7 +29,11 @@ def wait_until(predicate, timeout=20.0):
 
 def by_name(client: TestClient) -> dict[str, dict]:
     listing = client.get("/investigations").json()["investigations"]
-    return {r["alertname"]: client.get(f"/investigations/{r['id']}").json() for r in listing}
+    records = {r["alertname"]: client.get(f"/investigations/{r['id']}").json() for r in listing}
+    for record in records.values():  # the report a person reads: rendered when asked for
+        url = f"/investigations/{record['id']}"
+        record["report"] = client.get(url, params={"format": "markdown"}).text
+    return records
 
 
 def test_degraded_by_ollama_is_investigated_again_when_it_answers(make_settings, ollama):

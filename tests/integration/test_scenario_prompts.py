@@ -29,7 +29,7 @@ def test_there_are_enough_scenarios():
 async def test_decisive_evidence_is_in_the_first_prompt(lab, scenario):
     settings = lab.settings()
     run = await run_scenario(lab, scenario, settings)
-    assert run.record["status"] == "completed", run.record["status_reason"]
+    assert run.record.status == "completed", run.record.status_reason
     first = run.requests[0]
     prompt = "\n".join(str(m.get("content", "")) for m in first["messages"])
     missing = [d for d in scenario.decisive if d not in prompt]
@@ -38,4 +38,4 @@ async def test_decisive_evidence_is_in_the_first_prompt(lab, scenario):
     assert used <= settings.prompt_budget_tokens
     assert "CANARY" not in lab.ollama.received_text()
     # The scripted model answers from the evidence: one call, no tools of its own.
-    assert run.record["llm_usage"]["calls"] == 1
+    assert run.record.llm_usage.calls == 1

@@ -4,7 +4,8 @@ Every form of ``tests/support/secrets_corpus.py`` is put in the fake cluster (a
 pod's env values, its current and previous logs, event messages), in the
 alert (annotations; label values for the forms a label must lose), and in the
 label values of series in the real Prometheus, which the alert's expression
-selects. ``sre-agent serve`` runs at DEBUG with a fake Slack; the scripted model
+selects; a few more are in the chat question, and in tool arguments the model makes
+up. ``sre-agent serve`` runs at DEBUG with a fake Slack; the scripted model
 echoes everything it was shown into its analysis and, in chat, calls a tool and
 echoes its result. No secret, nor its tail, may then appear in what the model
 received, the database file and its WAL, any API answer, the log, Slack or
@@ -106,12 +107,22 @@ def echoing_model(request: dict[str, Any]) -> Say:
     return answer_json(analysis)
 
 
+#: Secrets the model writes into tool arguments of its own (it only ever saw masked text:
+#: these stand for what a model invents or was told some other way).
+MADE_UP = tuple(f for f in CORPUS if f.name in ("github-classic", "slack-bot", "aws-key-id"))
+
+MADE_UP_QUERY = (
+    'corpus_leak{namespace="homepage"} or up{'
+    + ", ".join(f'k{i}="{f.secret}"' for i, f in enumerate(MADE_UP))
+    + "}"
+)
+
 CHAT_CALLS = (
     ("kubectl_events", {"namespace": NS, "name": POD}),
     ("kubectl_describe", {"kind": "pod", "name": POD, "namespace": NS}),
     ("kubectl_logs", {"pod": POD, "namespace": NS, "container": CONTAINER, "previous": True}),
     ("kubectl_logs", {"pod": POD, "namespace": NS, "container": CONTAINER}),
-    ("promql_query", {"query": 'corpus_leak{namespace="homepage"}'}),
+    ("promql_query", {"query": MADE_UP_QUERY}),  # arguments the model made up
 )
 
 
@@ -122,6 +133,15 @@ def chat_model(request: dict[str, Any]) -> Say:
         name, args = CHAT_CALLS[len(tools)]
         return call(name, **args)
     return say("Here is what they say:\n" + str(tools[-1]["content"])[:3000])
+
+
+def question_forms(limit: int = 3800) -> tuple[Form, ...]:
+    """Forms that fit in one chat question (its limit is 4,000 characters)."""
+    chosen: list[Form] = []
+    for form in CORPUS:
+        if len(planted((*chosen, form))) <= limit:
+            chosen.append(form)
+    return tuple(chosen)
 
 
 def leaks(haystack: str) -> list[str]:
@@ -162,6 +182,7 @@ def test_no_planted_secret_gets_out(tmp_path: Path, make_settings, ollama, kube)
             webhook_token=WEBHOOK_TOKEN,
             log_level="DEBUG",
             tool_output_limit=60_000,
+            max_model_calls=len(CHAT_CALLS) + 1,  # every chat call made, then the answer
             slack_bot_token=SLACK_TOKEN,
             slack_channel="#alerts",
             slack_api_url=slack.api_url,
@@ -217,7 +238,8 @@ def test_no_planted_secret_gets_out(tmp_path: Path, make_settings, ollama, kube)
             assert done
             wait_for(lambda: slack.messages, 30, "the Slack message")
             ollama.default = chat_model
-            chat = httpx.post(f"{url}/chat", json={"message": "what do the logs say?"}, timeout=60)
+            question = "what do the logs say? " + planted(question_forms())
+            chat = httpx.post(f"{url}/chat", json={"message": question}, timeout=60)
             assert chat.status_code == 200, chat.text
             answers = {
                 "list": httpx.get(f"{service.url}/investigations").text,
@@ -238,6 +260,12 @@ def test_no_planted_secret_gets_out(tmp_path: Path, make_settings, ollama, kube)
     for source in ("corpus_leak{", "LEAK_0=", "LeakPlanted", "ERROR leakform-"):
         assert source in seen_by_model, f"{source} never reached the model"
     assert any(c["name"] == "kubectl_logs" for c in record["tool_calls"])
+    # The question and the made-up arguments really were there to leak.
+    assert marker(question_forms()[-1]) in seen_by_model
+    assert len(question_forms()) >= 10
+    history = json.loads(answers["chat history"])["messages"]
+    made = [c for m in history for c in m.get("tool_calls") or []]
+    assert len(made) == len(CHAT_CALLS) and made[-1]["args"]["query"].count("REDACTED") == 3
 
     database = "".join(
         p.read_bytes().decode("utf-8", "replace")

@@ -20,6 +20,7 @@ from sre_agent_lab.runs import run_alert
 from tests.conftest import EXAMPLES
 from tests.support.fake_ollama import answer_json, call, fail, say
 from tests.support.model_scripts import analysis_from
+from tests.support.records import served
 
 CRASH = parse_payload(json.loads((EXAMPLES / "group-firing-homepage.json").read_text())).alerts[1]
 POD, NS = "bruno-site-api-7d9f8c6b5-x2x4q", "homepage"
@@ -28,7 +29,7 @@ POD, NS = "bruno-site-api-7d9f8c6b5-x2x4q", "homepage"
 async def investigate(settings) -> dict[str, Any]:
     """One real investigation of the crash-loop alert, into a fresh store."""
     result = await run_alert(CRASH, settings, load_prompts(), settings.database_path.parent)
-    return result.record
+    return served(result.record)
 
 
 def tool_messages(request: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ from tests.conftest import EXAMPLES
 from tests.support.fake_ollama import answer_json
 from tests.support.fake_slack import FakeSlack
 from tests.support.model_scripts import analysis_from, investigator
+from tests.support.records import served
 
 BODY = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
 CRASH = parse_payload(BODY).alerts[1]
@@ -35,7 +36,7 @@ BLOCK = re.compile(r"^### \[(E\d+)\] (.*?)(?: \[(?:error|no_data)\])?$", re.MULT
 
 async def investigate(settings) -> dict[str, Any]:
     result = await run_alert(CRASH, settings, load_prompts(), settings.database_path.parent)
-    return result.record
+    return served(result.record)
 
 
 def prompt_of(request: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sre_agent.models import Investigation
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings, load_settings
 from sre_agent_lab.kube_world import FakeKube
@@ -50,7 +51,7 @@ def open_lab(workdir: Path, scenarios: list[Scenario]) -> Iterator[Lab]:
 
 @dataclass
 class Run:
-    record: dict[str, Any]
+    record: Investigation
     requests: list[dict[str, Any]]  # what the model received, in order
     seconds: float
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from sre_agent.analysis import parse_analysis
-from sre_agent.report import render_report
+from tests.support.records import render_report
 
 GOOD = {
     "summary": "api crash-loops since 23:47 because a required setting is missing.",

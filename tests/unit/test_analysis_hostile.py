@@ -9,7 +9,8 @@ import time
 import pytest
 
 from sre_agent.analysis import CitationError, check_citations, parse_analysis, without_surrogates
-from sre_agent.report import MAX_CITED, render_report, telling_lines
+from sre_agent.report import MAX_CITED, telling_lines
+from tests.support.records import render_report
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,13 @@ from sre_agent.analysis import (
     check_citations,
     parse_analysis,
 )
-from sre_agent.findings import Finding, assign_ids, fit_budget, render
+from sre_agent.findings import assign_ids, fit_budget
+from sre_agent.findings import render as render_evidence
+from sre_agent.models import Evidence, Sources
 from sre_agent.notify import investigation_blocks
-from sre_agent.report import render_record, render_report, telling_lines
+from sre_agent.report import render, telling_lines
 from sre_agent.sources import compute_sources, graph_base, graph_url, rerun_command, warning
+from tests.support.records import investigation, render_report
 
 ALERT = {
     "labels": {"alertname": "KubePodCrashLooping", "severity": "warning", "namespace": "shop"},
@@ -30,7 +33,15 @@ def answer(**cause):
 
 
 def finding(title, tool="kubectl_describe", status="ok", output="x", priority=0, **args):
-    return Finding(title, tool, args, status, output, 1.0, priority)
+    return Evidence(
+        title=title,
+        tool=tool,
+        args=args,
+        status=status,
+        output=output,
+        duration_ms=1.0,
+        priority=priority,
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,20 +115,21 @@ def test_ids_follow_the_prompt_order_and_survive_the_budget():
     kept = fit_budget(findings, 700)
     assert [f.id for f in kept] == [f.id for f in findings[: len(kept)]]
     assert len(kept) < len(findings)
-    assert render(kept).startswith("### [E1] f0\n")
+    assert render_evidence(kept).startswith("### [E1] f0\n")
 
 
 def test_a_stored_item_comes_back_as_the_finding_it_was():
     original = finding("pod shop/cart", status="error", output="gone", name="cart")
     original.id = "E4"
-    back = Finding.from_record(original.record())
+    back = Evidence.model_validate_json(original.model_dump_json())
     assert (back.id, back.status, back.args, back.output) == (
         "E4",
         "error",
         {"name": "cart"},
         "gone",
     )
-    assert Finding.from_record({"title": "old", "output": "x"}).id == ""  # an old row
+    old = Evidence.model_validate({"title": "old", "output": "x"})  # an old row
+    assert (old.id, old.status, old.in_prompt) == ("", "ok", True)
 
 
 def test_rerun_commands_are_shell_safe():
@@ -168,7 +180,7 @@ def test_graph_links_encode_the_query():
 
 def items(*specs):
     return [
-        {"id": f"E{n}", "tool": tool, "status": status, "output": output, "args": {}}
+        Evidence(id=f"E{n}", tool=tool, status=status, output=output)
         for n, (tool, status, output) in enumerate(specs, 1)
     ]
 
@@ -179,12 +191,12 @@ def test_sources_say_what_answered_failed_or_was_absent():
         ("promql_range", "error", "Prometheus unreachable again"),
         ("kubectl_describe", "error", "Kubernetes is not configured"),
     )
-    got = compute_sources(evidence, prometheus=True, kubernetes=False)["backends"]
-    assert got["prometheus"]["state"] == "failed"
-    assert got["prometheus"]["why"] == "Prometheus unreachable at http://127.0.0.1:1: refused."
-    assert got["kubernetes"]["state"] == "not configured"
-    assert got["logs"]["state"] == "not configured"
-    line = warning({"backends": got})
+    got = compute_sources(evidence, prometheus=True, kubernetes=False).backends
+    assert got["prometheus"].state == "failed"
+    assert got["prometheus"].why == "Prometheus unreachable at http://127.0.0.1:1: refused."
+    assert got["kubernetes"].state == "not configured"
+    assert got["logs"].state == "not configured"
+    line = warning(Sources(backends=got))
     assert line.startswith("⚠ Prometheus did not answer (Prometheus unreachable")
     assert "Kubernetes is not configured" in line and "Logs" not in line
     assert line.endswith("rests on the alert's text alone.")
@@ -197,8 +209,8 @@ def test_a_backend_that_answered_once_answered_and_the_gap_is_named():
         ("kubectl_logs", "error", "Kubernetes API unreachable at https://k: timeout"),
     )
     got = compute_sources(evidence, prometheus=True, kubernetes=True)
-    assert [b["state"] for b in got["backends"].values()] == ["answered", "answered", "failed"]
-    assert got["backends"]["kubernetes"]["ids"] == ["E2"]
+    assert [b.state for b in got.backends.values()] == ["answered", "answered", "failed"]
+    assert got.backends["kubernetes"].ids == ["E2"]
     assert warning(got) == (
         "⚠ Logs did not answer (Kubernetes API unreachable at https://k: timeout)"
         " — this analysis rests on the alert and Prometheus, Kubernetes only."
@@ -220,9 +232,9 @@ def test_the_report_shows_each_cited_finding_beside_its_claim():
         ("promql_query", "ok", "kube_pod_container_status_restarts_total => 9"),
         ("kubectl_describe", "ok", "Name: other"),
     )
-    evidence[0]["args"] = {"pod": "cart-1", "namespace": "shop", "previous": True}
-    evidence[1]["args"] = {"query": "kube_pod_container_status_restarts_total"}
-    evidence[0]["title"] = "logs of shop/cart-1 (previous)"
+    evidence[0].args = {"pod": "cart-1", "namespace": "shop", "previous": True}
+    evidence[1].args = {"query": "kube_pod_container_status_restarts_total"}
+    evidence[0].title = "logs of shop/cart-1 (previous)"
     sources = compute_sources(
         evidence,
         prometheus=True,
@@ -236,7 +248,7 @@ def test_the_report_shows_each_cited_finding_beside_its_claim():
             confidence="high",
         )
     )
-    check_citations(analysis, {i["id"]: i["status"] for i in evidence})
+    check_citations(analysis, {i.id: i.status for i in evidence})
     md = render_report(
         ALERT,
         analysis,
@@ -310,7 +322,7 @@ def test_an_old_row_still_renders():
         "llm_usage": {"model": "m", "calls": 1, "prompt_tokens": 3},
         "sources": None,
     }
-    md = render_record(old)
+    md = render(investigation(**old))
     assert "(confidence: high)" in md
     assert "Not recorded (this investigation predates source tracking)." in md
     assert "⚠" not in md
@@ -318,7 +330,7 @@ def test_an_old_row_still_renders():
 
 def test_a_degraded_report_marks_what_failed_and_what_the_budget_left_out():
     evidence = items(("kubectl_describe", "error", "timed out"), ("kubectl_logs", "ok", "boom"))
-    evidence[1]["in_prompt"] = False
+    evidence[1].in_prompt = False
     md = render_report(ALERT, None, status="degraded", reason="r", evidence=evidence)
     assert "### [E1] kubectl_describe [error]\n" in md
     assert "### [E2] kubectl_logs (not in the prompt: over the budget)\n" in md
@@ -364,7 +376,7 @@ def test_model_text_cannot_forge_a_section_html_or_a_link_in_the_report():
         )
     )
     evidence = items(("promql_query", "ok", "up => 1"))
-    evidence[0]["args"] = {"query": "up"}
+    evidence[0].args = {"query": "up"}
     sources = compute_sources(
         evidence, prometheus=True, kubernetes=True, graph_base="http://prom.example:9090"
     )
@@ -420,7 +432,7 @@ def test_an_id_too_long_to_be_one_is_refused_not_ignored():
 def test_sources_say_when_answers_had_no_data():
     evidence = items(("promql_query", "no_data", ""), ("promql_range", "no_data", ""))
     sources = compute_sources(evidence, prometheus=True, kubernetes=True)
-    assert sources["backends"]["prometheus"]["no_data"] == 2
+    assert sources.backends["prometheus"].no_data == 2
     md = render_report(ALERT, None, status="degraded", sources=sources)
     assert "**Prometheus**: answered — 2 answer(s) (E1, E2), none with data" in md
 
@@ -428,7 +440,7 @@ def test_sources_say_when_answers_had_no_data():
 def test_slack_says_a_claim_was_lowered_too():
     analysis = parse_analysis(answer(confidence="high"))
     check_citations(analysis, {})
-    record = {"id": "i1", "status": "completed", "analysis": analysis.model_dump()}
+    record = investigation(ALERT, analysis.model_dump())
     text = json.dumps(investigation_blocks(record, None))
     assert "(confidence: medium, lowered from high)" in text
 

@@ -6,7 +6,7 @@ from sre_agent import graph_relations as rel
 from sre_agent import graph_text as facts
 from sre_agent import tokens
 from sre_agent.evidence import (
-    Finding,
+    Evidence,
     call_signature,
     fit_budget,
     other_events,
@@ -34,11 +34,18 @@ def test_short_logs_are_left_alone():
     assert reduce_log(text) == text
 
 
-def _finding(title: str, lines: int, priority: int) -> Finding:
+def _finding(title: str, lines: int, priority: int) -> Evidence:
     output = "\n".join(
         f"Warning BackOff Pod/api-{i} restarting failed container" for i in range(lines)
     )
-    return Finding(title, "kubectl_describe", {"name": title}, "ok", output, 1.0, priority)
+    return Evidence(
+        title=title,
+        tool="kubectl_describe",
+        args={"name": title},
+        output=output,
+        duration_ms=1.0,
+        priority=priority,
+    )
 
 
 def test_budget_keeps_priorities_whole_and_trims_the_rest():

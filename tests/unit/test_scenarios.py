@@ -13,6 +13,7 @@ from sre_agent_lab import (
     ScenarioError,
     combined_openmetrics,
     combined_world,
+    default_scenarios_dir,
     expand_series,
     load_scenario,
     load_scenarios,
@@ -22,8 +23,15 @@ NOW = datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC)
 SCENARIOS = load_scenarios()
 
 
+def test_every_scenario_directory_loads_as_the_scenario_it_is_named_for() -> None:
+    """A directory the loader skipped (no scenario.yaml, a typo) would drop out of eval."""
+    root = default_scenarios_dir()
+    directories = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name[0] not in "._")
+    assert [s.name for s in SCENARIOS] == directories
+    assert [s.path.parent for s in SCENARIOS] == [root / name for name in directories]
+
+
 def test_the_library_covers_the_common_alerts() -> None:
-    assert len(SCENARIOS) >= 12
     names = {s.alertname for s in SCENARIOS}
     assert {"KubePodCrashLooping", "KubeNodeNotReady", "TargetDown", "KubeJobFailed"} <= names
 

@@ -195,3 +195,30 @@ def test_the_cli_warns_of_a_misspelt_variable(tmp_path):
     )
     assert "SRE_AGENT_OLAMA_URL (did you mean SRE_AGENT_OLLAMA_URL?)" in proc.stderr
     assert "no effect" in proc.stderr
+
+
+def test_validation_errors_read_alike_everywhere():
+    """One formatting (alerts.describe_errors) for settings, request and webhook errors:
+    the variable named, pydantic's "Value error, " prefix gone, our own message whole."""
+    with pytest.raises(ConfigError) as bad:
+        load_settings(severities="crit")
+    message = str(bad.value)
+    assert message.startswith("SRE_AGENT_SEVERITIES: 'crit' (did you mean 'critical'?)")
+    assert "Value error" not in message and message.endswith(
+        "SRE_AGENT_ALLOW_CUSTOM_SEVERITIES=true"
+    )
+
+    from sre_agent.alerts import describe_errors
+
+    errors = [{"loc": ("body", "alerts", i, "x" * 60), "msg": "Value error, bad"} for i in range(7)]
+    text = describe_errors(errors)
+    assert text.startswith(f"body.alerts.0.{'x' * 40}…: bad; ")
+    assert text.count("bad") == 5 and text.endswith("(and 2 more)")
+
+
+def test_the_severity_filter_says_why_it_skips():
+    s = load_settings(severities="critical")
+    assert s.skip_reason("critical") is None
+    assert (
+        s.skip_reason("warning") == "severity 'warning' is not in SRE_AGENT_SEVERITIES (critical)"
+    )

@@ -1,0 +1,157 @@
+"""The API's answers as models, for ``/openapi.json`` (schemathesis fuzzes from it, and
+clients generate from it) and for the routes' ``response_model`` s.
+
+Each keeps the JSON shape the API had before it was typed: keys a record may lack
+stay absent (``response_model_exclude_unset``), and answers that carry open-ended
+parts (a backend's check, a usage record) allow more keys than they name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sre_agent.models import LlmUsage, Status
+
+#: What each error status means, for the documentation of a route's error answers.
+ERRORS = {
+    400: "Malformed JSON, or a Host not in SRE_AGENT_ALLOWED_HOSTS",
+    401: "Missing or wrong bearer token (SRE_AGENT_WEBHOOK_TOKEN)",
+    404: "No investigation with that id",
+    405: "Method not allowed on this path",
+    408: "Body not sent within SRE_AGENT_BODY_TIMEOUT",
+    409: "The investigation is still queued or running",
+    413: "Body over SRE_AGENT_MAX_BODY_BYTES",
+    415: "Content-Type is not application/json",
+    422: "Invalid parameters or body, or an unknown query parameter",
+    503: "A backend this request needs failed: nothing was changed, retry",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: one message that says what is wrong and what to change."""
+
+    error: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route's error answers (all ``{"error": ...}``)."""
+    return {code: {"model": ErrorBody, "description": ERRORS[code]} for code in codes}
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- the webhook ------------------------------------------------------------------
+class AlertResult(BaseModel):
+    """What became of one alert of the delivery, in the order of the body."""
+
+    alert_name: str
+    severity: str
+    fingerprint: str
+    status: str = Field(
+        description="queued, running (a duplicate), completed... (with ?wait=true),"
+        " skipped (severity not investigated) or resolved"
+    )
+    investigation_id: str | None
+    duplicate: bool | None = Field(None, description="firing: delivered before")
+    reason: str | None = Field(None, description="skipped: why")
+    investigation_status: str | None = Field(None, description="resolved: its investigation's")
+    analysis: str | None = Field(None, description="?wait=true: the report (markdown)")
+
+
+class WebhookAnswer(BaseModel):
+    message: str
+    results: list[AlertResult]
+    service: Literal["sre-agent"] = "sre-agent"
+    timestamp: str
+
+
+# --- investigations ---------------------------------------------------------------
+class InvestigationSummary(BaseModel):
+    """One line of ``GET /investigations``; the whole record is ``/investigations/{id}``."""
+
+    id: str
+    alertname: str
+    severity: str
+    namespace: str | None
+    fingerprint: str
+    status: Status
+    status_reason: str | None
+    alert_status: Literal["firing", "resolved"]
+    created_at: str
+    finished_at: str | None
+    summary: str | None = Field(description="the analysis' summary, once there is one")
+
+
+class InvestigationList(BaseModel):
+    investigations: list[InvestigationSummary]
+    count: int
+    next_before: str | None = Field(description="?before= this for the next page; null: no more")
+    next: str | None = Field(description="the next page's path and query; null: no more")
+
+
+# --- chat -------------------------------------------------------------------------
+class ChatToolCall(BaseModel):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatMessage(BaseModel):
+    role: Literal["user", "assistant", "tool"]
+    content: str
+    tool_calls: list[ChatToolCall] | None = None
+    name: str | None = None
+
+
+class ChatHistory(BaseModel):
+    investigation_id: str
+    messages: list[ChatMessage]
+
+
+class ChatToolResult(_Open):
+    name: str | None = None
+    status: str
+    size: int
+
+
+class ChatAnswer(_Open):
+    """One turn, not streamed (``Accept: application/json``)."""
+
+    investigation_id: str
+    answer: str
+    usage: LlmUsage
+    tool_calls: list[ChatToolResult]
+
+
+#: The streamed turn (``Accept: text/event-stream``): each event's ``data`` is JSON.
+CHAT_EVENTS = """Server-Sent Events, each `data` a JSON object:
+`token` `{"text"}` (the answer as it comes), `tool_call` `{"name", "args"}`,
+`tool_result` `{"name", "status", "size"}`, then `done` `{"answer", "usage"}`
+or `error` `{"error"}`."""
+
+
+# --- health -----------------------------------------------------------------------
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Check(_Open):
+    """One component's state as the background checker last saw it."""
+
+    ok: bool
+    url: str | None = None
+    error: str | None = None
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not ready"]
+    degraded: bool
+    degraded_components: list[str]
+    database: Check
+    ollama: Check
+    prometheus: Check
+    kubernetes: Check
+    queue_depth: int
