@@ -293,7 +293,7 @@ class Investigator:
                     [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
                 )
                 meter.adopt(reply)
-            reply = clean_reply(reply)  # type: ignore[assignment]  # redacted where it arrives
+            reply = clean_reply(reply)  # redacted where it arrives
         except LLM_ERRORS as exc:
             reason = f"final answer invalid ({error}); retry failed: {llm_failure(exc)}"
             return Result("degraded", reason, raw_text=kept_text, llm_unavailable=True)

@@ -257,6 +257,8 @@ class ChatService:
             # The client went away mid-turn: no half-answered question stays behind.
             await asyncio.shield(self._forget_turn(record.id, before))
             raise
+        for event in stream.close():  # a line whose message never completed
+            yield event
         yield "done", {"answer": stream.answer, "usage": run.usage().model_dump(mode="json")}
 
     async def _forget_turn(self, ident: str, before: int) -> None:

@@ -44,7 +44,8 @@ def _port(text: str) -> int:
     return port
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(lab: bool = False) -> argparse.ArgumentParser:
+    """The command line; ``lab``: with ``eval``'s own arguments (the lab is imported)."""
     parser = argparse.ArgumentParser(
         prog="sre-agent",
         description="Self-hosted AI alert investigator (settings: SRE_AGENT_* environment)",
@@ -78,11 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "eval", help="run scenarios through the pipeline against their worlds and score them"
     )
-    try:
+    if lab:
         from sre_agent_lab.eval import add_arguments as add_eval_arguments
-    except ImportError:  # the lab is its own distribution: not in the production image
-        evaluate.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    else:
+
         add_eval_arguments(evaluate)
     for command in sub.choices.values():  # one help style for every command
         command.formatter_class = _HelpFormatter
@@ -96,8 +95,32 @@ LAB_MISSING = (
 )
 
 
+def lab_problem() -> str | None:
+    """Why ``sre-agent eval`` cannot run here (None: the lab imports): not installed, or
+    installed but broken (a missing dependency of its own is not "not installed")."""
+    try:
+        import sre_agent_lab.eval  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name == "sre_agent_lab":
+            return LAB_MISSING
+        return f"sre-agent eval: the lab is installed but cannot be imported: {exc}"
+    except Exception as exc:
+        return (
+            "sre-agent eval: the lab is installed but cannot be imported:"
+            f" {exc.__class__.__name__}: {exc}"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "eval":  # the lab only for eval: a broken one never stops `list`
+        problem = lab_problem()
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
+    args = _parser(lab=command == "eval").parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -123,11 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, args.host, args.port)
         if args.command == "eval":
-            try:
-                from sre_agent_lab.eval import main as evaluate
-            except ImportError:
-                print(LAB_MISSING, file=sys.stderr)
-                return 2
+            from sre_agent_lab.eval import main as evaluate
+
             return evaluate(settings, args)
         database = args.database_url or (
             settings.database_url if "database_url" in settings.model_fields_set else None
@@ -156,13 +176,31 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _check_database(settings: Settings) -> None:
+    """Open (and migrate) the database once before serving; ConfigError if it cannot be."""
+    import sqlite3
+
+    from sre_agent.store import Store
+
+    store = Store(settings.database_path)
+    try:
+        store.open()
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(
+            f"SRE_AGENT_DATABASE_URL: cannot open {settings.database_path}: {exc}"
+        ) from None
+    finally:
+        store.close()
+
+
 def serve(settings: Settings, host: str, port: int) -> int:
     from sre_agent import server
     from sre_agent.app import create_app
 
     # Bound before anything opens: a port in use is one line now, not a traceback after
-    # the start-up checks.
+    # the start-up checks. The database likewise: an unusable path is a bad setting.
     sock = server.listen(host, port)
+    _check_database(settings)
 
     # The names of the host it is bound to are names users reach it by.
     hosts = dict.fromkeys((*settings.allowed_hosts, *server.bound_names(host)))

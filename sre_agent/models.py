@@ -8,8 +8,10 @@ between passes ``dict[str, Any]`` records around. Everything here was redacted w
 entered (the alert at intake, each tool's output where the tool returns it, the model's
 text where it arrives), so nothing that reads these redacts again.
 
-Rows from before a field existed still validate: every field an old row may lack has a
-default that says "unknown" (None) rather than inventing a value.
+Rows from before a field existed still validate: a field an old row may lack has a
+default — None where "unknown" must not read as a value (``sources``, timings), the
+neutral value otherwise (zero counts, an evidence item's ``status`` "ok", as rows
+from before statuses kept only the lookups that answered).
 """
 
 from __future__ import annotations

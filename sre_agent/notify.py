@@ -31,6 +31,7 @@ from sre_agent.metrics import Metrics
 from sre_agent.models import Investigation
 from sre_agent.settings import Settings
 from sre_agent.store import Store
+from sre_agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,7 @@ class Notifier:
         """Give messages in flight a moment, then cancel the rest."""
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait(pending)
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sre_agent_tools import ToolDeps, ToolResult
+from sre_agent_tools.redact import redact, redact_obj
 
 from sre_agent.models import Evidence, call_signature
 
@@ -68,6 +69,11 @@ class Plan:
         return self.started
 
     def _keep(self, finding: Evidence) -> None:
+        # Its output was masked by the tool; its title and arguments are built from what
+        # the cluster said (an event's object name, an owner's name): masked here, where
+        # they enter the run, before the prompt, the record and the report.
+        finding.title = redact(finding.title)
+        finding.args = redact_obj(finding.args)
         self.findings.append(finding)
         if self.on_finding is not None:
             self.on_finding(finding)

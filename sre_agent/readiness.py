@@ -26,6 +26,7 @@ from sre_agent_tools import ToolDeps
 
 from sre_agent.backends import check_kubernetes, check_ollama, check_prometheus
 from sre_agent.settings import Settings
+from sre_agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,10 @@ class Readiness:
         try:
             # A check bounded here even if its client's own timeout does not hold
             # (a server that drips a byte at a time resets a per-read timeout).
-            result = await asyncio.wait_for(self.checks[name](), self.timeout + 1)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel that comes as
+            # the check ends, and stop() would then wait for a loop that goes on.
+            async with asyncio.timeout(self.timeout + 1):
+                result = await self.checks[name]()
         except TimeoutError:
             result = {"ok": False, "error": f"no answer within {self.timeout + 1:g} s"}
             if "url" in previous:
@@ -199,7 +203,8 @@ class Readiness:
         if self._ping is None:
             return {"ok": False, "error": "no database"}
         try:
-            await asyncio.wait_for(self._ping_thread(self._ping), timeout)
+            async with asyncio.timeout(timeout):
+                await self._ping_thread(self._ping)
         except TimeoutError:
             return {"ok": False, "error": f"no answer within {timeout:g} s"}
         except Exception as exc:
@@ -220,7 +225,5 @@ class Readiness:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -29,7 +29,10 @@ from sre_agent.sources import without_status
 log = logging.getLogger(__name__)
 
 
-def clean_reply(message: BaseMessage) -> BaseMessage:
+M = TypeVar("M", bound=BaseMessage)
+
+
+def clean_reply(message: M) -> M:
     """A model's reply as it may enter: its text and its tool calls' arguments redacted."""
     if not isinstance(message, AIMessage):
         return message
@@ -39,7 +42,10 @@ def clean_reply(message: BaseMessage) -> BaseMessage:
         if text != message.content:
             update["content"] = text
     if message.tool_calls:
-        calls = [{**c, "args": redact_obj(dict(c.get("args") or {}))} for c in message.tool_calls]
+        calls = [
+            {**c, "name": redact(c["name"]), "args": redact_obj(dict(c.get("args") or {}))}
+            for c in message.tool_calls
+        ]
         if calls != message.tool_calls:
             update["tool_calls"] = calls
     return message.model_copy(update=update) if update else message

@@ -74,11 +74,45 @@ def decode(row: sqlite3.Row) -> Investigation:
         try:
             data[column] = adapter.validate_json(raw)
         except ValidationError as exc:  # a row no model reads: served without that part
-            log.warning("investigation %s: stored %s unreadable: %s", data.get("id"), column, exc)
-            data.pop(column, None)
+            kept = _items(column, raw)
+            log.warning(
+                "investigation %s: stored %s unreadable%s: %s",
+                data.get("id"),
+                column,
+                f" ({len(kept)} item(s) kept)" if kept else "",
+                exc,
+            )
+            if kept:
+                data[column] = kept
+            else:
+                data.pop(column, None)
     data.setdefault("alert", AlertRecord())
     data["llm_retry"] = bool(data.get("llm_retry"))
     return Investigation.model_validate(data)
+
+
+_ITEMS: dict[str, TypeAdapter[Any]] = {
+    "evidence": TypeAdapter(Evidence),
+    "tool_calls": TypeAdapter(ToolCall),
+}
+
+
+def _items(column: str, raw: str) -> list[Any]:
+    """Of a list column no model reads whole, the items that read (one bad item of an
+    old row must not hide the rest of its evidence)."""
+    if column not in _ITEMS:
+        return []
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        return []
+    kept = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            kept.append(_ITEMS[column].validate_python(item))
+        except ValidationError:
+            continue
+    return kept
 
 
 def intake_row(alert: Alert, group_key: str) -> dict[str, Any]:

@@ -57,9 +57,8 @@ async def load_kube(settings: Settings) -> tuple[Any | None, str | None]:
     a token) may hang, and must not hold start-up. In a daemon thread, never joined."""
     bound = settings.backend_timeout
     try:
-        return await asyncio.wait_for(
-            OneAtATime("kubeconfig-load")(lambda: make_kube(settings)), bound
-        )
+        async with asyncio.timeout(bound):
+            return await OneAtATime("kubeconfig-load")(lambda: make_kube(settings))
     except TimeoutError:
         return None, (
             f"Kubernetes configuration not loaded within {bound:g} s"
@@ -122,8 +121,8 @@ async def open_services(
 
 async def _start(services: Services, stack: AsyncExitStack) -> None:
     """The background parts, each stopped (in reverse) by ``stack``."""
+    stack.push_async_callback(services.chat.close)  # first: a half-open chat is closed too
     await services.chat.open()
-    stack.push_async_callback(services.chat.close)
     # One round of checks (each bounded by SRE_AGENT_READINESS_CHECK_TIMEOUT, blocking
     # calls in threads), then one line per backend: what works, what to change.
     await services.readiness.start()

@@ -23,6 +23,7 @@ from sre_agent.agent import Investigator, Result, RunLog, describe_error
 from sre_agent.backends import check_ollama
 from sre_agent.models import Investigation
 from sre_agent.store import WILL_RETRY, Store, no_retry
+from sre_agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,7 @@ class Worker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     def submit(self, ident: str) -> None:
@@ -87,7 +86,8 @@ class Worker:
                 del self._finished[ident]  # nobody will set it: do not keep it
             return record
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             pass
         return await asyncio.to_thread(self.store.get, ident)
@@ -150,7 +150,10 @@ class Worker:
         run = RunLog()
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(self.investigator.run(alert, run), self.timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel (stop()) that
+            # comes as the run ends, and the worker would loop on past its stop.
+            async with asyncio.timeout(self.timeout):
+                result = await self.investigator.run(alert, run)
         except TimeoutError:
             reason = f"deadline of {self.timeout:g} s reached (SRE_AGENT_INVESTIGATION_TIMEOUT)"
             result = self.investigator.salvage(run, reason)  # keeps what the run had done

@@ -147,7 +147,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="default: all")
     parser.add_argument("--ollama-url", help="default: SRE_AGENT_OLLAMA_URL")
     parser.add_argument("--model", help="default: SRE_AGENT_MODEL")
-    parser.add_argument("--scenarios-dir", type=Path, help="default: the repo's scenarios/")
+    parser.add_argument(
+        "--scenarios-dir",
+        type=Path,
+        help="default: the scenarios shipped with the lab (from a checkout: scenarios/)",
+    )
     parser.add_argument("--prompts-dir", type=Path, help="default: SRE_AGENT_PROMPTS_DIR")
     parser.add_argument(
         "--repeat", type=int, default=1, metavar="N", help="runs per scenario (pass rate)"

@@ -25,6 +25,8 @@ ERRORS = {
     413: "Body over SRE_AGENT_MAX_BODY_BYTES",
     415: "Content-Type is not application/json",
     422: "Invalid parameters or body, or an unknown query parameter",
+    431: "Too many or too large request headers",
+    500: "An error of ours: the answer says so, the service log has the details",
     503: "A backend this request needs failed: nothing was changed, retry",
 }
 

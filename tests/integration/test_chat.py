@@ -193,10 +193,26 @@ def test_a_tool_call_written_as_text_is_shown_as_a_tool_call(client, ollama, ide
 
     events = stream(client, ident, "events?")
 
-    assert [k for k, _ in events] == ["tool_call", "tool_result", "token", "token", "token"] + [
-        "done"
-    ]
+    kinds = [k for k, _ in events]
+    # The call as a call (its text never shown), then the answer word by word, then done.
+    assert kinds[:2] == ["tool_call", "tool_result"] and kinds[-1] == "done"
+    assert set(kinds[2:-1]) == {"token"} and len(kinds[2:-1]) == 2  # "Back-offs ", "only."
+    assert "".join(data["text"] for kind, data in events if kind == "token") == "Back-offs only."
     assert events[0][1]["name"] == "kubectl_events"
+
+
+def test_a_secret_the_model_streams_goes_out_masked(client, ollama, ident):
+    """Tokens come from the model's raw stream: masked there, even split over chunks."""
+    secret = "hunter2-" + "q7Zp" * 6
+    ollama.enqueue(say(f"The pod's env has\nDB_PASSWORD={secret} set, and password: {secret}."))
+
+    events = stream(client, ident, "what is in the env?")
+
+    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    assert "DB_PASSWORD=" in streamed and "password:" in streamed
+    assert secret not in streamed and secret[:12] not in streamed
+    [done] = [data for kind, data in events if kind == "done"]
+    assert secret not in done["answer"] and done["answer"] == streamed.strip()
 
 
 @pytest.mark.parametrize(

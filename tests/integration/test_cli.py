@@ -217,3 +217,28 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
 def test_interactive_chat_says_how_to_leave():
     proc = run_cli("chat", "abc", "--url", f"http://127.0.0.1:{free_port()}", env={}, stdin="")
     assert "empty line or Ctrl-D" in proc.stderr
+
+
+def test_eval_tells_a_broken_lab_from_a_missing_one(tmp_path):
+    """A lab that is installed but fails to import names its real problem; the other
+    commands never import it."""
+    broken = tmp_path / "sre_agent_lab"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("import yaml_that_is_not_installed\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    run = run_cli("eval", "--scenarios-dir", str(tmp_path), "some-scenario", env=env)
+    assert run.returncode == 2
+    assert "the lab is installed but cannot be imported" in run.stderr
+    assert "yaml_that_is_not_installed" in run.stderr and "Traceback" not in run.stderr
+    run = run_cli("list", "--help", env=env)
+    assert run.returncode == 0 and "usage: sre-agent list" in run.stdout
+
+
+def test_serve_with_an_unusable_database_says_so_in_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {"SRE_AGENT_DATABASE_URL": f"sqlite:///{blocker}/sre-agent.db"}
+    run = run_cli("serve", "--host", "127.0.0.1", "--port", str(free_port()), env=env, timeout=60)
+    assert run.returncode == 2
+    assert "SRE_AGENT_DATABASE_URL: cannot open" in run.stderr and str(blocker) in run.stderr
+    assert "Traceback" not in run.stderr

@@ -522,6 +522,9 @@ def test_wheels_install_and_run_in_a_clean_virtualenv(wheels, tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip() == LAB_MISSING
     assert run.stdout == ""
+    for line in (["--scenarios-dir", str(tmp_path), "crashloop-oomkilled"], ["--help"]):
+        run = _run(str(bin_dir / "sre-agent"), "eval", *line, env=env, cwd=tmp_path)
+        assert (run.returncode, run.stderr.strip()) == (2, LAB_MISSING), line
 
     # With the lab: its scenarios come from inside its wheel, not from this checkout.
     _install(venv, wheels["lab"])

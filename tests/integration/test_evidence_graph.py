@@ -1302,3 +1302,22 @@ def test_a_named_workload_with_only_healthy_pods_still_gives_one_current_log(
     logs = [f for f in findings if f.tool == "kubectl_logs"]
     # context, not a finding: it ranks after the findings of any depth
     assert [f.args["pod"] for f in logs] == ["pay-new"] and logs[0].priority > 2
+
+
+def test_names_the_cluster_gives_are_masked_where_they_enter_the_evidence(kube: FakeKube) -> None:
+    """A finding's title and arguments are built from what the cluster said (here an
+    event's object name): masked before the prompt and the record, like its output."""
+    secret = "hunter2" + "Zq8x" * 5
+    kube.load(
+        [
+            event("Pod", f"password={secret}", "BackOff", "Back-off restarting failed container"),
+            event("Pod", f"api_key:{secret}", "BackOff", "Back-off restarting failed container"),
+        ]
+    )
+    findings, text = walk(kube, alert(namespace=NS))
+    named = [f for f in findings if "password=" in f.title]
+    assert named, "the warned object is in the evidence"
+    for finding in findings:
+        stored = finding.model_dump_json()
+        assert secret not in finding.title and secret not in stored
+    assert secret not in text

@@ -362,3 +362,28 @@ def test_the_openapi_document_declares_the_webhook_body(client):
     body = spec["paths"]["/webhook/alert"]["post"]["requestBody"]
     schema = body["content"]["application/json"]["schema"]
     assert "alerts" in schema["properties"] and "alerts" in schema["required"]
+
+
+def test_one_unreadable_evidence_item_of_a_stored_row_hides_only_itself(tmp_path):
+    """An old or hand-edited row whose evidence holds one item no model reads: the
+    others are still served."""
+    store = Store(tmp_path / "x.db")
+    store.open()
+    try:
+        alert = parse_payload(json.loads((EXAMPLES / "group-firing-homepage.json").read_text()))
+        record, _ = store.create_or_get(alert.alerts[0])
+        items = [
+            {"id": "E1", "title": "pod shop/a", "tool": "kubectl_describe", "output": "fine"},
+            {"id": "E2", "title": ["not", "a", "title"], "tool": 7},
+            {"id": "E3", "title": "logs shop/a", "tool": "kubectl_logs", "output": "boom"},
+        ]
+        with sqlite3.connect(tmp_path / "x.db") as db:
+            db.execute(
+                "UPDATE investigations SET evidence=? WHERE id=?", (json.dumps(items), record.id)
+            )
+        got = store.get(record.id)
+    finally:
+        store.close()
+    assert got is not None
+    assert [e.id for e in got.evidence] == ["E1", "E3"]
+    assert got.evidence[1].output == "boom"
