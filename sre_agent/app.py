@@ -18,7 +18,7 @@ from sre_agent.alerts import describe_errors
 from sre_agent.api import chat, health, investigations, metrics, rejections, webhook
 from sre_agent.api.deps import reject_unknown_query
 from sre_agent.api.edge import Edge
-from sre_agent.api.schemas import errors
+from sre_agent.api.schemas import edge_errors
 from sre_agent.services import Services, open_services
 from sre_agent.settings import Settings
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
         # What the edge (api/edge.py) may answer on any route, before the route runs.
-        responses=errors(400, 431, 500),
+        responses=edge_errors(400, 431, 500),
     )
     # Before any route: the Host allowlist, header and body bounds, and a JSON 500 that
     # keeps the connection (api/edge.py).

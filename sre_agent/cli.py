@@ -91,7 +91,8 @@ def _parser(lab: bool = False) -> argparse.ArgumentParser:
 #: ``sre-agent eval`` without the lab installed (the production wheel and image hold none).
 LAB_MISSING = (
     "sre-agent eval: the lab is not installed: it is its own package, sre-agent-lab"
-    " (lab/ in the repository): pip install ./lab, or from a checkout: make install-test"
+    " (lab/ in the repository); from a checkout: make install-test, or"
+    " .venv/bin/pip install -e ./lab (into the environment sre-agent runs from)"
 )
 
 

@@ -150,19 +150,8 @@ async def _deployment(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
 
 async def _workload(walk: Walk, v: Visit, obj: Obj) -> list[Visit]:
     out = await _pods_of(walk, v, obj, f"Unhealthy pod of {v.ref.kind} {v.ref.where()}")
-    owner = rel.owner_of(obj)
-    if owner and v.up:
-        kind, name, api = owner
-        out.append(
-            visit(
-                kind,
-                name,
-                v.ref.namespace,
-                v.depth + 1,
-                f"Owner of {v.ref.kind} {v.ref.where()}",
-                api_version=api,
-            )
-        )
+    if v.up:
+        out += owner_visit(v, obj)
     return out
 
 

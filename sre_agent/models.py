@@ -145,11 +145,14 @@ class LlmUsage(_Record):
     calls_detail: list[LlmCall] = Field(default_factory=list)
 
 
+BackendState = Literal["answered", "failed", "not configured", "not consulted"]
+
+
 class Backend(_Record):
     """One backend's part in a run (:func:`sre_agent.sources.compute_sources`)."""
 
     name: str
-    state: Literal["answered", "failed", "not configured", "not consulted"]
+    state: BackendState
     #: The first error, when every call failed.
     why: str | None = None
     answered: int = 0

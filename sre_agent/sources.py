@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sre_agent.models import Backend, Evidence, Sources
+from sre_agent.models import Backend, BackendState, Evidence, Sources
 
 #: Backend key -> (name shown, the agent tools that read it).
 BACKENDS: dict[str, tuple[str, frozenset[str]]] = {
@@ -22,12 +22,10 @@ BACKENDS: dict[str, tuple[str, frozenset[str]]] = {
     "kubernetes": ("Kubernetes", frozenset({"kubectl_describe", "kubectl_events"})),
     "logs": ("Logs", frozenset({"kubectl_logs"})),
 }
-ANSWERED, FAILED, NOT_CONFIGURED, NOT_CONSULTED = (
-    "answered",
-    "failed",
-    "not configured",
-    "not consulted",
-)
+ANSWERED: BackendState = "answered"
+FAILED: BackendState = "failed"
+NOT_CONFIGURED: BackendState = "not configured"
+NOT_CONSULTED: BackendState = "not consulted"
 #: Statuses of a call the backend answered (no data is an answer too).
 _GOT = ("ok", "no_data")
 _WHY_CHARS = 160
@@ -77,7 +75,7 @@ def compute_sources(
             state = FAILED
         backends[key] = Backend(
             name=name,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             why=_why(errors[0]) if errors and state == FAILED else None,
             answered=len(got),
             # Of those answers, how many had no data (an answer, but not a fact to rest on).

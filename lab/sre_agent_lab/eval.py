@@ -150,7 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenarios-dir",
         type=Path,
-        help="default: the scenarios shipped with the lab (from a checkout: scenarios/)",
+        help="default: the lab's own (an editable install: the checkout's scenarios/;"
+        " an installed lab: the copy inside it)",
     )
     parser.add_argument("--prompts-dir", type=Path, help="default: SRE_AGENT_PROMPTS_DIR")
     parser.add_argument(

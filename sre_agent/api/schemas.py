@@ -42,6 +42,13 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": ERRORS[code]} for code in codes}
 
 
+def edge_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The app's ``responses=``: what the edge answers on any route, before it runs --
+    JSON whatever the route's own media type (``/metrics`` answers text)."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return {code: {"description": ERRORS[code], "content": body} for code in codes}
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
