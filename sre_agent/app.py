@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__
@@ -37,8 +38,10 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.services = services
             yield
 
-    # Every route refuses query parameters it does not take (422 naming them).
-    app = FastAPI(
+    # Every route refuses query parameters it does not take (422 naming them). /docs and
+    # /redoc load Swagger UI and ReDoc from fastapi-offline's package, not from a CDN: they
+    # work in an air-gapped cluster.
+    app = FastAPIOffline(
         title="sre-agent",
         version=__version__,
         description="Investigates Alertmanager alerts with a local model; the records,"
@@ -47,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(reject_unknown_query)],
         # What the edge (api/edge.py) may answer on any route, before the route runs.
         responses=edge_errors(400, 431, 500),
+        static_url="/static/docs",
     )
     # Before any route: the Host allowlist, header and body bounds, and a JSON 500 that
     # keeps the connection (api/edge.py).

@@ -41,7 +41,8 @@ def _api_routes(routes: list[Any]) -> list[APIRoute]:
     found = []
     for route in routes:
         if isinstance(route, APIRoute):
-            found.append(route)
+            if route.include_in_schema:  # not the /docs pages
+                found.append(route)
         elif hasattr(route, "original_router"):  # an included router (FastAPI >= 0.16x)
             found += _api_routes(route.original_router.routes)
         elif hasattr(route, "routes"):
@@ -145,3 +146,30 @@ def test_the_api_dependencies_do_not_import_the_app():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("page", "assets"), [("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")), ("/redoc", ())]
+)
+def test_the_docs_pages_load_nothing_from_outside_the_service(client, page, assets):
+    """/docs and /redoc work in an air-gapped cluster: every script, style sheet and
+    image they name is served here, and they name the service's own OpenAPI document."""
+    import re
+
+    html = client.get(page)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    urls = re.findall(
+        r"""(?:src|href)\s*=\s*["']([^"']+)["']|(?:url|_url)\s*:\s*["']([^"']+)""", html.text
+    )
+    named = [a or b for a, b in urls]
+    assert named, "the page loads its assets by URL"
+    assert all(u.startswith("/") and not u.startswith("//") for u in named), named
+    assert "/openapi.json" in html.text
+    assert not re.search(r"https?://(?!127\.0\.0\.1|localhost)", html.text.split("<body", 1)[-1])
+    for url in named:
+        if url == "/openapi.json":
+            continue
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 1000, url
+    for name in assets:
+        assert any(u.endswith(name) for u in named), name
