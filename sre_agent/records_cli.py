@@ -72,12 +72,15 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = data.get("investigations") or []
     if not rows:
         print("sre-agent: no investigations match", file=sys.stderr)
+    # Columns as wide as this page's longest value (bounded), so they line up.
+    name_w = min(max((len(str(r.get("alertname") or "")) for r in rows), default=0), 40)
+    ns_w = min(max((len(str(r.get("namespace") or "-")) for r in rows), default=0), 30)
     for r in rows:
         summary = " ".join(str(r.get("summary") or r.get("status_reason") or "").split())
         print(
             f"{r['id']}  {str(r.get('created_at') or '')[:19]}  {r['status']:<9}"
-            f"  {str(r.get('severity') or ''):<8}  {r.get('alertname')}"
-            f"  {r.get('namespace') or '-'}  {summary[:80]}"
+            f"  {str(r.get('severity') or ''):<8}  {str(r.get('alertname') or ''):<{name_w}}"
+            f"  {str(r.get('namespace') or '-'):<{ns_w}}  {summary[:80]}".rstrip()
         )
     if data.get("next_before"):
         print(f"(more: --before {data['next_before']})", file=sys.stderr)

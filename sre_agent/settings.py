@@ -252,6 +252,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"only sqlite:///PATH is supported (e.g. sqlite:///./sre-agent.db), got {value!r}"
             )
+        if "?" in value or "#" in value:  # it would become part of the file's name
+            raise ValueError(
+                f"takes no query string or fragment (sqlite:///PATH only), got {value!r}"
+            )
         path = Path(value.removeprefix("sqlite:///"))
         if not path.name or path.is_dir():
             raise ValueError(f"needs a file path, e.g. sqlite:///./sre-agent.db, got {value!r}")

@@ -242,3 +242,45 @@ def test_serve_with_an_unusable_database_says_so_in_one_line(tmp_path):
     assert run.returncode == 2
     assert "SRE_AGENT_DATABASE_URL: cannot open" in run.stderr and str(blocker) in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_list_lines_up_its_columns(tmp_path):
+    """Rows of different alert names and namespaces: each column starts at one offset."""
+    import http.server
+    import threading
+
+    rows = [
+        {"id": "a" * 16, "created_at": "2026-12-02T04:28:16.123", "status": "failed",
+         "severity": "warning", "alertname": "KubePodCrashLooping", "namespace": "homepage",
+         "summary": "one"},
+        {"id": "b" * 16, "created_at": "2026-12-02T04:28:17.123", "status": "completed",
+         "severity": "critical", "alertname": "KubeDeploymentReplicasMismatch",
+         "namespace": "kube-system", "summary": "two"},
+    ]  # fmt: skip
+    page = json.dumps({"investigations": rows, "count": 2, "next_before": None}).encode()
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        listed = run_cli("list", "--url", url, env={})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2
+    namespaces = zip(lines, ("homepage", "kube-system"), strict=True)
+    assert len({line.index(ns) for line, ns in namespaces}) == 1
+    assert len({line.index(s) for line, s in zip(lines, (" one", " two"), strict=True)}) == 1

@@ -89,6 +89,7 @@ def test_cli_refuses_to_start_with_one_line(tmp_path):
     [
         ("SRE_AGENT_WEBHOOK_TOKEN", "  ", "SRE_AGENT_WEBHOOK_TOKEN: is empty"),
         ("SRE_AGENT_DATABASE_URL", "sqlite:///", "needs a file path"),
+        ("SRE_AGENT_DATABASE_URL", "sqlite:///./sre-agent.db?mode=ro", "no query string"),
         (
             "SRE_AGENT_EVIDENCE_BUDGET_TOKENS",
             "9000",
