@@ -35,6 +35,7 @@ from typing import Any
 from sre_agent_tools import ToolDeps, ToolResult
 from sre_agent_tools import kubernetes as k8s
 from sre_agent_tools import prometheus as prom
+from sre_agent_tools.kube_describe import event_time
 
 from sre_agent import graph_roots as roots
 from sre_agent.findings import Evidence, call_signature, fit_budget, render
@@ -245,18 +246,7 @@ async def _events(plan: Plan, ns: str | None) -> list[dict[str, Any]]:
     if not ns or plan.deps.kube is None:
         return []
     found = await k8s.list_objects(plan.deps, "event", ns)
-    return sorted(found, key=_event_time)
-
-
-def _event_time(event: dict[str, Any]) -> str:
-    return str(
-        event.get("lastTimestamp")
-        or event.get("eventTime")
-        or (event.get("series") or {}).get("lastObservedTime")
-        or event.get("firstTimestamp")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
+    return sorted(found, key=event_time)
 
 
 async def _warned(
