@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sre_agent_tools.redact import redact, redact_obj
 
@@ -67,7 +67,56 @@ MIGRATIONS: list[Migration] = [
     lambda db: mask_columns(db),
     # 5: which backends answered each investigation (sre_agent.sources); NULL: unknown
     "ALTER TABLE investigations ADD COLUMN sources TEXT",
+    # 6: a change number per row, bumped by every insert and update (triggers, so no
+    # write path can forget): what the web list's live feed pages on (Store.changed)
+    """
+    ALTER TABLE investigations ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE investigations SET change_seq = rowid;
+    CREATE INDEX investigations_change_seq ON investigations(change_seq);
+    CREATE TRIGGER investigations_inserted AFTER INSERT ON investigations
+    BEGIN
+        UPDATE investigations
+        SET change_seq = (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM investigations)
+        WHERE rowid = NEW.rowid;
+    END;
+    CREATE TRIGGER investigations_updated AFTER UPDATE ON investigations
+    WHEN NEW.change_seq = OLD.change_seq
+    BEGIN
+        UPDATE investigations
+        SET change_seq = (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM investigations)
+        WHERE rowid = NEW.rowid;
+    END;
+    """,
 ]
+
+
+def migrate(db: sqlite3.Connection, now: str) -> None:
+    """Run the migrations not recorded yet, in order, inside the caller's transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in db.execute("SELECT id FROM migrations")}
+    for number, sql in enumerate(MIGRATIONS, 1):
+        if number in done:
+            continue
+        if callable(sql):
+            sql(db)
+        else:
+            for statement in statements(sql):
+                db.execute(statement)
+        db.execute("INSERT INTO migrations VALUES (?, ?)", (number, now))
+
+
+def statements(sql: str) -> Iterator[str]:
+    """The statements of a migration's SQL, one by one (in one transaction, which
+    ``executescript`` would commit); a trigger's body keeps its own semicolons."""
+    pending = ""
+    for part in sql.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
 
 
 def mask_columns(db: sqlite3.Connection) -> None:

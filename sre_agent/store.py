@@ -31,11 +31,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sre_agent.alerts import Alert, mask_label
-from sre_agent.migrations import MIGRATIONS
+from sre_agent.migrations import migrate
 from sre_agent.models import ACTIVE, FINAL, Investigation
 from sre_agent.rows import decode, dump, intake_row, text
 
 T = TypeVar("T")
+
+#: What ``list(text=...)`` searches: the identifying columns and the JSON of the alert,
+#: the analysis and the failure reason.
+TEXT_COLUMNS = ("alertname", "namespace", "alert", "analysis", "status_reason")
 
 __all__ = ["ACTIVE", "FINAL", "WILL_RETRY", "Store", "no_retry", "now_iso"]
 
@@ -115,19 +119,7 @@ class Store:
 
     def _migrate(self) -> None:
         with self._tx() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, applied_at TEXT)"
-            )
-            done = {row[0] for row in db.execute("SELECT id FROM migrations")}
-            for number, sql in enumerate(MIGRATIONS, 1):
-                if number in done:
-                    continue
-                if callable(sql):
-                    sql(db)
-                else:
-                    for statement in filter(str.strip, sql.split(";")):
-                        db.execute(statement)
-                db.execute("INSERT INTO migrations VALUES (?, ?)", (number, now_iso()))
+            migrate(db, now_iso())
 
     def ping(self) -> None:
         """A read: readiness must not queue behind writers for the write lock."""
@@ -311,6 +303,19 @@ class Store:
         row = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
         return decode(row) if row else None
 
+    def changed(self, after: int, limit: int = 100) -> tuple[int, list[Investigation]]:
+        """Investigations written since change number ``after`` (oldest change first),
+        and the change number to ask after next; ``after=-1``: only the current number."""
+        with self._read() as db:
+            if after < 0:
+                row = db.execute("SELECT COALESCE(MAX(change_seq), 0) FROM investigations")
+                return int(row.fetchone()[0]), []
+            rows = db.execute(
+                "SELECT * FROM investigations WHERE change_seq > ? ORDER BY change_seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return (int(rows[-1]["change_seq"]) if rows else after), [decode(r) for r in rows]
+
     def list(
         self,
         *,
@@ -318,11 +323,13 @@ class Store:
         alertname: str | None = None,
         namespace: str | None = None,
         severity: str | None = None,
+        text: str | None = None,
         before: str | None = None,
         limit: int = 50,
     ) -> list[Investigation]:
         """Newest first; ``before`` (an id) pages on: only those listed after it.
-        Raises KeyError when ``before`` names no investigation."""
+        ``text`` matches anywhere in the alert, the analysis or the failure reason
+        (case-insensitive, literally). Raises KeyError when ``before`` names none."""
         if self._db is None:
             raise RuntimeError("store is not open")
         where, params = [], []
@@ -335,6 +342,10 @@ class Store:
             if value:
                 where.append(f"{column}=?")
                 params.append(value)
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in TEXT_COLUMNS) + ")")
+            params.extend([like] * len(TEXT_COLUMNS))
         if before is not None:  # the same order as ORDER BY: a stable cursor
             where.append(
                 "(created_at, rowid) < (SELECT created_at, rowid FROM investigations WHERE id=?)"
