@@ -173,8 +173,9 @@ def check_citations(analysis: Analysis, gathered: Mapping[str, str]) -> list[str
     """Hold the citations to the evidence: ``gathered`` maps each id to its status.
 
     An id never gathered raises :class:`CitationError`, its message fit for the retry
-    (which ids are unknown, which exist). A root cause claiming ``high`` without citing
-    a finding that answered (status ok) is lowered to ``medium``; the notes say which.
+    (which ids are unknown, which exist). A root cause citing no finding that answered
+    (ok or no data) is lowered to ``low``; one claiming ``high`` whose findings only
+    answered "no data" is lowered to ``medium``; the notes say which.
     """
     for n, cause in enumerate(analysis.root_causes):
         unknown = [i for i in cause.evidence_ids if i not in gathered]
@@ -192,9 +193,15 @@ def check_citations(analysis: Analysis, gathered: Mapping[str, str]) -> list[str
             )
     notes = []
     for n, cause in enumerate(analysis.root_causes):
-        if cause.confidence == "high" and not any(
-            gathered.get(i) == "ok" for i in cause.evidence_ids
-        ):
+        statuses = {gathered.get(i) for i in cause.evidence_ids}
+        if cause.confidence != "low" and not statuses & {"ok", "no_data"}:
+            # Nothing it cites answered: a guess, whatever the model called it.
+            claimed = cause.confidence
+            cause.confidence, cause.lowered_from = "low", claimed
+            notes.append(
+                f"root cause {n + 1} claimed {claimed} confidence citing no finding that answered"
+            )
+        elif cause.confidence == "high" and "ok" not in statuses:
             cause.confidence, cause.lowered_from = "medium", "high"
             notes.append(f"root cause {n + 1} claimed high confidence without citing a finding")
     return notes

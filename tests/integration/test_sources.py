@@ -75,7 +75,7 @@ async def test_prometheus_down_and_no_kubernetes_rests_on_the_alert_alone(
     assert backends["kubernetes"]["state"] == "not configured"
     assert backends["logs"]["state"] == "not configured"
     # The model claimed high; no finding answered, so it is lowered, and the report says so.
-    assert [c["confidence"] for c in record["analysis"]["root_causes"]] == ["medium"]
+    assert [c["confidence"] for c in record["analysis"]["root_causes"]] == ["low"]
     head = "\n".join(record["report"].splitlines()[:4])
     assert "Prometheus did not answer (Prometheus unreachable" in head
     assert "Kubernetes is not configured" in head

@@ -88,8 +88,8 @@ def test_with_nothing_gathered_any_citation_is_refused():
 @pytest.mark.parametrize(
     ("cited", "statuses", "confidence"),
     [
-        ([], {"E1": "ok"}, "medium"),
-        (["E1"], {"E1": "error"}, "medium"),
+        ([], {"E1": "ok"}, "low"),
+        (["E1"], {"E1": "error"}, "low"),
         (["E1"], {"E1": "no_data"}, "medium"),
         (["E1", "E2"], {"E1": "error", "E2": "ok"}, "high"),
     ],
@@ -98,7 +98,23 @@ def test_high_confidence_needs_a_cited_finding_that_answered(cited, statuses, co
     analysis = parse_analysis(answer(evidence_ids=cited, confidence="high"))
     notes = check_citations(analysis, statuses)
     assert analysis.root_causes[0].confidence == confidence
-    assert bool(notes) == (confidence == "medium")
+    assert bool(notes) == (confidence != "high")
+
+
+@pytest.mark.parametrize(
+    ("cited", "statuses", "confidence"),
+    [
+        ([], {"E1": "ok"}, "low"),
+        (["E1"], {"E1": "timeout"}, "low"),
+        (["E1"], {"E1": "no_data"}, "medium"),
+    ],
+)
+def test_a_claim_citing_nothing_that_answered_is_a_guess(cited, statuses, confidence):
+    analysis = parse_analysis(answer(evidence_ids=cited, confidence="medium"))
+    check_citations(analysis, statuses)
+    cause = analysis.root_causes[0]
+    assert cause.confidence == confidence
+    assert cause.lowered_from == ("medium" if confidence == "low" else None)
 
 
 def test_the_model_cannot_claim_it_was_lowered_nor_escape_lowering():
@@ -293,7 +309,7 @@ def test_a_lowered_claim_says_so():
     )
     lines = md.splitlines()
     assert lines[2].startswith("**⚠ Prometheus is not configured; Kubernetes is not configured")
-    assert "confidence: medium, lowered from high: it cites no finding that answered" in md
+    assert "confidence: low, lowered from high: it cites no finding that answered" in md
 
 
 def test_backticks_in_output_cannot_break_out_of_the_fence():
@@ -442,7 +458,7 @@ def test_slack_says_a_claim_was_lowered_too():
     check_citations(analysis, {})
     record = investigation(ALERT, analysis.model_dump())
     text = json.dumps(investigation_blocks(record, None))
-    assert "(confidence: medium, lowered from high)" in text
+    assert "(confidence: low, lowered from high)" in text
 
 
 def test_labels_and_summaries_read_as_written_not_as_markdown():
