@@ -8,24 +8,35 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sre_agent import __version__
+from sre_agent import __version__, web
 from sre_agent.alerts import describe_errors
-from sre_agent.api import chat, health, investigations, metrics, rejections, webhook
+from sre_agent.api import chat, health, investigations, login, metrics, rejections, webhook
 from sre_agent.api.deps import reject_unknown_query
 from sre_agent.api.edge import Edge
-from sre_agent.api.schemas import edge_errors
+from sre_agent.api.schemas import edge_errors, errors
+from sre_agent.auth import Auth, LogThrottle, Sessions, Tokens
 from sre_agent.services import Services, open_services
 from sre_agent.settings import Settings
+from sre_agent.web import pages
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Services", "create_app"]
+
+API_TOKEN = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiToken",
+    description="One of SRE_AGENT_API_TOKENS; a web session or the auth proxy's header also"
+    " passes. Unset on the service: no authentication (loopback only).",
+)
 
 #: Statuses only the edge gives (a body too slow or too large): logged on every path.
 EDGE_STATUSES = (408, 413)
@@ -52,6 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
         responses=edge_errors(400, 431, 500),
         static_url="/static/docs",
     )
+    # Who is asking, on every path but the probes and the webhook (sre_agent/auth.py).
+    # Added first, so it runs inside the edge added next: a request too large or for a
+    # wrong Host never gets this far.
+    tokens = Tokens(settings)
+    app.state.tokens = tokens
+    app.state.sessions = Sessions(settings, tokens)
+    app.state.auth_log = LogThrottle()
+    app.add_middleware(Auth, settings=settings, sessions=app.state.sessions, tokens=tokens)
     # Before any route: the Host allowlist, header and body bounds, and a JSON 500 that
     # keeps the connection (api/edge.py).
     app.add_middleware(
@@ -63,8 +82,16 @@ def create_app(settings: Settings) -> FastAPI:
         body_timeout=settings.body_timeout,
     )
     _add_error_handlers(app)
-    for module in (webhook, investigations, health, metrics, chat):
+    for module in (webhook, health, metrics, login, pages):
         app.include_router(module.router)
+    # What sre_agent/auth.py enforces on these, documented: /docs gets an "Authorize" box
+    # (the scheme checks nothing itself; the middleware does, before any route runs).
+    for module in (investigations, chat):
+        app.include_router(
+            module.router, dependencies=[Security(API_TOKEN)], responses=errors(401, 403)
+        )
+    # The pages' CSS and JavaScript, shipped in the wheel (sre_agent/web/static).
+    app.mount(web.STATIC_URL, StaticFiles(directory=web.STATIC_DIR), name="web-static")
     return app
 
 

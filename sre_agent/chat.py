@@ -15,15 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 from langchain.agents import create_agent
-from langchain.agents.middleware import (
-    ClearToolUsesEdit,
-)
+from langchain.agents.middleware import ClearToolUsesEdit
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -48,6 +46,7 @@ from sre_agent.agent import (
     scoped_deps,
 )
 from sre_agent.chat_events import Event, EventStream
+from sre_agent.chat_limits import ChatLimits
 from sre_agent.findings import fit_budget, render
 from sre_agent.llm import make_model
 from sre_agent.models import Analysis, Investigation
@@ -145,7 +144,10 @@ class ChatService:
         self._conn: aiosqlite.Connection | None = None
         self._reader: Any = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._forgetting: dict[str, asyncio.Future[None]] = {}  # turns cut off, being dropped
         self._sizes: dict[tuple[Any, ...], int] = {}
+        # Checked by the route before any work: questions per user, chats at once.
+        self.limits = ChatLimits(settings.chat_rate_per_minute, settings.chat_max_concurrent)
 
     async def open(self) -> None:
         path = self.settings.database_path
@@ -199,13 +201,15 @@ class ChatService:
                 return {"investigation_id": ident, **data, "tool_calls": calls}
         raise ChatUnavailable("the turn ended without an answer")  # pragma: no cover
 
-    async def ask(self, ident: str, question: str) -> AsyncIterator[Event]:
+    async def ask(self, ident: str, question: str) -> AsyncGenerator[Event, None]:
         """One turn, as events: tokens, tool calls and results, then done (or error)."""
         record = await asyncio.to_thread(self.store.get, ident)
         if record is None:
             raise KeyError(ident)
         lock = self._locks.setdefault(ident, asyncio.Lock())
         async with lock:
+            if (forgetting := self._forgetting.pop(ident, None)) is not None:
+                await forgetting  # a turn cut off before this one is dropped first
             # The question enters here: redacted before the model, the history or a log.
             async for event in self._turn(record, redact(question.strip())):
                 yield event
@@ -254,8 +258,10 @@ class ChatService:
             yield "error", {"error": "internal error; see the service log"}
             return
         except (asyncio.CancelledError, GeneratorExit):
-            # The client went away mid-turn: no half-answered question stays behind.
-            await asyncio.shield(self._forget_turn(record.id, before))
+            # The client went away mid-turn: no half-answered question stays behind. Not
+            # awaited here (a cancel scope would cut the wait short): the next turn does.
+            forget = asyncio.ensure_future(self._forget_turn(record.id, before))
+            self._forgetting[record.id] = forget
             raise
         for event in stream.close():  # a line whose message never completed
             yield event

@@ -28,8 +28,12 @@ def add_parser(sub: Any) -> None:
     chat.add_argument("--url", help=f"the service (default: SRE_AGENT_URL, else {DEFAULT_URL})")
 
 
-def run(args: argparse.Namespace, url: str = DEFAULT_URL) -> int:
-    with httpx.Client(base_url=url.rstrip("/"), timeout=httpx.Timeout(10, read=900)) as http:
+def run(
+    args: argparse.Namespace, url: str = DEFAULT_URL, headers: dict[str, str] | None = None
+) -> int:
+    """``headers``: the service's ``Authorization`` (SRE_AGENT_API_TOKEN), if any."""
+    timeout = httpx.Timeout(10, read=900)
+    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers) as http:
         if args.message is not None:
             return ask(http, args.id, args.message)
         print(

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "chat":
-            return chat_cli.run(args, records_cli.service_url(args, settings))
+            url = records_cli.service_url(args, settings)
+            return chat_cli.run(args, url, records_cli.auth_headers(settings))
         if args.command == "list":
             return records_cli.run_list(args, settings)
         if args.command == "show":
@@ -197,7 +198,10 @@ def _check_database(settings: Settings) -> None:
 def serve(settings: Settings, host: str, port: int) -> int:
     from sre_agent import server
     from sre_agent.app import create_app
+    from sre_agent.auth import check_bind, describe
 
+    # No records for a network with nothing to authenticate people (ConfigError, exit 2).
+    anonymous_warning = check_bind(settings, host)
     # Bound before anything opens: a port in use is one line now, not a traceback after
     # the start-up checks. The database likewise: an unusable path is a bad setting.
     sock = server.listen(host, port)
@@ -223,6 +227,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
         "answering to Host %s and IP addresses (SRE_AGENT_ALLOWED_HOSTS)",
         ", ".join(settings.allowed_hosts),
     )
+    log.info("authentication: %s", describe(settings))
+    if anonymous_warning:
+        log.warning("%s", anonymous_warning)
     server.run(create_app(settings), settings, sock)
     return 0
 

@@ -2,11 +2,12 @@
 
 Each app gets its own :class:`~prometheus_client.CollectorRegistry`, made in
 the lifespan, so tests that build many apps in one process never share or
-collide on counters. Counters are fed at four places: the webhook (alerts
-received), its rejections (:mod:`sre_agent.api.rejections`), the worker's ``on_finished`` hook (outcome, duration, LLM and tool
-usage) and the Slack notifier; gauges are read when scraped (queue depth) or
-refreshed by the readiness checks (Ollama reachability,
-:mod:`sre_agent.readiness`).
+collide on counters. Counters are fed by the webhook (alerts received), its
+rejections (:mod:`sre_agent.api.rejections`), the worker's ``on_finished`` hook
+(outcome, duration, LLM and tool usage), authentication, the chat route's
+refusals (:mod:`sre_agent.chat_limits`) and the Slack notifier; gauges are read
+when scraped (queue depth) or refreshed by the readiness checks (Ollama
+reachability, :mod:`sre_agent.readiness`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 ALERT_STATUSES = ("queued", "duplicate", "skipped", "resolved")
 OUTCOMES = ("completed", "degraded", "failed")
+#: Every value of ``sre_agent_chat_refused_total{reason}`` (:mod:`sre_agent.chat_limits`).
+CHAT_REFUSALS = ("rate", "busy")
 #: An investigation takes seconds with a small model and up to the deadline (300 s default).
 DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
 
@@ -58,6 +61,12 @@ class Metrics:
         self.queue_depth = Gauge(
             "sre_agent_queue_depth", "Investigations waiting for a worker.", registry=r
         )
+        self.auth_failures = Counter(
+            "sre_agent_auth_failures",
+            "Requests refused by authentication (sre_agent.auth), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.llm_calls = Counter("sre_agent_llm_calls", "Requests made to the model.", registry=r)
         self.llm_tokens = Counter(
             "sre_agent_llm_tokens", "Tokens the model read and wrote.", ["kind"], registry=r
@@ -79,6 +88,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.chat_refused = Counter(
+            "sre_agent_chat_refused",
+            "Chat questions refused with 429: over the rate per user, or every slot busy.",
+            ["reason"],
+            registry=r,
+        )
         self.slack_notifications = Counter(
             "sre_agent_slack_notifications",
             "Slack messages, by whether they were delivered.",
@@ -96,6 +111,8 @@ class Metrics:
             self.slack_notifications.labels(status)
         for reason in REJECTION_REASONS:
             self.webhook_rejected.labels(reason)
+        for reason in CHAT_REFUSALS:
+            self.chat_refused.labels(reason)
 
     def count_alert(self, result: dict[str, Any]) -> None:
         """One webhook result: queued, duplicate, skipped or resolved."""
@@ -107,6 +124,11 @@ class Metrics:
     def count_rejection(self, reason: str) -> None:
         """A refused webhook delivery; ``reason`` is one of :data:`REJECTION_REASONS`."""
         self.webhook_rejected.labels(reason if reason in REJECTION_REASONS else "other").inc()
+
+    def count_chat_refused(self, reason: str) -> None:
+        """A chat question refused by :class:`~sre_agent.chat_limits.ChatLimits`."""
+        if reason in CHAT_REFUSALS:
+            self.chat_refused.labels(reason).inc()
 
     def observe_investigation(self, record: Investigation) -> None:
         """A finished investigation, as stored (status, duration, LLM usage, tool calls)."""

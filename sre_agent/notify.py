@@ -72,7 +72,7 @@ def _slack_date(iso: str | None) -> str:
 def report_url(settings: Settings, ident: str) -> str | None:
     if not settings.public_url:
         return None
-    return f"{settings.public_url}/investigations/{ident}?format=markdown"
+    return f"{settings.public_url}/investigations/{ident}"  # the web page
 
 
 def investigation_blocks(inv: Investigation, link: str | None) -> list[dict[str, Any]]:
@@ -110,7 +110,7 @@ def investigation_blocks(inv: Investigation, link: str | None) -> list[dict[str,
         blocks.append(_section(f"*Why {status}*\n{_clean(inv.status_reason)}"))
     where = f"investigation `{inv.id}`"
     if link:
-        where = f"<{link}|Full report> · {where}"
+        where = f"<{link}|Open the investigation> · {where}"
     blocks.append(
         {
             "type": "context",

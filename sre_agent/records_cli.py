@@ -62,7 +62,7 @@ def service_url(args: argparse.Namespace, settings: Settings) -> str:
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     keys = ("status", "severity", "alertname", "namespace", "limit", "before")
     params = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    answer = _get(service_url(args, settings), "/investigations", params)
+    answer = _get(service_url(args, settings), "/investigations", params, settings)
     if isinstance(answer, int):
         return answer
     data = answer.json()
@@ -90,7 +90,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
     params = {} if args.json else {"format": "markdown"}
     path = f"/investigations/{quote(args.id, safe='')}"  # an id is one path segment
-    answer = _get(service_url(args, settings), path, params)
+    answer = _get(service_url(args, settings), path, params, settings)
     if isinstance(answer, int):
         return answer
     if args.json:
@@ -100,10 +100,19 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _get(base: str, path: str, params: dict[str, Any]) -> httpx.Response | int:
+def auth_headers(settings: Settings) -> dict[str, str]:
+    """``Authorization: Bearer`` with SRE_AGENT_API_TOKEN, when it is set."""
+    if settings.api_token is None:
+        return {}
+    return {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+
+
+def _get(base: str, path: str, params: dict[str, Any], settings: Settings) -> httpx.Response | int:
     """The answer, or the exit code after saying on stderr what went wrong."""
     try:
-        response = httpx.get(f"{base}{path}", params=params, timeout=30)
+        response = httpx.get(
+            f"{base}{path}", params=params, headers=auth_headers(settings), timeout=30
+        )
     except httpx.HTTPError as exc:
         print(
             f"sre-agent: cannot reach the service at {base} ({exc.__class__.__name__}: {exc});"
@@ -116,6 +125,8 @@ def _get(base: str, path: str, params: dict[str, Any]) -> httpx.Response | int:
             error = str(response.json().get("error") or response.text)
         except ValueError:
             error = f"HTTP {response.status_code}: {response.text[:200]}"
+        if response.status_code == 401:
+            error += " (set SRE_AGENT_API_TOKEN to one of the service's SRE_AGENT_API_TOKENS)"
         print(f"sre-agent: {error}", file=sys.stderr)
         return 2 if response.status_code < 500 else 1
     return response

@@ -195,4 +195,19 @@ def run(app: FastAPI, settings: Settings, sock: socket.socket) -> None:
         access_log=False,
         server_header=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, app).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn waits for every open response before the lifespan ends, and the pages'
+    live feed never ends one by itself: its streams are ended as shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        services = getattr(self.app.state, "services", None)
+        if services is not None:
+            services.feed.close()
+        await super().shutdown(sockets)

@@ -1,10 +1,11 @@
 """``open_services(settings)``: what a running sre-agent holds -- the store, the tools'
-clients, the investigator and its worker, the notifier, chat and the readiness checks --
-opened in one place and closed in reverse order.
+clients, the investigator and its worker, the notifier, chat, the readiness checks and
+the web pages' live feed -- opened in one place and closed in reverse order.
 
 The FastAPI lifespan (``sre-agent serve``), ``sre-agent investigate`` and the lab all
 open it, so the three cannot drift apart; they differ only in whether the background
-parts run (``serve``): the worker's loops, Slack, readiness checks and chat's database.
+parts run (``serve``): the worker's loops, Slack, readiness checks, chat's database and
+the live feed's poller.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sre_agent.prompts import Prompts, load_prompts
 from sre_agent.readiness import OneAtATime, Readiness
 from sre_agent.settings import Settings
 from sre_agent.store import Store
+from sre_agent.web.feed import Feed
 from sre_agent.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class Services:
     notifier: Notifier
     chat: ChatService
     readiness: Readiness
+    #: The web pages' live feed (its poller runs with ``serve``).
+    feed: Feed
 
 
 async def load_kube(settings: Settings) -> tuple[Any | None, str | None]:
@@ -112,7 +116,17 @@ async def open_services(
             settings, deps, on_result=metrics.record_backend, ping=store.ping
         )
         services = Services(
-            settings, store, deps, prompts, investigator, worker, metrics, notifier, chat, readiness
+            settings,
+            store,
+            deps,
+            prompts,
+            investigator,
+            worker,
+            metrics,
+            notifier,
+            chat,
+            readiness,
+            Feed(store),
         )
         if serve:
             await _start(services, stack)
@@ -139,3 +153,6 @@ async def _start(services: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(services.notifier.stop)
     await services.worker.start()
     stack.push_async_callback(services.worker.stop)
+    # Last to start, first to stop: its open streams end before anything they read closes.
+    await services.feed.start()
+    stack.push_async_callback(services.feed.stop)

@@ -12,8 +12,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -27,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sre_agent_tools.redact import redact_label_value
 
 from sre_agent.alerts import describe_errors
+from sre_agent.credentials import parse_api_tokens
 from sre_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,25 @@ class Settings(BaseSettings):
     kubeconfig: str | None = Field(default_factory=_default_kubeconfig)
     database_url: str = "sqlite:///./sre-agent.db"
     webhook_token: SecretStr | None = None
+    #: API tokens for people and programs (``Authorization: Bearer``, the web login):
+    #: ``name=token`` entries (or bare tokens), separated by commas or newlines.
+    api_tokens: SecretStr | None = None
+    #: The client side: the token the CLI sends to SRE_AGENT_URL.
+    api_token: SecretStr | None = None
+    #: A header naming the user (``X-Forwarded-User``), set by an auth proxy in front;
+    #: trusted only on connections from SRE_AGENT_AUTH_PROXY_CIDRS.
+    auth_proxy_header: str | None = None
+    auth_proxy_cidrs: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    #: Serve pages and the API to anyone on a non-loopback bind with no auth configured.
+    allow_anonymous: bool = False
+    #: The key web sessions are signed with; unset: a random one per process (sessions
+    #: end at restart, and replicas do not share them).
+    session_secret: SecretStr | None = None
+    #: Hours a web login lasts.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    #: Chat questions one user may ask per minute, and chats answered at once (GPU).
+    chat_rate_per_minute: int = Field(default=6, ge=1)
+    chat_max_concurrent: int = Field(default=2, ge=1)
     severities: Annotated[tuple[str, ...], NoDecode] = ("critical", "warning")
     #: Accept severities outside KNOWN_SEVERITIES (a typo there would skip every alert).
     allow_custom_severities: bool = False
@@ -214,6 +236,61 @@ class Settings(BaseSettings):
             raise ValueError("is empty: unset it for no auth, or set a token")
         return SecretStr(token)
 
+    @field_validator("api_token", "session_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value().strip()
+        if not text:
+            raise ValueError("is empty: unset it, or set a value")
+        return SecretStr(text)
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _check_api_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        named = parse_api_tokens(value.get_secret_value())  # raises ValueError
+        return SecretStr("\n".join(f"{name}={token}" for name, token in named))
+
+    @property
+    def named_api_tokens(self) -> tuple[tuple[str, str], ...]:
+        """``(name, token)`` for each API token; empty when none is set."""
+        if self.api_tokens is None:
+            return ()
+        return parse_api_tokens(self.api_tokens.get_secret_value())
+
+    @property
+    def auth_configured(self) -> bool:
+        """Whether anything authenticates people (tokens or a trusted proxy header)."""
+        return bool(self.api_tokens) or bool(self.auth_proxy_header)
+
+    @field_validator("auth_proxy_header")
+    @classmethod
+    def _check_proxy_header(cls, value: str | None) -> str | None:
+        value = (value or "").strip().lower() or None
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+            raise ValueError(f"not a header name: {value[:60]!r} (e.g. X-Forwarded-User)")
+        if value in ("authorization", "cookie", "host"):
+            raise ValueError(f"{value} cannot name the user: choose e.g. X-Forwarded-User")
+        return value
+
+    @field_validator("auth_proxy_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            nets = []
+            for part in value:
+                try:
+                    nets.append(ip_network(part, strict=False) if isinstance(part, str) else part)
+                except ValueError:
+                    raise ValueError(f"not an address or CIDR: {str(part)[:60]!r}") from None
+            return tuple(nets)
+        return value
+
     @field_validator("ollama_url", "prometheus_url", "url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -262,7 +339,28 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _public_host_answers(self) -> Settings:
+        """The public URL's host is a name users reach the service by (an Ingress host
+        need not be listed in SRE_AGENT_ALLOWED_HOSTS too)."""
+        host = urlsplit(self.public_url or "").hostname
+        if host and host not in self.allowed_hosts:
+            self.allowed_hosts = (*self.allowed_hosts, host)
+        return self
+
+    @model_validator(mode="after")
     def _check_budgets(self) -> Settings:
+        if self.auth_proxy_header and not self.auth_proxy_cidrs:
+            raise ValueError(
+                "SRE_AGENT_AUTH_PROXY_HEADER needs SRE_AGENT_AUTH_PROXY_CIDRS (the proxy's"
+                " addresses): a header trusted from anywhere would let anyone name any user"
+            )
+        if self.webhook_token is not None and any(
+            token == self.webhook_token.get_secret_value() for _, token in self.named_api_tokens
+        ):
+            raise ValueError(
+                "SRE_AGENT_WEBHOOK_TOKEN is also one of SRE_AGENT_API_TOKENS: give Alertmanager"
+                " a token of its own (it must not open the API)"
+            )
         if self.evidence_budget_tokens >= self.prompt_budget_tokens:
             raise ValueError(
                 "SRE_AGENT_EVIDENCE_BUDGET_TOKENS must be below SRE_AGENT_PROMPT_BUDGET_TOKENS"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import SecretStr
 
 from sre_agent.settings import Settings, load_settings
 from tests.support.net import free_port
@@ -79,10 +80,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        if name == "webhook_token":
-            value = settings.webhook_token.get_secret_value() if settings.webhook_token else None
-        elif isinstance(value, tuple):  # severities, allowed_namespaces, ...
-            value = ",".join(value)
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):  # tokens, Slack URLs: the value, not its mask
+            value = secret.get_secret_value()
+        elif isinstance(value, tuple):  # severities, allowed_namespaces, proxy CIDRs...
+            value = ",".join(map(str, value))
         elif hasattr(value, "total_seconds"):  # a timedelta: whole seconds
             value = int(value.total_seconds())
         env[f"SRE_AGENT_{name.upper()}"] = str(value)

@@ -1,7 +1,9 @@
 """``GET /investigations`` and ``GET /investigations/{id}``.
 
 Store reads run in a thread: a large record's decoding, or SQLite behind a
-writer, must not hold up the event loop.
+writer, must not hold up the event loop. A browser asking for ``/investigations/{id}``
+(its ``Accept`` ranks text/html above JSON) gets the page (:mod:`sre_agent.web.pages`);
+every other client gets JSON, or the report with ``?format=markdown``.
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ import difflib
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from sre_agent.api.deps import SettingsDep, StoreDep
-from sre_agent.api.schemas import InvestigationList, InvestigationSummary, errors
+from sre_agent.api.deps import ChatDep, SettingsDep, StoreDep
+from sre_agent.api.schemas import (
+    ERRORS,
+    ErrorBody,
+    InvestigationList,
+    InvestigationSummary,
+    errors,
+)
 from sre_agent.models import Investigation, Status
 from sre_agent.report import render
 from sre_agent.settings import KNOWN_SEVERITIES, Settings
+from sre_agent.web import error_page
+from sre_agent.web.pages import investigation_page, prefers_html
 
 router = APIRouter()
 
@@ -30,7 +40,7 @@ def _summary(record: Investigation) -> InvestigationSummary:
     )
 
 
-def _unknown_severity(severity: str, settings: Settings) -> str | None:
+def unknown_severity(severity: str, settings: Settings) -> str | None:
     """Why a severity no investigation has is likely a mistake (a typo, a case), if it is
     one that sre-agent neither knows nor is set to investigate."""
     known = dict.fromkeys((*settings.severities, *KNOWN_SEVERITIES))
@@ -52,6 +62,9 @@ async def list_investigations(
     alertname: str | None = None,
     namespace: str | None = None,
     severity: str | None = None,
+    text: str | None = Query(
+        None, description="matches anywhere in the alert, the analysis or the failure reason"
+    ),
     before: str | None = Query(None, description="an id: page on from after it (`next`)"),
     limit: int = Query(50, ge=1, le=500),
 ) -> InvestigationList:
@@ -60,12 +73,13 @@ async def list_investigations(
         "alertname": alertname,
         "namespace": namespace,
         "severity": severity,
+        "text": text,
     }
     try:  # one more than asked: whether there is a next page
         records = await asyncio.to_thread(store.list, **filters, before=before, limit=limit + 1)
     except KeyError:
         raise HTTPException(422, f"before: no investigation with id {str(before)[:40]!r}") from None
-    if not records and severity and (problem := _unknown_severity(severity, settings)):
+    if not records and severity and (problem := unknown_severity(severity, settings)):
         raise HTTPException(422, problem)
     more, records = len(records) > limit, records[:limit]
     after = records[-1].id if more else None
@@ -84,18 +98,38 @@ async def list_investigations(
     response_model=Investigation,
     responses={
         200: {
-            "description": "The record; with `?format=markdown` its report",
-            "content": {"text/markdown": {"schema": {"type": "string"}}},
+            "description": "The record; with `?format=markdown` its report; to a browser"
+            " (`Accept` ranking text/html above JSON, no `format`) the report as a page",
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
         },
-        **errors(404, 422),
+        404: {
+            "model": ErrorBody,
+            "description": f"{ERRORS[404]} (to a browser: an HTML page saying so)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **errors(422),
     },
 )
 async def get_investigation(
-    ident: str, store: StoreDep, format: Literal["json", "markdown"] = "json"
-) -> Investigation | PlainTextResponse:
+    ident: str,
+    request: Request,
+    store: StoreDep,
+    talk: ChatDep,
+    settings: SettingsDep,
+    format: Literal["json", "markdown"] | None = None,
+) -> Investigation | PlainTextResponse | HTMLResponse:
+    browser = format is None and prefers_html(request.headers.get("accept"))
     record = await asyncio.to_thread(store.get, ident)
     if record is None:
-        raise HTTPException(404, f"no investigation with id {ident[:40]!r}")
+        message = f"no investigation with id {ident[:40]!r}"
+        if browser:
+            return error_page(request, 404, "Not found", message)
+        raise HTTPException(404, message)
+    if browser:
+        return await investigation_page(request, record, talk, settings)
     if format == "markdown":
         text = await asyncio.to_thread(render, record)
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")

@@ -17,7 +17,11 @@ from sre_agent.models import LlmUsage, Status
 #: What each error status means, for the documentation of a route's error answers.
 ERRORS = {
     400: "Malformed JSON, or a Host not in SRE_AGENT_ALLOWED_HOSTS",
-    401: "Missing or wrong bearer token (SRE_AGENT_WEBHOOK_TOKEN)",
+    401: "Missing or wrong credentials: on the webhook its bearer token"
+    " (SRE_AGENT_WEBHOOK_TOKEN); elsewhere one of SRE_AGENT_API_TOKENS, a web session"
+    " or the auth proxy's header",
+    403: "A state-changing request from another site, or on a web session without its"
+    " X-CSRF-Token",
     404: "No investigation with that id",
     405: "Method not allowed on this path",
     408: "Body not sent within SRE_AGENT_BODY_TIMEOUT",
@@ -25,6 +29,8 @@ ERRORS = {
     413: "Body over SRE_AGENT_MAX_BODY_BYTES",
     415: "Content-Type is not application/json",
     422: "Invalid parameters or body, or an unknown query parameter",
+    429: "Too many questions (SRE_AGENT_CHAT_RATE_PER_MINUTE per user) or the model is busy"
+    " (SRE_AGENT_CHAT_MAX_CONCURRENT): ask again after Retry-After seconds",
     431: "Too many or too large request headers",
     500: "An error of ours: the answer says so, the service log has the details",
     503: "A backend this request needs failed: nothing was changed, retry",

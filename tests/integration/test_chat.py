@@ -68,7 +68,7 @@ def stream(client: TestClient, ident: str, message: str) -> list[tuple[str, Any]
 
 @pytest.fixture
 def client(make_settings):
-    with TestClient(create_app(make_settings())) as client:
+    with TestClient(create_app(make_settings(chat_rate_per_minute=60))) as client:
         yield client
 
 
@@ -275,7 +275,8 @@ def test_ollama_down_is_a_readable_error_and_the_service_stays_up(client, ollama
 
 def test_the_prompt_stays_within_the_budget_over_many_long_turns(make_settings, ollama):
     budget = 4000
-    with TestClient(create_app(make_settings(prompt_budget_tokens=budget))) as client:
+    settings = make_settings(prompt_budget_tokens=budget, chat_rate_per_minute=60)
+    with TestClient(create_app(settings)) as client:
         ident = investigate(client, ollama)
         first = ollama.chat_count
         for turn in range(16):

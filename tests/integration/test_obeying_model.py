@@ -102,7 +102,7 @@ def world(kube: FakeKube) -> FakeKube:
 @pytest.fixture
 def settings(make_settings, proxy: RecordingProxy, world: FakeKube):
     # 40 phase series in the fixture: a limit of 30 makes "too many series" testable.
-    return make_settings(prometheus_url=proxy.url, promql_max_series=30)
+    return make_settings(prometheus_url=proxy.url, promql_max_series=30, chat_rate_per_minute=60)
 
 
 def answer(request: dict[str, Any]):

@@ -93,12 +93,14 @@ def test_incoming_webhook_gets_one_block_kit_message_per_investigation(
         assert "*Root cause* (confidence: medium)" in body
         assert cause["cause"][:40] in body.replace("&gt;", ">")
         assert "*Mitigation*\n1. Check the most recent rollout" in body
-        link = f"{PUBLIC}/investigations/{ids['KubePodCrashLooping']}?format=markdown"
-        assert f"<{link}|Full report>" in context["elements"][0]["text"]
+        link = f"{PUBLIC}/investigations/{ids['KubePodCrashLooping']}"  # the web page
+        assert f"<{link}|Open the investigation>" in context["elements"][0]["text"]
         assert crash["text"].startswith("KubePodCrashLooping (warning): completed")
-        # The link leads to the report.
-        report = client.get(link.removeprefix(PUBLIC))
-        assert report.status_code == 200 and "# KubePodCrashLooping" in report.text
+        # The link leads a browser to the investigation's page.
+        report = client.get(link.removeprefix(PUBLIC), headers={"Accept": "text/html"})
+        assert report.status_code == 200, report.text
+        assert report.headers["content-type"].startswith("text/html")
+        assert "KubePodCrashLooping" in report.text
         assert _metric(client, 'sre_agent_slack_notifications_total{status="sent"}') == 2
 
 

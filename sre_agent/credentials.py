@@ -1,0 +1,125 @@
+"""Credentials: the API tokens (``SRE_AGENT_API_TOKENS``) as they are parsed and
+matched, and the signed web sessions a token buys at the login page. Who may do what
+with them is :mod:`sre_agent.auth`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+if TYPE_CHECKING:
+    from sre_agent.settings import Settings
+
+#: Shortest API token accepted: a guessable token would open every record.
+MIN_TOKEN_CHARS = 16
+
+
+def parse_api_tokens(text: str) -> tuple[tuple[str, str], ...]:
+    """``name=token`` (or bare ``token``, named ``token-N``) entries, separated by commas
+    or newlines, as ``(name, token)``; ValueError naming the entry (never the token)."""
+    named: list[tuple[str, str]] = []
+    entries = [e.strip() for e in re.split(r"[,\n]", text) if e.strip()]
+    if not entries:
+        raise ValueError("is empty: unset it for no tokens, or set name=token entries")
+    for number, entry in enumerate(entries, 1):
+        name, sep, token = entry.partition("=")
+        name, token = (name.strip(), token.strip()) if sep else (f"token-{number}", name)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", name):
+            raise ValueError(
+                f"entry {number}: the name before '=' must be letters, digits, '_.@-' (1-64)"
+            )
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"entry {number} ({name}): a token needs at least {MIN_TOKEN_CHARS} characters"
+                " (make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if any(n == name for n, _ in named):
+            raise ValueError(f"entry {number}: the name {name!r} is given twice")
+        named.append((name, token))
+    return tuple(named)
+
+
+class Tokens:
+    """The API tokens, matched in constant time: every token is compared, by digest
+    (so neither the match's position nor a token's length shows in the timing)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._named = [
+            (name, hashlib.sha256(token.encode()).digest())
+            for name, token in settings.named_api_tokens
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._named)
+
+    def match(self, given: str) -> str | None:
+        """The name of the token ``given`` is, or None."""
+        digest = hashlib.sha256(given.encode("utf-8", "replace")).digest()
+        found = None
+        for name, expected in self._named:
+            if hmac.compare_digest(digest, expected):
+                found = name
+        return found
+
+    def fingerprint(self, name: str) -> str | None:
+        """A short keyed digest of the named token (a session keeps it: when that token
+        is removed or changed, its sessions end)."""
+        for known, digest in self._named:
+            if known == name:
+                return digest.hex()[:16]
+        return None
+
+
+class Sessions:
+    """Signed session cookies (itsdangerous): the user, a session id, its CSRF token and
+    the fingerprint of the token that logged in. Logout revokes the id in this process."""
+
+    def __init__(self, settings: Settings, tokens: Tokens) -> None:
+        secret = settings.session_secret
+        key = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
+        self._serializer = URLSafeTimedSerializer(key, salt="sre-agent-session")
+        self.max_age = int(settings.session_hours * 3600)
+        self._tokens = tokens
+        self._revoked: dict[str, float] = {}
+
+    def issue(self, name: str) -> str:
+        payload = {
+            "u": name,
+            "s": secrets.token_urlsafe(12),
+            "c": secrets.token_urlsafe(24),
+            "t": self._tokens.fingerprint(name),
+        }
+        return self._serializer.dumps(payload)
+
+    def read(self, cookie: str) -> tuple[str, str] | None:
+        """``(user, csrf token)`` of a valid, unrevoked session of a configured token."""
+        try:
+            data = self._serializer.loads(cookie, max_age=self.max_age)
+        except (BadSignature, ValueError, json.JSONDecodeError):
+            return None
+        if not isinstance(data, dict) or data.get("s") in self._revoked:
+            return None
+        name, csrf = data.get("u"), data.get("c")
+        if not isinstance(name, str) or not isinstance(csrf, str):
+            return None
+        fingerprint = self._tokens.fingerprint(name)
+        if fingerprint is None or not hmac.compare_digest(fingerprint, str(data.get("t"))):
+            return None  # the token it logged in with is gone or changed
+        return name, csrf
+
+    def revoke(self, cookie: str) -> None:
+        try:
+            data = self._serializer.loads(cookie, max_age=self.max_age)
+        except (BadSignature, ValueError, json.JSONDecodeError):
+            return
+        now = time.monotonic()
+        self._revoked = {s: t for s, t in self._revoked.items() if t > now}  # expired ones go
+        if isinstance(data, dict) and isinstance(data.get("s"), str):
+            self._revoked[data["s"]] = now + self.max_age

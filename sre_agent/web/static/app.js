@@ -1,0 +1,282 @@
+// sre-agent's pages: the list's live rows, an investigation's live status, and the chat
+// panel. No framework, nothing from elsewhere. Rows come rendered (and escaped) by the
+// service; the model's text is only ever set as textContent, never as HTML.
+"use strict";
+
+(function () {
+  const FINAL = ["completed", "degraded", "failed", "cancelled"];
+
+  function fragment(html) {
+    const template = document.createElement("template");
+    template.innerHTML = String(html || "").trim();
+    return template.content.firstElementChild;
+  }
+
+  function ageText(iso) {
+    const then = Date.parse(iso);
+    if (Number.isNaN(then)) return "?";
+    const s = Math.max(0, Math.floor((Date.now() - then) / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " d";
+  }
+
+  function refreshAges(root) {
+    for (const time of root.querySelectorAll("time[datetime]")) {
+      time.textContent = ageText(time.getAttribute("datetime"));
+    }
+  }
+
+  function createdOf(row) {
+    const time = row.querySelector("time[datetime]");
+    return time ? time.getAttribute("datetime") : "";
+  }
+
+  // --- the list: rows replaced or added as the feed sends them ---------------------
+  function liveList(table) {
+    const body = table.tBodies[0];
+    const empty = document.getElementById("empty");
+    const firstPage = table.dataset.firstPage === "true";
+    const hasOlder = Boolean(document.getElementById("older"));
+    const source = new EventSource(table.dataset.feed);
+
+    function place(row) {
+      // Newest first, as the list is ordered: before the first row that is older.
+      const created = createdOf(row);
+      for (const other of body.rows) {
+        if (createdOf(other) < created) {
+          body.insertBefore(row, other);
+          return true;
+        }
+      }
+      if (hasOlder) return false; // it belongs on a later page
+      body.appendChild(row);
+      return true;
+    }
+
+    source.addEventListener("investigation", function (event) {
+      const data = JSON.parse(event.data);
+      const row = fragment(data.html);
+      if (!row || row.tagName !== "TR") return;
+      const old = document.getElementById("inv-" + data.id);
+      if (old) {
+        old.replaceWith(row);
+      } else if (firstPage && place(row)) {
+        row.classList.add("fresh");
+        if (empty) empty.hidden = true;
+      }
+    });
+    source.addEventListener("gone", function (event) {
+      const data = JSON.parse(event.data);
+      const old = document.getElementById("inv-" + data.id);
+      if (old) old.remove();
+      if (empty && body.rows.length === 0) empty.hidden = false;
+    });
+    source.addEventListener("reset", function () {
+      source.close();
+      window.location.reload();
+    });
+    window.setInterval(function () { refreshAges(table); }, 30000);
+  }
+
+  // --- an investigation still queued or running: its status, then the report -------
+  function liveStatus(article) {
+    const status = document.getElementById("live-status");
+    const source = new EventSource(article.dataset.feed);
+    function reload() {
+      source.close();
+      window.location.reload();
+    }
+    source.addEventListener("investigation", function (event) {
+      const data = JSON.parse(event.data);
+      if (data.id !== article.dataset.id) return;
+      if (status) status.textContent = data.status;
+      article.dataset.status = data.status;
+      if (FINAL.includes(data.status)) reload();
+    });
+    source.addEventListener("reset", reload);
+  }
+
+  // --- the chat panel ---------------------------------------------------------------
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function message(log, role, text) {
+    const node = element("div", "msg " + role);
+    node.appendChild(element("div", "text", text || ""));
+    log.appendChild(node);
+    node.scrollIntoView({ block: "nearest" });
+    return node;
+  }
+
+  async function errorOf(response) {
+    let text = "";
+    try {
+      const body = await response.json();
+      text = body && body.error ? String(body.error) : "";
+    } catch (_) {
+      text = "";
+    }
+    text = text || "the service answered " + response.status;
+    const retry = response.headers.get("Retry-After");
+    if (response.status === 429 && retry) text += " (try again in " + retry + " s)";
+    return text;
+  }
+
+  function dispatch(frame, on) {
+    let kind = "message";
+    const data = [];
+    for (const line of frame.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") kind = value;
+      else if (field === "data") data.push(value);
+    }
+    if (!data.length) return;
+    let parsed;
+    try {
+      parsed = JSON.parse(data.join("\n"));
+    } catch (_) {
+      return;
+    }
+    on(kind, parsed);
+  }
+
+  async function readEvents(response, on) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer = (buffer + decoder.decode(value, { stream: true })).replace(/\r\n|\r(?!$)/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        dispatch(buffer.slice(0, end), on);
+        buffer = buffer.slice(end + 2);
+      }
+    }
+    if (buffer.trim()) dispatch(buffer, on);
+  }
+
+  function chat(section) {
+    const form = document.getElementById("chat-form");
+    if (!form) return;
+    const log = document.getElementById("chat-log");
+    const status = document.getElementById("chat-status");
+    const button = form.querySelector('button[type="submit"]');
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    const csrf = meta ? meta.getAttribute("content") : "";
+    form.hidden = false;
+
+    function failed(answer, text) {
+      if (answer && !answer.querySelector(".text").textContent && !answer.querySelector(".tool-call")) {
+        answer.remove();
+      } else if (answer) {
+        answer.classList.add("done");
+      }
+      message(log, "error", text);
+    }
+
+    async function ask(question) {
+      message(log, "user", question);
+      const answer = message(log, "assistant");
+      const text = answer.querySelector(".text");
+      let lastTool = null;
+      let ended = false;
+      const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
+      if (csrf) headers["X-CSRF-Token"] = csrf;
+      const response = await fetch(section.dataset.url, {
+        method: "POST",
+        headers: headers,
+        body: JSON.stringify({ message: question }),
+        credentials: "same-origin",
+      });
+      if (!response.ok) {
+        failed(answer, await errorOf(response));
+        return false;
+      }
+      form.elements.message.value = "";
+      await readEvents(response, function (kind, data) {
+        if (kind === "token") {
+          text.textContent += data.text || "";
+        } else if (kind === "tool_call") {
+          lastTool = element("div", "tool-call");
+          lastTool.appendChild(element("span", "tool-name", String(data.name)));
+          lastTool.appendChild(document.createTextNode(" "));
+          lastTool.appendChild(element("code", "", JSON.stringify(data.args || {})));
+          answer.insertBefore(lastTool, text);
+        } else if (kind === "tool_result") {
+          if (lastTool) lastTool.appendChild(element("span", "tool-status", " → " + data.status));
+        } else if (kind === "done") {
+          if (data.answer) text.textContent = data.answer;
+          answer.classList.add("done");
+          ended = true;
+        } else if (kind === "error") {
+          failed(answer, String(data.error || "the answer failed"));
+          ended = true;
+        }
+        answer.scrollIntoView({ block: "nearest" });
+      });
+      if (!ended) failed(answer, "the answer was cut off (the connection ended); ask again");
+      return true;
+    }
+
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const question = form.elements.message.value.trim();
+      if (!question || button.disabled) return;
+      button.disabled = true;
+      status.textContent = "answering…";
+      try {
+        await ask(question);
+      } catch (error) {
+        message(log, "error", "the request failed: " + (error && error.message ? error.message : error));
+      } finally {
+        button.disabled = false;
+        status.textContent = "";
+      }
+    });
+    form.elements.message.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+  }
+
+  // --- the filter form: empty fields stay out of the URL (/?namespace=shop) -------
+  function tidyFilters(form) {
+    form.addEventListener("submit", function () {
+      for (const input of form.querySelectorAll("input[name], select[name]")) {
+        if (!input.value) input.disabled = true;
+      }
+      // Back to this page from the next one: the fields must be usable again.
+      window.addEventListener("pageshow", function () {
+        for (const input of form.querySelectorAll("[disabled]")) input.disabled = false;
+      });
+    });
+  }
+
+  function start() {
+    const filters = document.getElementById("filters");
+    if (filters) tidyFilters(filters);
+    const table = document.getElementById("investigations");
+    if (table && table.dataset.feed && window.EventSource) liveList(table);
+    const article = document.getElementById("investigation");
+    if (article && article.dataset.feed && window.EventSource) liveStatus(article);
+    const section = document.getElementById("chat");
+    if (section && window.fetch && window.ReadableStream) chat(section);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
