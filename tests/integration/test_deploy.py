@@ -27,7 +27,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from sre_agent.auth import check_bind
 from sre_agent.cli import LAB_MISSING
+from sre_agent.errors import ConfigError
 from sre_agent.prompts import load_prompts
 from sre_agent.settings import Settings, load_settings
 from sre_agent_lab.prometheus_world import prometheus_available
@@ -42,6 +44,10 @@ VENV_BIN = Path(sys.executable).parent
 NAMESPACE = "agent-sre"
 WEBHOOK_URL = "http://sre-agent-service.agent-sre.svc.cluster.local:8080/webhook/alert"
 TOKEN_SECRET = "sre-agent-webhook-token"
+API_TOKENS_SECRET = "sre-agent-api-tokens"
+INGRESS_HOST = "sre-agent.example.com"
+#: The lines of deploy/kustomization.yaml that turn the ingress example on, as they ship.
+COMPONENTS_OFF = "# components:\n#   - ingress-example\n"
 
 READ_VERBS = {"get", "list", "watch"}
 #: (apiGroup, resource) the tools need; exactly these, nothing else.
@@ -92,11 +98,33 @@ def _run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 # --- the kustomize base ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def rendered() -> list[dict[str, Any]]:
-    run = _run(_tool("kubectl"), "kustomize", str(DEPLOY))
+def _render(directory: Path) -> list[dict[str, Any]]:
+    run = _run(_tool("kubectl"), "kustomize", str(directory))
     assert run.returncode == 0, run.stderr
     return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    return _render(DEPLOY)
+
+
+def _edited_copy(where: Path, old: str, new: str) -> Path:
+    """deploy/ copied, with one edit to its kustomization.yaml, as a user makes it."""
+    copy = where / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    kustomization = copy / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert text.count(old) == 1, f"{old!r} is not in deploy/kustomization.yaml once"
+    kustomization.write_text(text.replace(old, new))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def with_ingress(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The base with the ingress example turned on as its comment says: uncommented."""
+    on = COMPONENTS_OFF.replace("# c", "c").replace("#   -", "  -")
+    return _render(_edited_copy(tmp_path_factory.mktemp("ingress"), COMPONENTS_OFF, on))
 
 
 def _one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -134,7 +162,7 @@ def test_base_renders_objects_valid_against_the_kubernetes_schemas(rendered):
             "NetworkPolicy",
         ]
     )
-    assert "Secret" not in kinds, "the webhook token Secret is created by hand, never committed"
+    assert "Secret" not in kinds, "the token Secrets are created by hand, never committed"
 
 
 def test_cluster_role_only_reads_what_the_tools_need_and_never_secrets(rendered):
@@ -202,6 +230,13 @@ def test_deployment_runs_one_locked_down_pod_with_its_data_on_the_volume(rendere
         "name": "SRE_AGENT_WEBHOOK_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}},
     }
+    # The API tokens are required like the webhook token: on 0.0.0.0 the service refuses
+    # to start without them (or an auth proxy), so a missing Secret should stop the pod.
+    [api_tokens] = [e for e in container["env"] if e["name"] == "SRE_AGENT_API_TOKENS"]
+    assert api_tokens == {
+        "name": "SRE_AGENT_API_TOKENS",
+        "valueFrom": {"secretKeyRef": {"name": API_TOKENS_SECRET, "key": "tokens"}},
+    }
     [source] = container["envFrom"]
     settings_map = _one(rendered, "ConfigMap", "sre-agent-settings")
     assert source == {"configMapRef": {"name": settings_map["metadata"]["name"]}}
@@ -222,6 +257,12 @@ def test_settings_configmap_is_what_the_service_accepts(rendered, monkeypatch):
     assert settings.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
     assert settings.database_path == Path("/data/sre-agent.db")
     assert settings.prompts_dir == Path("/etc/sre-agent/prompts")
+    # Bound to 0.0.0.0 as the Deployment runs it: refused without the API tokens Secret...
+    with pytest.raises(ConfigError, match="refusing to serve on 0.0.0.0"):
+        check_bind(settings, "0.0.0.0")
+    # ...and served with it (the Secret's `tokens` key, as docs/deploy.md creates it).
+    monkeypatch.setenv("SRE_AGENT_API_TOKENS", "oncall=" + "x" * 43)
+    assert check_bind(load_settings(), "0.0.0.0") is None
 
 
 def test_prompts_configmap_is_the_repo_prompts_mounted_at_their_paths(rendered, tmp_path):
@@ -276,16 +317,110 @@ def test_service_and_network_policy_let_alertmanager_reach_the_webhook(rendered)
     policy = _one(rendered, "NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
     assert policy["policyTypes"] == ["Ingress"]
-    [rule] = policy["ingress"]
-    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    peers = {
-        (
-            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
-        )
-        for peer in rule["from"]
+    assert _admitted(policy) == {
+        ("monitoring", "alertmanager"),
+        ("monitoring", "prometheus"),
+        ("ingress-nginx", "*"),  # the ingress controller's namespace, any of its pods
     }
-    assert peers == {("monitoring", "alertmanager"), ("monitoring", "prometheus")}
+
+
+def _admitted(policy: dict[str, Any]) -> set[tuple[str, str]]:
+    """(namespace, pod name label or "*") of every peer, each on port 8080/TCP only."""
+    admitted = set()
+    for rule in policy["ingress"]:
+        assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+        for peer in rule["from"]:
+            assert set(peer) <= {"namespaceSelector", "podSelector"}, peer  # no ipBlock
+            assert set(peer["namespaceSelector"]) == {"matchLabels"}
+            [(label, namespace)] = peer["namespaceSelector"]["matchLabels"].items()
+            assert label == "kubernetes.io/metadata.name"
+            pod = peer.get("podSelector", {}).get("matchLabels", {})
+            admitted.add((namespace, pod.get("app.kubernetes.io/name", "*")))
+    return admitted
+
+
+def test_the_ingress_namespace_is_one_setting_in_the_kustomization(tmp_path):
+    setting = "ingress-namespace=ingress-nginx"
+    rendered = _render(_edited_copy(tmp_path, setting, "ingress-namespace=traefik"))
+    policy = _one(rendered, "NetworkPolicy")["spec"]
+    assert _admitted(policy) == {
+        ("monitoring", "alertmanager"),
+        ("monitoring", "prometheus"),
+        ("traefik", "*"),
+    }
+    # The options block holding it is not sent to the cluster.
+    assert [o["metadata"]["name"] for o in rendered if o["kind"] == "ConfigMap"] == [
+        o["metadata"]["name"] for o in _render(DEPLOY) if o["kind"] == "ConfigMap"
+    ]
+
+
+# --- the ingress example (off by default) ----------------------------------------------
+
+
+def test_ingress_example_renders_valid_and_routes_the_host_to_the_service(with_ingress):
+    version = kubernetes_validate.latest_version()
+    for obj in with_ingress:
+        kubernetes_validate.validate(obj, version, strict=True)
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
+    base = _render(DEPLOY)
+    assert sorted(o["kind"] for o in with_ingress) == sorted(
+        [o["kind"] for o in base] + ["Ingress"]
+    )
+    assert "Ingress" not in {o["kind"] for o in base}  # not in the default resources
+
+    ingress = _one(with_ingress, "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    auth_url = urlparse(annotations["nginx.ingress.kubernetes.io/auth-url"])
+    assert auth_url.path == "/oauth2/auth"
+    signin = annotations["nginx.ingress.kubernetes.io/auth-signin"]
+    assert signin == "https://$host/oauth2/start?rd=$escaped_request_uri"
+    passed = annotations["nginx.ingress.kubernetes.io/auth-response-headers"].split(",")
+    assert "X-Auth-Request-User" in passed
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"  # chat streams
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == INGRESS_HOST
+    assert ingress["spec"]["tls"][0]["hosts"] == [INGRESS_HOST]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    service = _one(with_ingress, "Service", "sre-agent-service")
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    # The ingress controller's namespace may reach the pod (the base's setting).
+    assert ("ingress-nginx", "*") in _admitted(_one(with_ingress, "NetworkPolicy")["spec"])
+
+
+def test_ingress_example_settings_trust_the_proxy_header_and_start_without_tokens(
+    with_ingress, monkeypatch
+):
+    data = _one(with_ingress, "ConfigMap", "sre-agent-settings")["data"]
+    known = {f"SRE_AGENT_{name.upper()}" for name in Settings.model_fields}
+    assert set(data) <= known, f"unknown settings: {set(data) - known}"
+    for name, value in data.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    annotations = _one(with_ingress, "Ingress")["metadata"]["annotations"]
+    passed = annotations["nginx.ingress.kubernetes.io/auth-response-headers"].lower()
+    assert settings.auth_proxy_header in passed.split(",")
+    assert settings.auth_proxy_cidrs and all(net.is_private for net in settings.auth_proxy_cidrs)
+    assert settings.public_url == f"https://{INGRESS_HOST}"
+    assert INGRESS_HOST in settings.allowed_hosts  # the Host the Ingress forwards
+    assert urlparse(WEBHOOK_URL).hostname in settings.allowed_hosts  # Alertmanager's still
+    assert settings.ollama_url == "http://ollama.ollama.svc.cluster.local:11434"  # merged
+    assert settings.api_tokens is None
+    assert check_bind(settings, "0.0.0.0") is None  # the proxy header is enough to start
+
+    # So the API tokens Secret is optional there (for scripts and the CLI), and only there.
+    [container] = _pod(with_ingress)["spec"]["containers"]
+    [tokens] = [e for e in container["env"] if e["name"] == "SRE_AGENT_API_TOKENS"]
+    assert tokens["valueFrom"]["secretKeyRef"] == {
+        "name": API_TOKENS_SECRET,
+        "key": "tokens",
+        "optional": True,
+    }
+    [webhook] = [e for e in container["env"] if e["name"] == "SRE_AGENT_WEBHOOK_TOKEN"]
+    assert "optional" not in webhook["valueFrom"]["secretKeyRef"]
 
 
 def test_optional_service_monitor_selects_the_service(rendered):
