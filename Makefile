@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install install-test system-deps run test lint bench clean
+.PHONY: install install-test system-deps run test lint bench screenshots clean
 
 # The venv, once; a clear message when Python is too old or has no venv module.
 $(BIN)/python:
@@ -29,13 +29,15 @@ $(VENV)/.installed-test: pyproject.toml lab/pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
-# Debian's Prometheus and Alertmanager: the tests run the real programs.
+# Debian's Prometheus and Alertmanager, and its chromium for the browser test
+# (tests/integration/test_browser.py, scripts/screenshots.py): the tests run the real programs.
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
-	    || ! command -v promtool >/dev/null || ! command -v curl >/dev/null; then \
-	  echo "installing Debian's prometheus, prometheus-alertmanager and curl"; \
+	    || ! command -v promtool >/dev/null || ! command -v curl >/dev/null \
+	    || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing Debian's prometheus, prometheus-alertmanager, curl, chromium and chromium-driver"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager curl; \
+	    prometheus prometheus-alertmanager curl chromium chromium-driver; \
 	fi
 
 # Run the service: SQLite in ./sre-agent.db, Ollama at localhost:11434 (see README for settings).
@@ -53,7 +55,8 @@ lint: install-test
 
 # Figures, not tests (the tests assert no timings): the evidence-first pipeline per
 # scenario, webhook acks, the redactor, probes and deadlines while the model hangs, chat's
-# overhead per turn, the wheels and a clean venv (that one needs a package index).
+# overhead per turn, the wheels and a clean venv (that one needs a package index), the web
+# pages' weight and the list's first render over 1,000 investigations (Chromium).
 bench: install-test system-deps
 	$(BIN)/python scripts/bench.py
 	@if [ -f scripts/bench_webhook.py ]; then $(BIN)/python scripts/bench_webhook.py; fi
@@ -61,6 +64,11 @@ bench: install-test system-deps
 	@if [ -f scripts/bench_faults.py ]; then $(BIN)/python scripts/bench_faults.py; fi
 	@if [ -f scripts/bench_chat.py ]; then $(BIN)/python scripts/bench_chat.py; fi
 	@if [ -f scripts/bench_wheel.py ]; then $(BIN)/python scripts/bench_wheel.py; fi
+	$(BIN)/python scripts/bench_web.py
+
+# The README's pictures of the web pages (docs/screenshots/), from a real run in Chromium.
+screenshots: install-test system-deps
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
