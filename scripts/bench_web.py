@@ -34,6 +34,7 @@ from sre_agent.app import create_app  # noqa: E402
 from sre_agent.settings import load_settings  # noqa: E402
 from sre_agent.store import Store  # noqa: E402
 from tests.conftest import settings_env  # noqa: E402
+from tests.support.browser import launch  # noqa: E402
 from tests.support.fake_kube import WORLD_HOMEPAGE, FakeKube  # noqa: E402
 from tests.support.fake_ollama import FakeOllama  # noqa: E402
 from tests.support.model_scripts import investigator  # noqa: E402
@@ -41,19 +42,6 @@ from tests.support.net import free_port  # noqa: E402
 from tests.support.service import ServiceProcess  # noqa: E402
 
 FIRING = json.loads((ROOT / "examples" / "alertmanager" / "group-firing-homepage.json").read_text())
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 #: When the page first painted content, and when its DOM was ready (ms from navigation).
 FIRST_PAINT = """() => new Promise((resolve) => {
   const dcl = performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd;
@@ -90,8 +78,6 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        sys.exit(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     token = secrets.token_urlsafe(24)
@@ -154,7 +140,7 @@ def main() -> None:
                 f" with a text filter: median {statistics.median(searched) * 1000:.0f} ms"
             )
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = launch(pw)  # Debian's chromium, as the browser test runs it
                 context = browser.new_context(extra_http_headers=auth)
                 paints, loaded = [], []
                 for _ in range(args.runs):

@@ -20,8 +20,7 @@ ERRORS = {
     401: "Missing or wrong credentials: on the webhook its bearer token"
     " (SRE_AGENT_WEBHOOK_TOKEN); elsewhere one of SRE_AGENT_API_TOKENS, a web session"
     " or the auth proxy's header",
-    403: "A state-changing request from another site, or on a web session without its"
-    " X-CSRF-Token",
+    403: "A state-changing request from another site, or on a web session without its X-CSRF-Token",
     404: "No investigation with that id",
     405: "Method not allowed on this path",
     408: "Body not sent within SRE_AGENT_BODY_TIMEOUT",
