@@ -313,7 +313,7 @@ def describe(settings: Settings) -> str:
     ways = []
     if settings.named_api_tokens:
         names = ", ".join(name for name, _ in settings.named_api_tokens)
-        ways.append(f"API tokens ({names}) as bearer tokens and at /login")
+        ways.append(f"API tokens ({names}) for the API (Authorization header) and at /login")
     if settings.auth_proxy_header:
         nets = ", ".join(str(net) for net in settings.auth_proxy_cidrs)
         ways.append(f"the {settings.auth_proxy_header} header from {nets}")

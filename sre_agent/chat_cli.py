@@ -107,6 +107,14 @@ def _data(text: str) -> dict[str, Any]:
 
 
 def _error_of(response: httpx.Response) -> str:
+    if response.status_code == 401:  # the service's message speaks of /login
+        sent = "authorization" in response.request.headers
+        return (
+            "the service refused SRE_AGENT_API_TOKEN: it is none of its SRE_AGENT_API_TOKENS"
+            if sent
+            else "the service needs an API token: set SRE_AGENT_API_TOKEN to one of its"
+            " SRE_AGENT_API_TOKENS"
+        )
     try:
         return str(response.json().get("error") or response.text)
     except ValueError:

@@ -100,6 +100,16 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def unauthorized(settings: Settings) -> str:
+    """What a 401 means to a CLI user (the service's own message speaks of /login)."""
+    if settings.api_token is None:
+        return (
+            "the service needs an API token: set SRE_AGENT_API_TOKEN to one of its"
+            " SRE_AGENT_API_TOKENS"
+        )
+    return "the service refused SRE_AGENT_API_TOKEN: it is none of its SRE_AGENT_API_TOKENS"
+
+
 def auth_headers(settings: Settings) -> dict[str, str]:
     """``Authorization: Bearer`` with SRE_AGENT_API_TOKEN, when it is set."""
     if settings.api_token is None:
@@ -126,7 +136,7 @@ def _get(base: str, path: str, params: dict[str, Any], settings: Settings) -> ht
         except ValueError:
             error = f"HTTP {response.status_code}: {response.text[:200]}"
         if response.status_code == 401:
-            error += " (set SRE_AGENT_API_TOKEN to one of the service's SRE_AGENT_API_TOKENS)"
+            error = unauthorized(settings)
         print(f"sre-agent: {error}", file=sys.stderr)
         return 2 if response.status_code < 500 else 1
     return response

@@ -350,7 +350,17 @@ def test_the_cli_sends_its_api_token(make_settings, tmp_path):
             timeout=60,
         )
         assert without.returncode == 2
-        assert "SRE_AGENT_API_TOKEN" in without.stderr
+        assert "needs an API token: set SRE_AGENT_API_TOKEN" in without.stderr
+        assert "/login" not in without.stderr  # the service's words for browsers
+        wrong = subprocess.run(
+            [sys.executable, "-m", "sre_agent.cli", "list"],
+            env={**base, "SRE_AGENT_API_TOKEN": "wrong-" + "w" * 20},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert wrong.returncode == 2 and "refused SRE_AGENT_API_TOKEN" in wrong.stderr
+        assert "wwww" not in wrong.stderr
         listed = subprocess.run(
             [sys.executable, "-m", "sre_agent.cli", "list"],
             env={**base, "SRE_AGENT_API_TOKEN": BOB},
