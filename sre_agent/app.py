@@ -4,6 +4,7 @@ middleware, the error handlers and a lifespan that opens the services
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
+            # Sessions ended before a restart stay ended.
+            app.state.sessions.restore(await asyncio.to_thread(services.store.revoked_sessions))
             yield
 
     # Every route refuses query parameters it does not take (422 naming them). /docs and

@@ -71,6 +71,8 @@ class User:
     name: str
     via: Via
     csrf: str | None = None
+    #: The web session's id (what logout revokes), None off a session.
+    session: str | None = None
 
 
 ANONYMOUS = User("anonymous", "anonymous")
@@ -130,9 +132,11 @@ class Auth:
         """The user, None when no credentials came; Refused for bad ones."""
         if not self.settings.auth_configured:
             return ANONYMOUS
-        if self.header and (named := headers.get(self.header)) is not None:
+        if self.header and (values := headers.getlist(self.header)):
             if self.from_proxy(scope):
-                who = named.strip()
+                if len(values) > 1:  # a proxy that appends would let the client's win
+                    raise Refused("bad_proxy_user")
+                who = values[0].strip()
                 if not who or len(who) > MAX_USER_CHARS or not who.isprintable():
                     raise Refused("bad_proxy_user")
                 return User(who, "proxy")
@@ -149,7 +153,7 @@ class Auth:
             session = self.sessions.read(cookie)
             if session is None:
                 raise Refused("bad_session")
-            return User(session[0], "session", session[1])
+            return User(session[0], "session", session[1], session[2])
         return None
 
     def from_proxy(self, scope: Scope) -> bool:
@@ -168,7 +172,10 @@ class Auth:
         if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             raise Refused("cross_site", 403)
         origin = headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", ""):
+        if (
+            origin is not None
+            and urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+        ):
             raise Refused("cross_site", 403)
         if user.via == "session" and scope["path"] not in FORM_PATHS:
             given = headers.get(CSRF_HEADER, "")
@@ -305,6 +312,19 @@ def check_bind(settings: Settings, host: str) -> str | None:
     return (
         f"SRE_AGENT_ALLOW_ANONYMOUS=true: serving on {host} with no authentication; anyone"
         " who reaches it can read every investigation and use chat"
+    )
+
+
+def webhook_warning(settings: Settings, host: str) -> str | None:
+    """The webhook with no token of its own, reachable from a network: worth a warning
+    (anyone there can post alerts, which spend the GPU), not a refusal (a NetworkPolicy
+    may be what guards it)."""
+    if settings.webhook_token is not None or is_loopback(host):
+        return None
+    return (
+        f"SRE_AGENT_WEBHOOK_TOKEN is unset: anyone who reaches {host} can post alerts to"
+        " /webhook/alert (and spend the model's time); set it, and Alertmanager's bearer"
+        " token (README: Point Alertmanager at it)"
     )
 
 

@@ -198,7 +198,7 @@ def _check_database(settings: Settings) -> None:
 def serve(settings: Settings, host: str, port: int) -> int:
     from sre_agent import server
     from sre_agent.app import create_app
-    from sre_agent.auth import check_bind, describe
+    from sre_agent.auth import check_bind, describe, webhook_warning
 
     # No records for a network with nothing to authenticate people (ConfigError, exit 2).
     anonymous_warning = check_bind(settings, host)
@@ -228,8 +228,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
         ", ".join(settings.allowed_hosts),
     )
     log.info("authentication: %s", describe(settings))
-    if anonymous_warning:
-        log.warning("%s", anonymous_warning)
+    for warning in (anonymous_warning, webhook_warning(settings, host)):
+        if warning:
+            log.warning("%s", warning)
     server.run(create_app(settings), settings, sock)
     return 0
 

@@ -68,58 +68,74 @@ class Tokens:
                 found = name
         return found
 
-    def fingerprint(self, name: str) -> str | None:
-        """A short keyed digest of the named token (a session keeps it: when that token
-        is removed or changed, its sessions end)."""
+    def digest(self, name: str) -> bytes | None:
+        """The named token's digest (what a session's fingerprint is keyed from)."""
         for known, digest in self._named:
             if known == name:
-                return digest.hex()[:16]
+                return digest
         return None
+
+
+#: Shortest session signing key accepted: a guessable one would let anyone mint sessions.
+MIN_SECRET_CHARS = 32
 
 
 class Sessions:
     """Signed session cookies (itsdangerous): the user, a session id, its CSRF token and
-    the fingerprint of the token that logged in. Logout revokes the id in this process."""
+    a fingerprint of the token that logged in, keyed with the signing key (the cookie is
+    signed, not encrypted: an unkeyed hash would let its reader guess the token offline).
+    Logout revokes the id; the store keeps revocations across restarts (:meth:`restore`)."""
 
     def __init__(self, settings: Settings, tokens: Tokens) -> None:
         secret = settings.session_secret
         key = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
+        self._key = key.encode()
         self._serializer = URLSafeTimedSerializer(key, salt="sre-agent-session")
         self.max_age = int(settings.session_hours * 3600)
         self._tokens = tokens
-        self._revoked: dict[str, float] = {}
+        self._revoked: dict[str, float] = {}  # session id -> when its cookie expires (epoch)
+
+    def _fingerprint(self, name: str) -> str | None:
+        digest = self._tokens.digest(name)
+        if digest is None:
+            return None
+        return hmac.new(self._key, b"session:" + digest, hashlib.sha256).hexdigest()[:32]
 
     def issue(self, name: str) -> str:
         payload = {
             "u": name,
             "s": secrets.token_urlsafe(12),
             "c": secrets.token_urlsafe(24),
-            "t": self._tokens.fingerprint(name),
+            "t": self._fingerprint(name),
         }
         return self._serializer.dumps(payload)
 
-    def read(self, cookie: str) -> tuple[str, str] | None:
-        """``(user, csrf token)`` of a valid, unrevoked session of a configured token."""
+    def read(self, cookie: str) -> tuple[str, str, str] | None:
+        """``(user, csrf token, session id)`` of a valid, unrevoked session of a token
+        still configured; None for anything else."""
         try:
             data = self._serializer.loads(cookie, max_age=self.max_age)
         except (BadSignature, ValueError, json.JSONDecodeError):
             return None
-        if not isinstance(data, dict) or data.get("s") in self._revoked:
+        if not isinstance(data, dict):
             return None
-        name, csrf = data.get("u"), data.get("c")
-        if not isinstance(name, str) or not isinstance(csrf, str):
+        name, csrf, sid = data.get("u"), data.get("c"), data.get("s")
+        if not all(isinstance(v, str) for v in (name, csrf, sid)) or sid in self._revoked:
             return None
-        fingerprint = self._tokens.fingerprint(name)
+        fingerprint = self._fingerprint(str(name))
         if fingerprint is None or not hmac.compare_digest(fingerprint, str(data.get("t"))):
             return None  # the token it logged in with is gone or changed
-        return name, csrf
+        return str(name), str(csrf), str(sid)
 
-    def revoke(self, cookie: str) -> None:
-        try:
-            data = self._serializer.loads(cookie, max_age=self.max_age)
-        except (BadSignature, ValueError, json.JSONDecodeError):
-            return
-        now = time.monotonic()
-        self._revoked = {s: t for s, t in self._revoked.items() if t > now}  # expired ones go
-        if isinstance(data, dict) and isinstance(data.get("s"), str):
-            self._revoked[data["s"]] = now + self.max_age
+    def revoke(self, sid: str) -> float:
+        """End session ``sid`` here; when its cookie would have expired anyway (epoch
+        seconds: how long the store must remember it)."""
+        now = time.time()
+        self._revoked = {s: t for s, t in self._revoked.items() if t > now}  # expired go
+        self._revoked[sid] = expires = now + self.max_age
+        return expires
+
+    def restore(self, revoked: dict[str, float]) -> None:
+        """Revocations the store kept (from before a restart, or another process)."""
+        now = time.time()
+        self._revoked |= {s: t for s, t in revoked.items() if t > now}

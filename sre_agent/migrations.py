@@ -87,6 +87,14 @@ MIGRATIONS: list[Migration] = [
         WHERE rowid = NEW.rowid;
     END;
     """,
+    # 7: web sessions ended by logout, until their cookies would have expired anyway
+    # (sre_agent.credentials.Sessions): a restart must not bring a logged-out cookie back
+    """
+    CREATE TABLE revoked_sessions (
+        session_id TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
 ]
 
 

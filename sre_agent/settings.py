@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sre_agent_tools.redact import redact_label_value
 
 from sre_agent.alerts import describe_errors
-from sre_agent.credentials import parse_api_tokens
+from sre_agent.credentials import MIN_SECRET_CHARS, parse_api_tokens
 from sre_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,17 @@ class Settings(BaseSettings):
         if not text:
             raise ValueError("is empty: unset it, or set a value")
         return SecretStr(text)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _check_session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"needs at least {MIN_SECRET_CHARS} characters: with it anyone could sign"
+                " sessions (make one with: python3 -c 'import secrets;"
+                " print(secrets.token_urlsafe(48))')"
+            )
+        return value
 
     @field_validator("api_tokens")
     @classmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -363,6 +364,23 @@ class Store:
                 raise KeyError(before)
             rows = db.execute(sql, (*params, limit)).fetchall()
         return [decode(row) for row in rows]
+
+    # --- web sessions ended by logout ----------------------------------------
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
+            db.execute(
+                "INSERT OR REPLACE INTO revoked_sessions VALUES (?, ?)", (session_id, expires_at)
+            )
+
+    def revoked_sessions(self) -> dict[str, float]:
+        """Session id -> expiry (epoch seconds) of the sessions ended and not expired."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT session_id, expires_at FROM revoked_sessions WHERE expires_at >= ?",
+                (time.time(),),
+            ).fetchall()
+        return {row[0]: float(row[1]) for row in rows}
 
     # --- Slack threads --------------------------------------------------------
     def slack_thread(self, group_key: str) -> tuple[str, str] | None:

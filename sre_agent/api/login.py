@@ -6,7 +6,9 @@ value in a SameSite=Strict cookie scoped to /login, echoed in a hidden field."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import secrets
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ from sre_agent.settings import Settings
 from sre_agent.web import page
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 LOGIN_COOKIE = "sre_agent_login"
 
@@ -111,7 +114,9 @@ async def logout(request: Request, user: UserDep) -> Response:
         if not user.csrf or not hmac.compare_digest(given.encode(), user.csrf.encode()):
             record_failure(request.scope, "csrf")
             return page(request, "login.html", _expired(), status_code=403)
-        request.app.state.sessions.revoke(request.cookies.get(SESSION_COOKIE, ""))
+        if user.session is not None:  # the session the middleware accepted, exactly
+            expires = request.app.state.sessions.revoke(user.session)
+            await _remember_revocation(request, user.session, expires)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -124,3 +129,13 @@ def _expired() -> dict[str, object]:
         "login_csrf": "",
         "configured": True,
     }
+
+
+async def _remember_revocation(request: Request, session: str, expires: float) -> None:
+    """Keep the revocation in the store, so a restart does not revive the cookie; if the
+    store fails, the session still ends in this process (and the failure is logged)."""
+    store = request.app.state.services.store
+    try:
+        await asyncio.to_thread(store.revoke_session, session, expires)
+    except Exception:  # noqa: BLE001 - logout must still log out
+        log.exception("logout: could not store the ended session; it ends in this process")

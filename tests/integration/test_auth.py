@@ -279,6 +279,37 @@ def test_sessions_end_when_their_token_is_removed(make_settings):
         )
 
 
+def _replay(client: TestClient, cookie: str | None) -> int:
+    return client.get(
+        "/investigations", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}
+    ).status_code
+
+
+def test_a_logged_out_session_stays_ended_after_a_restart(make_settings):
+    settings = make_settings(api_tokens=TOKENS, session_secret="k" * 32)
+    with TestClient(create_app(settings)) as client:
+        assert _login(client, ALICE).status_code == 303
+        cookie = client.cookies.get(SESSION_COOKIE)
+        csrf = _session_csrf(client)
+        out = client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+        assert out.status_code == 303
+    with TestClient(create_app(settings)) as client:  # the same database, a new process
+        assert _replay(client, cookie) == 401
+
+
+def test_the_session_cookie_does_not_carry_a_guessable_hash_of_the_token(secured):
+    import hashlib
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    assert _login(secured, ALICE).status_code == 303
+    cookie = secured.cookies.get(SESSION_COOKIE)
+    data = URLSafeTimedSerializer("k" * 32, salt="sre-agent-session").loads(cookie)
+    assert ALICE not in str(data)
+    plain = hashlib.sha256(ALICE.encode()).hexdigest()
+    assert all(str(v)[:12] not in plain for v in data.values())
+
+
 @pytest.fixture
 def proxied(make_settings, tmp_path) -> Callable[[str], ServiceProcess]:
     """The real service behind a (pretend) auth proxy at the given trusted CIDR."""
@@ -306,6 +337,12 @@ def test_the_proxy_header_is_trusted_only_from_the_proxy_addresses(proxied):
     )
     assert answer.status_code == 200
     assert httpx.get(f"{trusted.url}/investigations").status_code == 401
+    # Two values (a proxy that appends its header to the client's): refused, not guessed.
+    doubled = httpx.get(
+        f"{trusted.url}/investigations",
+        headers=[("X-Forwarded-User", "mallory"), ("X-Forwarded-User", "carol@example.com")],
+    )
+    assert doubled.status_code == 401
     elsewhere = proxied("10.0.0.0/8")  # the proxy lives elsewhere: loopback forged it
     forged = httpx.get(
         f"{elsewhere.url}/investigations", headers={"X-Forwarded-User": "carol@example.com"}

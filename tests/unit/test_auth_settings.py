@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sre_agent.auth import Tokens, check_bind, describe, safe_next
+from sre_agent.auth import Tokens, check_bind, describe, safe_next, webhook_warning
 from sre_agent.errors import ConfigError
 from sre_agent.settings import load_settings
 
@@ -92,3 +92,11 @@ def test_the_public_url_host_is_a_host_the_service_answers_to():
     settings = load_settings(public_url="https://SRE.example.com:8443/")
     assert settings.allowed_hosts == ("localhost", "sre.example.com")
     assert load_settings().allowed_hosts == ("localhost",)
+
+
+def test_an_open_webhook_on_a_network_address_is_warned_about():
+    tokens = load_settings(api_tokens=f"a={GOOD}")
+    warning = webhook_warning(tokens, "0.0.0.0")
+    assert warning and "SRE_AGENT_WEBHOOK_TOKEN" in warning
+    assert webhook_warning(tokens, "127.0.0.1") is None
+    assert webhook_warning(load_settings(webhook_token="h" * 20), "0.0.0.0") is None
