@@ -139,7 +139,7 @@ class Auth:
                 who = values[0].strip()
                 if not who or len(who) > MAX_USER_CHARS or not who.isprintable():
                     raise Refused("bad_proxy_user")
-                return User(who, "proxy")
+                return User(who, "proxy", self.sessions.proxy_csrf(who))
             self.count(scope, "untrusted_proxy_header")  # ignored, and noted
         authorization = headers.get("authorization")
         if authorization is not None:
@@ -177,7 +177,7 @@ class Auth:
             and urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
         ):
             raise Refused("cross_site", 403)
-        if user.via == "session" and scope["path"] not in FORM_PATHS:
+        if user.via in ("session", "proxy") and scope["path"] not in FORM_PATHS:
             given = headers.get(CSRF_HEADER, "")
             if not user.csrf or not hmac.compare_digest(given.encode(), user.csrf.encode()):
                 raise Refused("csrf", 403)

@@ -135,6 +135,11 @@ class Sessions:
         self._revoked[sid] = expires = now + self.max_age
         return expires
 
+    def proxy_csrf(self, user: str) -> str:
+        """The CSRF token of a user the auth proxy names (no session of ours to keep one
+        in): keyed with the signing key, so only pages we rendered for them carry it."""
+        return hmac.new(self._key, b"proxy-csrf:" + user.encode(), hashlib.sha256).hexdigest()
+
     def restore(self, revoked: dict[str, float]) -> None:
         """Revocations the store kept (from before a restart, or another process)."""
         now = time.time()

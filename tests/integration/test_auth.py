@@ -337,6 +337,17 @@ def test_the_proxy_header_is_trusted_only_from_the_proxy_addresses(proxied):
     )
     assert answer.status_code == 200
     assert httpx.get(f"{trusted.url}/investigations").status_code == 401
+    # A proxy's user changes nothing without the CSRF token its pages carry.
+    carol = {"X-Forwarded-User": "carol@example.com"}
+    chat = f"{trusted.url}/investigations/nope/chat"
+    assert httpx.post(chat, json={"message": "why?"}, headers=carol).status_code == 403
+    page = httpx.get(f"{trusted.url}/", headers={**carol, "Accept": "text/html"}).text
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert token, page[:500]
+    passed = httpx.post(
+        chat, json={"message": "why?"}, headers={**carol, "X-CSRF-Token": token.group(1)}
+    )
+    assert passed.status_code == 404  # through auth, to the route
     # Two values (a proxy that appends its header to the client's): refused, not guessed.
     doubled = httpx.get(
         f"{trusted.url}/investigations",
