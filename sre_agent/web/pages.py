@@ -127,6 +127,10 @@ async def list_page(
         "severities": settings.severities,
         "notice": notice,
         "older": older,
+        # The live feed keeps the first page at its size: the rows it pushes off are
+        # behind an "Older" link that starts before the last row kept.
+        "page_size": size,
+        "older_base": f"/?{urlencode(query)}",
         "first_page": cursor_from is None,
         "feed": f"/events/investigations?{feed_query}",
     }
@@ -221,6 +225,8 @@ async def investigation_page(
     context = {
         "r": record,
         "warning": src.warning(record.sources),
+        "gaps": view.source_gaps(record),
+        "since": view.active_since(record),
         "causes": view.causes(record),
         "follow_ups": view.follow_ups(record),
         "links": view.alert_links(record),

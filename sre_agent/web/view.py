@@ -181,6 +181,34 @@ def alert_links(record: Investigation) -> list[Link]:
     return found
 
 
+def source_gaps(record: Investigation) -> str | None:
+    """The sources warning in a few words (the page opens with it; the whole sentence,
+    with each failure's cause, is one click away): which backends are missing."""
+    if src.warning(record.sources) is None or record.sources is None:
+        return None
+    backends = record.sources.backends
+    kube = backends.get("kubernetes")
+    gaps = []
+    for key, entry in backends.items():
+        if key == "logs" and kube is not None and entry.state == kube.state:
+            continue  # as the warning says it: once, under Kubernetes
+        if entry.state == src.FAILED:
+            gaps.append(f"{entry.name} did not answer")
+        elif entry.state == src.NOT_CONFIGURED:
+            gaps.append(f"{entry.name} not configured")
+    if not any(e.state == src.ANSWERED for e in backends.values()):
+        return "⚠ " + (", ".join(gaps) or "No source consulted") + ": the alert's text alone"
+    return "⚠ Partial evidence: " + ", ".join(gaps)
+
+
+def active_since(record: Investigation) -> str:
+    """When an active record entered its state: a running one when it was claimed, a
+    queued one when it was received (the page says "running for 12 s")."""
+    if record.status == "running" and record.started_at:
+        return record.started_at
+    return record.created_at
+
+
 def register(env: Any) -> None:
     """The filters the templates use."""
     env.filters["age"] = age

@@ -6,17 +6,21 @@ Log in with a token; the list shows what the webhook brought, and a new alert ap
 it without a reload; open an investigation, expand a cited finding, ask a question and
 watch the answer stream in; filter by namespace; log out and be refused. Nothing the
 browser asks for goes anywhere but the service, and no page logs an error (a CSP
-violation is one). Then: a phone's width, dark and light mode, the report without
-JavaScript, and a running investigation's live status turning into its report.
+violation is one). Then: a phone's width (a 600-character alertname and a 5000-character
+label wrap, the filters fold, the root cause is on the first screen), dark and light mode,
+the report without JavaScript, a running investigation's live status turning into its
+report, the live list kept at its page size, and a question refused or failed.
 
 Never skipped: without ``/usr/bin/chromium`` the tests fail naming ``make system-deps``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -46,6 +50,18 @@ WATCH_CHAT_JS = """() => {
     const answer = log.querySelector(".msg.assistant:last-of-type .text");
     if (answer) window.__answers.push(answer.textContent);
   }).observe(log, { subtree: true, childList: true, characterData: true });
+}"""
+
+
+#: The weight the stylesheet gives a claim's "(lowered from ...)" note.
+LOWERED_WEIGHT_JS = """() => {
+  const claim = document.createElement("p");
+  claim.className = "claim";
+  claim.innerHTML = 'A cause <span class="lowered muted">(lowered from medium)</span>';
+  document.body.appendChild(claim);
+  const weight = getComputedStyle(claim.querySelector(".lowered")).fontWeight;
+  claim.remove();
+  return weight;
 }"""
 
 
@@ -137,6 +153,7 @@ def test_log_in_watch_open_ask_filter_and_log_out(browser, lab, tmp_path):
     # Filtering by namespace: only that namespace's rows remain.
     page.click("header a.brand")
     page.wait_for_url(f"{web.url}/")
+    expect(page.locator("#filter-box")).to_have_attribute("open", "")  # wide: unfolded
     page.fill("#filters input[name=namespace]", "payments")
     page.click("#filters button[type=submit]")
     page.wait_for_url("**/?*namespace=payments*")
@@ -165,17 +182,40 @@ def test_log_in_watch_open_ask_filter_and_log_out(browser, lab, tmp_path):
 
 def test_a_phone_width_needs_no_sideways_scrolling(browser, lab):
     web: WebLab = lab["web"]
+    # One long unbroken value in each place a page shows one: the alertname (list cell,
+    # h1, title), a label (the labels table), an annotation (the summary column).
+    huge = {
+        **CHECKOUT,
+        "labels": {**CHECKOUT["labels"], "alertname": "Kube" + "X" * 600, "pod": "p" * 5000},
+        "annotations": {"summary": "s" * 3000, "description": "d" * 5000},
+        "fingerprint": "5e5e5e5e5e5e5e5e",
+    }
+    (long_id,) = web.post([huge], "payments")
+    web.wait_final([long_id])
     page, network = new_page(
         browser, lab, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )
     web.login(page)
-    expect(page.locator(f"#inv-{lab['crash']}")).to_be_visible()
+    expect(page.locator(f"#inv-{long_id}")).to_be_visible()
     assert overflow(page) <= 1, "the list is wider than a phone"
-    page.goto(f"{web.url}/investigations/{lab['crash']}")
-    for finding in page.locator("details").all():
-        finding.locator("summary").first.click()  # open everything: long lines, tables
-    expect(page.locator("#chat-form")).to_be_visible()
-    assert overflow(page) <= 1, "the investigation page is wider than a phone"
+    # The filters fold away on a phone: the first rows are what the screen shows.
+    expect(page.locator("#filters")).to_be_hidden()
+    assert page.locator("#investigations tbody tr").first.bounding_box()["y"] < 200
+    for ident in (lab["crash"], long_id):
+        page.goto(f"{web.url}/investigations/{ident}")
+        if ident == lab["crash"]:
+            # The sources warning is one short line; the root cause is on the first screen.
+            warning = page.locator("#sources-warning > summary")
+            expect(warning).to_be_visible()
+            assert warning.bounding_box()["height"] < 2 * 22, "the warning is not one line"
+            assert page.locator("li.cause").first.bounding_box()["y"] < 844
+        for finding in page.locator("details").all():
+            finding.locator("summary").first.click()  # open everything: long lines, tables
+        expect(page.locator("#chat-form")).to_be_visible()
+        assert overflow(page) <= 1, f"the investigation page is wider than a phone ({ident})"
+    # A cause lowered for citing nothing that answered says so in normal weight.
+    weight = page.evaluate(LOWERED_WEIGHT_JS)
+    assert weight == "400", weight
     assert network.foreign() == [] and network.errors == []
     page.context.close()
 
@@ -230,8 +270,14 @@ def test_a_running_investigation_shows_its_status_then_its_report(browser, lab):
     try:
         (ident,) = web.post([slow], "payments")
         page.goto(f"{web.url}/investigations/{ident}")
-        expect(page.locator("#live-status")).to_be_visible()
+        live = page.locator("#live-status")
+        expect(live).to_be_visible()
         expect(page.locator("#summary")).to_contain_text("the report appears here")
+        # One status, with its age kept current; nothing shown that is not known yet.
+        expect(live).to_have_text(re.compile(r"running for [1-9]\d* s"))
+        expect(page.locator("#investigation .badge")).to_have_count(1)
+        for section in ("#sources", "#usage", "#tool-calls"):
+            expect(page.locator(section)).to_have_count(0)
         page.evaluate("() => { window.__marker = 'before'; }")
         # It ends: the page loads the report by itself.
         expect(page.locator("#live-status")).to_have_count(0)
@@ -241,4 +287,78 @@ def test_a_running_investigation_shows_its_status_then_its_report(browser, lab):
     expect(page.locator("#summary")).to_contain_text("KubePodNotReady")
     assert page.evaluate("() => window.__marker") is None  # reloaded, not patched
     assert network.foreign() == [] and network.errors == []
+    page.context.close()
+
+
+def test_the_live_list_keeps_the_first_page_at_its_size(browser, lab):
+    web: WebLab = lab["web"]
+    page, network = new_page(browser, lab, viewport={"width": 1280, "height": 900})
+    web.login(page)
+    size = len(web.api("/investigations", limit="500")["investigations"])
+    page.goto(f"{web.url}/?limit={size}")
+    expect(page.locator("#investigations tbody tr")).to_have_count(size)
+    expect(page.locator("#older")).to_have_count(0)
+    last = page.locator("#investigations tbody tr").last.get_attribute("id")
+    newer = {
+        **CHECKOUT,
+        "labels": {**CHECKOUT["labels"], "alertname": "KubeDeploymentReplicasMismatch"},
+        "fingerprint": "0d0d0d0d0d0d0d0d",
+    }
+    (ident,) = web.post([newer], "payments")
+    expect(page.locator(f"#inv-{ident}")).to_be_visible()
+    # Still one page's worth: the oldest row went behind "Older", which leads to it.
+    expect(page.locator("#investigations tbody tr")).to_have_count(size)
+    expect(page.locator(f"#{last}")).to_have_count(0)
+    page.click("#older")
+    page.wait_for_url("**/?*before=*")
+    assert f"limit={size}" in page.url
+    expect(page.locator(f"#{last}")).to_be_visible()
+    assert network.foreign() == [] and network.errors == []
+    page.context.close()
+
+
+def test_a_refused_or_failed_question_reads_plainly_and_is_marked_not_sent(browser, lab):
+    """Last: it spends the user's chat rate for the next minute."""
+    web: WebLab = lab["web"]
+    page, network = new_page(browser, lab, viewport={"width": 1280, "height": 900})
+    web.login(page, f"/investigations/{lab['crash']}")
+    asked = page.locator("#chat-log .msg.user")
+    errors = page.locator("#chat-log .msg.error")
+    web.ollama.stop_accepting()  # Ollama goes down
+    try:
+        # The model server is down: a plain line first, the service's detail after it.
+        page.fill("#chat-form textarea[name=message]", "is it the config?")
+        page.click("#chat-form button[type=submit]")
+        expect(errors).to_have_count(1)
+        expect(errors.first).to_contain_text(
+            "The model server did not answer; the report above is unaffected."
+        )
+        expect(errors.first.locator(".detail")).to_contain_text("the model server failed")
+        expect(asked.last).to_have_class(re.compile(r"\bunsent\b"))
+
+        # Spend the rest of the user's questions for this minute, then ask in the page.
+        url = f"{web.url}/investigations/{lab['crash']}/chat"
+        auth = {"Authorization": f"Bearer {web.token}"}
+        for _ in range(10):
+            refused = httpx.post(url, json={"message": "?"}, headers=auth, timeout=30)
+            if refused.status_code == 429:
+                break
+        assert refused.status_code == 429, refused.text
+        page.fill("#chat-form textarea[name=message]", "is it the config, then?")
+        page.click("#chat-form button[type=submit]")
+        expect(errors).to_have_count(2)
+        said = errors.last.inner_text()
+        assert len(re.findall(r"again in \d+ s", said)) == 1, said  # one retry hint
+        assert "try again" not in said, said
+        expect(asked.last).to_have_class(re.compile(r"\bunsent\b"))
+        expect(asked.last).to_contain_text("not sent")
+        # Nothing refused reads as asked: no answered question on the page.
+        expect(page.locator("#chat-log .msg.user:not(.unsent)")).to_have_count(
+            page.locator("#chat-log .msg.assistant.done").count()
+        )
+    finally:
+        web.ollama.resume()
+    # The one error a page logs is chromium's own line for the 429 it was answered.
+    assert network.foreign() == []
+    assert all("status of 429" in e for e in network.errors), network.errors
     page.context.close()

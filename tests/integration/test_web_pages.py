@@ -7,6 +7,7 @@ what a page says without JavaScript, which links it makes and which it refuses."
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -191,7 +192,12 @@ def test_an_active_investigation_shows_its_live_status_and_no_chat_yet(client, s
 
     page = soup(client.get(f"/investigations/{record.id}", headers=HTML))
 
-    assert text_of(page.select_one("span#live-status")) == status
+    # One status, with how long it has been in it; nothing that is not known yet.
+    assert re.fullmatch(rf"{status} for \d+ s", text_of(page.select_one("span#live-status")))
+    assert text_of(page).count(status) == 1 + text_of(page.select_one("title")).count(status)
+    for section in ("sources", "usage", "tool-calls", "evidence"):
+        assert page.select_one(f"section#{section}") is None, section
+    assert "Not recorded" not in page.get_text()
     article = page.select_one("article#investigation")
     assert article["data-status"] == status
     assert article["data-feed"].startswith(f"/events/investigations?id={record.id}&after=")
@@ -210,6 +216,7 @@ def test_a_failed_investigation_says_why_it_has_no_analysis(client, store):
 
     summary = text_of(page.select_one("section#summary"))
     assert f"No analysis from the model (failed: {reason})" in summary
+    assert text_of(page).count(reason) == 1  # said once, not in a line above as well
     assert page.select("li.cause") == []
     assert "None gathered" in text_of(page.select_one("#evidence"))
     assert page.select_one("#chat-form") is not None  # one may still ask about it
@@ -232,7 +239,11 @@ def test_a_degraded_investigation_shows_the_model_text_and_the_evidence(client, 
     assert "No analysis from the model (degraded" in text_of(summary)
     assert summary.select_one("pre").get_text() == "I think the <b>api</b> pod is broken"
     assert "<b>api</b>" not in response.text  # the model's markup stays text
-    assert "Prometheus is not configured" in text_of(page.select_one("#sources-warning"))
+    # The warning opens the page in a few words; the whole sentence is folded under it.
+    warning = page.select_one("details#sources-warning")
+    assert text_of(warning.summary) == "⚠ Prometheus not configured: the alert's text alone"
+    assert "Prometheus is not configured" in text_of(warning)
+    assert text_of(page).count("the model gave no valid analysis") == 1
     assert FATAL in page.select_one("#evidence-E1 pre").get_text()
 
 

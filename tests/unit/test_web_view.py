@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from sre_agent.web import HERE, render_row
 from sre_agent.web.pages import prefers_html, turns
-from sre_agent.web.view import age, alert_links, one_line, safe_url
+from sre_agent.web.view import age, alert_links, one_line, safe_url, source_gaps
 from tests.support.records import investigation
 
 
@@ -62,6 +63,37 @@ def test_an_annotation_with_a_script_url_is_shown_not_linked():
     links = {link.label: link for link in alert_links(record)}
     assert links["Runbook"].href is None and links["Runbook"].text == "javascript:alert(1)"
     assert links["Alert source"].href == "https://prometheus.example/graph?g0.expr=up"
+
+
+def _backend(name: str, state: str, why: str | None = None) -> dict[str, Any]:
+    return {"name": name, "state": state, "why": why, "answered": int(state == "answered")}
+
+
+def test_the_sources_warning_opens_the_page_in_a_few_words():
+    why = "ConnectError: All connection attempts failed (http://127.0.0.1:9/api/v1/query)"
+    partial = {
+        "backends": {
+            "prometheus": _backend("Prometheus", "failed", why),
+            "kubernetes": _backend("Kubernetes", "answered"),
+            "logs": _backend("Logs", "answered"),
+        }
+    }
+    assert source_gaps(investigation(sources=partial)) == (
+        "⚠ Partial evidence: Prometheus did not answer"
+    )
+    none = {
+        "backends": {
+            "prometheus": _backend("Prometheus", "not configured"),
+            "kubernetes": _backend("Kubernetes", "failed", "403 Forbidden"),
+            "logs": _backend("Logs", "failed", "403 Forbidden"),
+        }
+    }
+    assert source_gaps(investigation(sources=none)) == (
+        "⚠ Prometheus not configured, Kubernetes did not answer: the alert's text alone"
+    )
+    everything = {"backends": {"kubernetes": _backend("Kubernetes", "answered")}}
+    assert source_gaps(investigation(sources=everything)) is None
+    assert source_gaps(investigation()) is None
 
 
 @pytest.mark.parametrize(

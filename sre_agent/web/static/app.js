@@ -38,7 +38,7 @@
     const body = table.tBodies[0];
     const empty = document.getElementById("empty");
     const firstPage = table.dataset.firstPage === "true";
-    const hasOlder = Boolean(document.getElementById("older"));
+    const pageSize = parseInt(table.dataset.pageSize, 10) || 50;
     const source = new EventSource(table.dataset.feed);
 
     function place(row) {
@@ -50,9 +50,30 @@
           return true;
         }
       }
-      if (hasOlder) return false; // it belongs on a later page
+      if (document.getElementById("older")) return false; // it belongs on a later page
       body.appendChild(row);
       return true;
+    }
+
+    // The first page stays at its size: the rows pushed off its end are behind "Older",
+    // which starts right after the last row kept (so none is skipped).
+    function trim() {
+      if (body.rows.length <= pageSize) return;
+      while (body.rows.length > pageSize) body.rows[body.rows.length - 1].remove();
+      const last = body.rows[body.rows.length - 1];
+      const base = table.dataset.olderBase || "/?";
+      const href = base + (base.endsWith("?") ? "" : "&") + "before=" +
+        encodeURIComponent(last.id.replace(/^inv-/, ""));
+      let older = document.getElementById("older");
+      if (!older) {
+        older = element("a", "", "Older");
+        older.id = "older";
+        older.rel = "next";
+        const nav = document.querySelector("nav.pages");
+        if (nav) nav.appendChild(older);
+        else table.after(older);
+      }
+      older.href = href;
     }
 
     source.addEventListener("investigation", function (event) {
@@ -65,6 +86,7 @@
       } else if (firstPage && place(row)) {
         row.classList.add("fresh");
         if (empty) empty.hidden = true;
+        trim();
       }
     });
     source.addEventListener("gone", function (event) {
@@ -83,19 +105,30 @@
   // --- an investigation still queued or running: its status, then the report -------
   function liveStatus(article) {
     const status = document.getElementById("live-status");
+    const state = status ? status.querySelector(".state") : null;
+    const since = status ? status.querySelector("time[datetime]") : null;
     const source = new EventSource(article.dataset.feed);
     function reload() {
       source.close();
       window.location.reload();
     }
+    function tick() {
+      if (since) since.textContent = ageText(since.getAttribute("datetime"));
+    }
     source.addEventListener("investigation", function (event) {
       const data = JSON.parse(event.data);
       if (data.id !== article.dataset.id) return;
-      if (status) status.textContent = data.status;
+      if (FINAL.includes(data.status)) return reload();
+      if (data.status !== article.dataset.status && since) {
+        since.setAttribute("datetime", new Date().toISOString()); // queued -> running: now
+      }
+      if (state) state.textContent = data.status;
+      if (status) status.className = "badge live status-" + data.status;
       article.dataset.status = data.status;
-      if (FINAL.includes(data.status)) reload();
+      tick();
     });
     source.addEventListener("reset", reload);
+    window.setInterval(tick, 1000);
   }
 
   // --- the chat panel ---------------------------------------------------------------
@@ -114,6 +147,8 @@
     return node;
   }
 
+  // What the service said when it refused a question: its own text, with when to ask
+  // again from Retry-After only when the text does not say it already.
   async function errorOf(response) {
     let text = "";
     try {
@@ -124,8 +159,18 @@
     }
     text = text || "the service answered " + response.status;
     const retry = response.headers.get("Retry-After");
-    if (response.status === 429 && retry) text += " (try again in " + retry + " s)";
+    if (response.status === 429 && retry && !/again in \d+\s*s\b/i.test(text)) {
+      text += " (ask again in " + retry + " s)";
+    }
     return text;
+  }
+
+  // The short line a person reads first; the service's own words follow in small type.
+  const MODEL_DOWN = "The model server did not answer; the report above is unaffected.";
+  function leadOf(status, text) {
+    if (status === 503 || /^the model server failed/i.test(text)) return MODEL_DOWN;
+    if (status === 429) return "Not sent: ask again shortly.";
+    return null;
   }
 
   function dispatch(frame, on) {
@@ -177,17 +222,29 @@
     const csrf = meta ? meta.getAttribute("content") : "";
     form.hidden = false;
 
-    function failed(answer, text) {
+    function failed(answer, text, status) {
       if (answer && !answer.querySelector(".text").textContent && !answer.querySelector(".tool-call")) {
         answer.remove();
       } else if (answer) {
         answer.classList.add("done");
       }
-      message(log, "error", text);
+      const lead = leadOf(status, text);
+      const node = message(log, "error", lead || text);
+      if (lead) {
+        node.appendChild(element("div", "detail", text));
+        node.scrollIntoView({ block: "nearest" });
+      }
+    }
+
+    // A question the service refused, or one whose turn it dropped (a failed answer is
+    // not kept): shown apart, so asking it again does not read as asking it twice.
+    function unsent(asked, note) {
+      asked.classList.add("unsent");
+      asked.appendChild(element("div", "unsent-note", note));
     }
 
     async function ask(question) {
-      message(log, "user", question);
+      const asked = message(log, "user", question);
       const answer = message(log, "assistant");
       const text = answer.querySelector(".text");
       let lastTool = null;
@@ -201,7 +258,8 @@
         credentials: "same-origin",
       });
       if (!response.ok) {
-        failed(answer, await errorOf(response));
+        unsent(asked, "not sent");
+        failed(answer, await errorOf(response), response.status);
         return false;
       }
       form.elements.message.value = "";
@@ -221,6 +279,8 @@
           answer.classList.add("done");
           ended = true;
         } else if (kind === "error") {
+          unsent(asked, "not kept: no answer");
+          if (!form.elements.message.value) form.elements.message.value = question; // again?
           failed(answer, String(data.error || "the answer failed"));
           ended = true;
         }
@@ -266,9 +326,16 @@
     });
   }
 
+  // On a wide screen the filters are open; on a phone folded unless one is set.
+  function unfoldFilters(box) {
+    if (window.matchMedia && window.matchMedia("(min-width: 641px)").matches) box.open = true;
+  }
+
   function start() {
     const filters = document.getElementById("filters");
     if (filters) tidyFilters(filters);
+    const box = document.getElementById("filter-box");
+    if (box) unfoldFilters(box);
     const table = document.getElementById("investigations");
     if (table && table.dataset.feed && window.EventSource) liveList(table);
     const article = document.getElementById("investigation");
