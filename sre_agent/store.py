@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from sre_agent.alerts import Alert, mask_label
 from sre_agent.migrations import migrate
 from sre_agent.models import ACTIVE, FINAL, Investigation
 from sre_agent.rows import decode, dump, intake_row, text
+from sre_agent.store_side import SideTables
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Store:
+class Store(SideTables):
     """A thin, thread-safe layer over one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -364,40 +364,6 @@ class Store:
                 raise KeyError(before)
             rows = db.execute(sql, (*params, limit)).fetchall()
         return [decode(row) for row in rows]
-
-    # --- web sessions ended by logout ----------------------------------------
-    def revoke_session(self, session_id: str, expires_at: float) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
-            db.execute(
-                "INSERT OR REPLACE INTO revoked_sessions VALUES (?, ?)", (session_id, expires_at)
-            )
-
-    def revoked_sessions(self) -> dict[str, float]:
-        """Session id -> expiry (epoch seconds) of the sessions ended and not expired."""
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT session_id, expires_at FROM revoked_sessions WHERE expires_at >= ?",
-                (time.time(),),
-            ).fetchall()
-        return {row[0]: float(row[1]) for row in rows}
-
-    # --- Slack threads --------------------------------------------------------
-    def slack_thread(self, group_key: str) -> tuple[str, str] | None:
-        """(channel, ts) of the first Slack message posted for this alert group."""
-        with self._read() as db:
-            row = db.execute(
-                "SELECT channel, ts FROM slack_threads WHERE group_key=?", (group_key,)
-            ).fetchone()
-        return (row["channel"], row["ts"]) if row else None
-
-    def save_slack_thread(self, group_key: str, channel: str, ts: str) -> None:
-        """Remember a group's thread; the first one stays."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO slack_threads VALUES (?, ?, ?, ?)",
-                (group_key, channel, ts, now_iso()),
-            )
 
 
 #: The end of a reason whose run will be investigated again once the model server answers.

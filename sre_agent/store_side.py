@@ -1,0 +1,51 @@
+"""The store's side tables, beside the investigations: the Slack thread of each alert
+group, and the web sessions ended by logout. A part of :class:`sre_agent.store.Store`."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+
+class SideTables:
+    if TYPE_CHECKING:  # the Store's connections
+
+        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    # --- web sessions ended by logout ----------------------------------------
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
+            db.execute(
+                "INSERT OR REPLACE INTO revoked_sessions VALUES (?, ?)", (session_id, expires_at)
+            )
+
+    def revoked_sessions(self) -> dict[str, float]:
+        """Session id -> expiry (epoch seconds) of the sessions ended and not expired."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT session_id, expires_at FROM revoked_sessions WHERE expires_at >= ?",
+                (time.time(),),
+            ).fetchall()
+        return {row[0]: float(row[1]) for row in rows}
+
+    # --- Slack threads --------------------------------------------------------
+    def slack_thread(self, group_key: str) -> tuple[str, str] | None:
+        """(channel, ts) of the first Slack message posted for this alert group."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT channel, ts FROM slack_threads WHERE group_key=?", (group_key,)
+            ).fetchone()
+        return (row["channel"], row["ts"]) if row else None
+
+    def save_slack_thread(self, group_key: str, channel: str, ts: str) -> None:
+        """Remember a group's thread; the first one stays."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO slack_threads VALUES (?, ?, ?, ?)",
+                (group_key, channel, ts, datetime.now(UTC).isoformat(timespec="milliseconds")),
+            )
