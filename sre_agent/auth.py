@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sre_agent.api.rejections import printable
@@ -189,8 +190,6 @@ class Auth:
     async def refuse(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, refused: Refused
     ) -> None:
-        from starlette.responses import JSONResponse, RedirectResponse
-
         wants_page = scope["method"] in ("GET", "HEAD") and "text/html" in headers.get("accept", "")
         if refused.status == 401 and wants_page:
             query = scope.get("query_string", b"").decode("latin-1")

@@ -18,6 +18,8 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import SSEError, connect_sse
 
+from sre_agent.records_cli import unauthorized
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -107,14 +109,8 @@ def _data(text: str) -> dict[str, Any]:
 
 
 def _error_of(response: httpx.Response) -> str:
-    if response.status_code == 401:  # the service's message speaks of /login
-        sent = "authorization" in response.request.headers
-        return (
-            "the service refused SRE_AGENT_API_TOKEN: it is none of its SRE_AGENT_API_TOKENS"
-            if sent
-            else "the service needs an API token: set SRE_AGENT_API_TOKEN to one of its"
-            " SRE_AGENT_API_TOKENS"
-        )
+    if response.status_code == 401:
+        return unauthorized(response)
     try:
         return str(response.json().get("error") or response.text)
     except ValueError:

@@ -56,9 +56,6 @@ class Tokens:
             for name, token in settings.named_api_tokens
         ]
 
-    def __bool__(self) -> bool:
-        return bool(self._named)
-
     def match(self, given: str) -> str | None:
         """The name of the token ``given`` is, or None."""
         digest = hashlib.sha256(given.encode("utf-8", "replace")).digest()

@@ -100,9 +100,10 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def unauthorized(settings: Settings) -> str:
-    """What a 401 means to a CLI user (the service's own message speaks of /login)."""
-    if settings.api_token is None:
+def unauthorized(response: httpx.Response) -> str:
+    """What a 401 means to a CLI user (the service's own message speaks of /login): no
+    token was sent, or the one sent (SRE_AGENT_API_TOKEN) was refused."""
+    if "authorization" not in response.request.headers:
         return (
             "the service needs an API token: set SRE_AGENT_API_TOKEN to one of its"
             " SRE_AGENT_API_TOKENS"
@@ -136,7 +137,7 @@ def _get(base: str, path: str, params: dict[str, Any], settings: Settings) -> ht
         except ValueError:
             error = f"HTTP {response.status_code}: {response.text[:200]}"
         if response.status_code == 401:
-            error = unauthorized(settings)
+            error = unauthorized(response)
         print(f"sre-agent: {error}", file=sys.stderr)
         return 2 if response.status_code < 500 else 1
     return response

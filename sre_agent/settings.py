@@ -313,6 +313,19 @@ class Settings(AuthSettings):
             )
         return self
 
+    def unknown_severity(self, severity: str) -> str | None:
+        """Why a severity no investigation has is likely a mistake (a typo, a case), if it
+        is one that sre-agent neither knows nor is set to investigate."""
+        known = dict.fromkeys((*self.severities, *KNOWN_SEVERITIES))
+        if severity in known:
+            return None
+        close = difflib.get_close_matches(severity.lower(), known, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"severity: no investigation has {severity[:40]!r}{guess}; severities are matched"
+            f" exactly, and SRE_AGENT_SEVERITIES investigates {', '.join(self.severities)}"
+        )
+
     def skip_reason(self, severity: str) -> str | None:
         """Why an alert of ``severity`` is not investigated; None when it is. The one
         severity filter: the webhook's and ``sre-agent investigate``'s."""

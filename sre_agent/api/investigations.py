@@ -9,7 +9,6 @@ every other client gets JSON, or the report with ``?format=markdown``.
 from __future__ import annotations
 
 import asyncio
-import difflib
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -26,7 +25,6 @@ from sre_agent.api.schemas import (
 )
 from sre_agent.models import Investigation, Status
 from sre_agent.report import render
-from sre_agent.settings import KNOWN_SEVERITIES, Settings
 from sre_agent.web import error_page
 from sre_agent.web.pages import investigation_page, prefers_html
 
@@ -37,20 +35,6 @@ def _summary(record: Investigation) -> InvestigationSummary:
     return InvestigationSummary(
         **record.model_dump(include=set(InvestigationSummary.model_fields) - {"summary"}),
         summary=record.analysis.summary if record.analysis else None,
-    )
-
-
-def unknown_severity(severity: str, settings: Settings) -> str | None:
-    """Why a severity no investigation has is likely a mistake (a typo, a case), if it is
-    one that sre-agent neither knows nor is set to investigate."""
-    known = dict.fromkeys((*settings.severities, *KNOWN_SEVERITIES))
-    if severity in known:
-        return None
-    close = difflib.get_close_matches(severity.lower(), known, n=1)
-    guess = f" (did you mean {close[0]!r}?)" if close else ""
-    return (
-        f"severity: no investigation has {severity[:40]!r}{guess}; severities are matched"
-        f" exactly, and SRE_AGENT_SEVERITIES investigates {', '.join(settings.severities)}"
     )
 
 
@@ -79,7 +63,7 @@ async def list_investigations(
         records = await asyncio.to_thread(store.list, **filters, before=before, limit=limit + 1)
     except KeyError:
         raise HTTPException(422, f"before: no investigation with id {str(before)[:40]!r}") from None
-    if not records and severity and (problem := unknown_severity(severity, settings)):
+    if not records and severity and (problem := settings.unknown_severity(severity)):
         raise HTTPException(422, problem)
     more, records = len(records) > limit, records[:limit]
     after = records[-1].id if more else None

@@ -36,10 +36,6 @@ def _secure(request: Request, settings: Settings) -> bool:
     return public.scheme == "https" and public.netloc == request.headers.get("host", "")
 
 
-def _parts(request: Request) -> tuple[Sessions, Tokens]:
-    return request.app.state.sessions, request.app.state.tokens
-
-
 def _form(
     request: Request, settings: Settings, error: str | None, next_: str, status: int
 ) -> HTMLResponse:
@@ -87,7 +83,8 @@ async def login(request: Request, settings: SettingsDep) -> Response:
     if not expected or not hmac.compare_digest(given_csrf.encode(), expected.encode()):
         record_failure(request.scope, "csrf")
         return _form(request, settings, "The form expired: please try again.", target, 403)
-    sessions, tokens = _parts(request)
+    sessions: Sessions = request.app.state.sessions
+    tokens: Tokens = request.app.state.tokens
     name = tokens.match(str(form.get("token") or "").strip())
     if name is None:
         record_failure(request.scope, "bad_login")

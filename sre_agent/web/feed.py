@@ -24,6 +24,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from fastapi.sse import format_sse_event
 
@@ -63,11 +64,15 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 @dataclass(frozen=True)
 class Change:
-    """One record as it changed, with its list row and the texts ``text`` searches."""
+    """One record as it changed, with its list row and the texts ``text`` searches
+    (worked out only when a stream filters by text, then once for all of them)."""
 
     record: Investigation
     html: str
-    texts: tuple[str, ...]
+
+    @cached_property
+    def texts(self) -> tuple[str, ...]:
+        return _texts(self.record)
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ class Feed:
     def read(self, after: int) -> Batch:
         """What changed since ``after``, rendered (blocking: run it in a thread)."""
         cursor, records = self.store.changed(after, BATCH)
-        return Batch(cursor, [Change(r, self.render_row(r), _texts(r)) for r in records])
+        return Batch(cursor, [Change(r, self.render_row(r)) for r in records])
 
     async def _poll(self) -> None:
         failing = 0

@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse
 
 from sre_agent import sources as src
-from sre_agent.api.deps import ChatDep, SettingsDep, StoreDep, get_services
+from sre_agent.api.deps import SettingsDep, StoreDep, get_services
 from sre_agent.chat import ChatService
 from sre_agent.models import ACTIVE, FINAL, Investigation
+from sre_agent.settings import Settings
 from sre_agent.web import page, view
 from sre_agent.web.feed import Feed, Filters
 
@@ -92,7 +93,6 @@ async def list_page(
     before: str | None = None,
     limit: str | None = None,
 ) -> HTMLResponse:
-    from sre_agent.api.investigations import unknown_severity  # it imports this module
 
     given = (status, severity, namespace, alertname, text)
     filters = {k: v for k, v in zip(FILTERS, map(_clean, given), strict=True) if v}
@@ -114,7 +114,7 @@ async def list_page(
         more, records = len(found) > size, found[:size]
         severity_given = filters.get("severity")
         if not records and severity_given and not notice:
-            notice = unknown_severity(severity_given, settings)
+            notice = settings.unknown_severity(severity_given)
     query = dict(filters)
     if limit is not None and size != PAGE_SIZE:
         query["limit"] = str(size)
@@ -217,7 +217,7 @@ async def _history(talk: ChatService, ident: str) -> list[Turn] | None:
 
 
 async def investigation_page(
-    request: Request, record: Investigation, talk: ChatDep, settings: SettingsDep
+    request: Request, record: Investigation, talk: ChatService, settings: Settings
 ) -> HTMLResponse:
     """The report as a page, the chat panel below it."""
     cursor = get_feed(request).cursor
