@@ -102,6 +102,7 @@ class Auth:
         self.settings = settings
         self.sessions = sessions
         self.tokens = tokens
+        self.configured = settings.auth_configured  # settings never change
         self.header = settings.auth_proxy_header
         self.trusted = settings.auth_proxy_cidrs
 
@@ -114,15 +115,15 @@ class Auth:
         headers = Headers(scope=scope)
         try:
             user = self.identify(scope, headers)
-            if user is None and not open_path:
-                raise Refused("missing")
-            if user is not None and not open_path:
+            if not open_path:
+                if user is None:
+                    raise Refused("missing")
                 self.check_unsafe(scope, headers, user)
         except Refused as refused:
             if open_path and refused.status == 401:  # e.g. a stale cookie on /login
                 user = None
             else:
-                self.count(scope, refused.reason)
+                record_failure(scope, refused.reason)
                 await self.refuse(scope, receive, send, headers, refused)
                 return
         scope.setdefault("state", {})["user"] = user
@@ -131,7 +132,7 @@ class Auth:
     # --- who -----------------------------------------------------------------
     def identify(self, scope: Scope, headers: Headers) -> User | None:
         """The user, None when no credentials came; Refused for bad ones."""
-        if not self.settings.auth_configured:
+        if not self.configured:
             return ANONYMOUS
         if self.header and (values := headers.getlist(self.header)):
             if self.from_proxy(scope):
@@ -141,7 +142,7 @@ class Auth:
                 if not who or len(who) > MAX_USER_CHARS or not who.isprintable():
                     raise Refused("bad_proxy_user")
                 return User(who, "proxy", self.sessions.proxy_csrf(who))
-            self.count(scope, "untrusted_proxy_header")  # ignored, and noted
+            record_failure(scope, "untrusted_proxy_header")  # ignored, and noted
         authorization = headers.get("authorization")
         if authorization is not None:
             scheme, _, given = authorization.partition(" ")
@@ -184,9 +185,6 @@ class Auth:
                 raise Refused("csrf", 403)
 
     # --- refusing --------------------------------------------------------------
-    def count(self, scope: Scope, reason: str) -> None:
-        record_failure(scope, reason)
-
     async def refuse(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, refused: Refused
     ) -> None:

@@ -65,12 +65,9 @@ class Tokens:
                 found = name
         return found
 
-    def digest(self, name: str) -> bytes | None:
-        """The named token's digest (what a session's fingerprint is keyed from)."""
-        for known, digest in self._named:
-            if known == name:
-                return digest
-        return None
+    def digests(self) -> dict[str, bytes]:
+        """Each token's digest by name (what a session's fingerprint is keyed from)."""
+        return dict(self._named)
 
 
 #: Shortest session signing key accepted: a guessable one would let anyone mint sessions.
@@ -89,14 +86,15 @@ class Sessions:
         self._key = key.encode()
         self._serializer = URLSafeTimedSerializer(key, salt="sre-agent-session")
         self.max_age = int(settings.session_hours * 3600)
-        self._tokens = tokens
+        # Fixed once built (key and tokens): not worked out again on every request.
+        self._fingerprints = {
+            name: hmac.new(self._key, b"session:" + digest, hashlib.sha256).hexdigest()[:32]
+            for name, digest in tokens.digests().items()
+        }
         self._revoked: dict[str, float] = {}  # session id -> when its cookie expires (epoch)
 
     def _fingerprint(self, name: str) -> str | None:
-        digest = self._tokens.digest(name)
-        if digest is None:
-            return None
-        return hmac.new(self._key, b"session:" + digest, hashlib.sha256).hexdigest()[:32]
+        return self._fingerprints.get(name)
 
     def issue(self, name: str) -> str:
         payload = {
