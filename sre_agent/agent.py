@@ -150,7 +150,8 @@ class Investigator:
         Each finding reaches the run's record as it comes (a deadline in the middle
         keeps what answered); once all are in, the record holds them in priority order,
         numbered ``E1``, ``E2``, ... in that order (the prompt's), those the budget
-        leaves out marked ``in_prompt: false``.
+        leaves out marked ``in_prompt: false``. The objects the walk reached go to
+        ``run.objects``, for the incident rule.
         """
         if not self.settings.evidence_first:
             return []
@@ -165,7 +166,9 @@ class Investigator:
 
         timeout = min(self.settings.evidence_timeout, self.settings.investigation_timeout / 2)
         try:
-            await evidence.gather(alert, self.deps, on_finding=keep, timeout=timeout)
+            await evidence.gather(
+                alert, self.deps, on_finding=keep, timeout=timeout, walked=run.objects
+            )
         finally:  # cancelled too: the record in priority order, whatever answered
             gathered.sort(key=lambda f: (f.priority, f.order))
             run.next_id = assign_ids(gathered, run.next_id)
@@ -184,15 +187,29 @@ class Investigator:
             item.in_prompt = item.id in shown
         return kept
 
-    async def run(self, alert: AlertRecord, run: RunLog) -> Result:
-        """Investigate one alert. Never raises for backend trouble: the result says what happened."""
+    async def run(
+        self,
+        alert: AlertRecord,
+        run: RunLog,
+        *,
+        findings: list[Evidence] | None = None,
+        incident: str = "",
+    ) -> Result:
+        """Investigate one alert. Never raises for backend trouble: the result says what happened.
+
+        ``findings``: the evidence already gathered (and in ``run``), as the prompt shows it;
+        None gathers it now. ``incident``: the other alerts of its incident, for the prompt.
+        """
         run.model = self.settings.model
         run.prompt_version = self.prompts.version
-        findings = await self.gather(alert, run)
+        if findings is None:
+            findings = await self.gather(alert, run)
         fields = alert_fields(alert)
         fields["evidence"] = (
             render(findings) if self.settings.evidence_first else "(none gathered: use your tools)"
         )
+        if incident:
+            fields["evidence"] += "\n\n" + incident
         question = self.prompts.render("investigation", **fields)
         final_text: str | None = None
         try:

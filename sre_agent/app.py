@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__, web
 from sre_agent.alerts import describe_errors
-from sre_agent.api import chat, health, investigations, login, metrics, rejections, webhook
+from sre_agent.api import (
+    chat,
+    health,
+    incidents,
+    investigations,
+    login,
+    metrics,
+    rejections,
+    webhook,
+)
 from sre_agent.api.deps import reject_unknown_query
 from sre_agent.api.edge import Edge
 from sre_agent.api.schemas import edge_errors, errors
@@ -89,7 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     # What sre_agent/auth.py enforces on these, documented: /docs gets an "Authorize" box
     # (the scheme checks nothing itself; the middleware does, before any route runs).
-    for module in (investigations, chat):
+    for module in (investigations, incidents, chat):
         app.include_router(
             module.router, dependencies=[Security(API_TOKEN)], responses=errors(401, 403)
         )

@@ -9,7 +9,8 @@ What is gathered (docs/evidence.md):
 2. the object graph, walked from what the labels name
    (:mod:`sre_agent.graph`): owners, nodes, claims, newest ReplicaSets,
    unhealthy pods and their logs, the pods behind Services, names and
-   addresses found in the facts, the controllers of custom resources;
+   addresses found in the facts, the controllers of custom resources (the
+   objects it reached, with how and from where, are the record's ``objects``);
 3. a few alert-specific queries (:data:`RECIPES`) and the scrape target;
 4. the namespace's other recent events.
 
@@ -39,11 +40,11 @@ from sre_agent_tools.kube_describe import event_time
 
 from sre_agent import graph_roots as roots
 from sre_agent.findings import Evidence, call_signature, fit_budget, render
-from sre_agent.graph import LOOKUP_BUDGET, Visit, Walk, visit
+from sre_agent.graph import LOOKUP_BUDGET, Visit, Walk
 from sre_agent.graph_hops import RELATIONS
 from sre_agent.graph_roots import EXPORTERS
 from sre_agent.graph_text import reduce_log
-from sre_agent.models import AlertRecord
+from sre_agent.models import AlertRecord, WalkedObject
 from sre_agent.plan import Plan
 from sre_agent.series import identity, label_vector, own_series_first, score, values
 
@@ -95,7 +96,7 @@ RECIPES: dict[str, list[str]] = {
 
 Obj = dict[str, Any]
 
-_POD_LABEL = re.compile(r'\bpod="([^"]+)"')
+_LABEL = re.compile(r'\b([a-zA-Z_]\w*)="([^"]*)"')
 
 #: How far back the alert's expression is graphed, at most: a startsAt of year 1
 #: (Alertmanager's zero time) or a week ago must not become a range over years.
@@ -137,13 +138,16 @@ async def gather(
     now: datetime | None = None,
     on_finding: Callable[[Evidence], None] | None = None,
     timeout: float | None = None,
+    walked: list[WalkedObject] | None = None,
 ) -> list[Evidence]:
     """Everything the alert points at, most important first.
 
     ``on_finding`` gets each finding as soon as it is gathered; past ``timeout``
     seconds the lookups still pending become timed-out findings and the rest is
     returned. A cancellation (the investigation's deadline) records them too. ``alert``
-    is the stored alert, or its fields (the lab's and tests' alerts).
+    is the stored alert, or its fields (the lab's and tests' alerts). ``walked`` gets
+    the objects the walk reached, however the phase ends: the incident rule joins
+    alerts on them.
     """
     alert = AlertRecord.model_validate(alert)
     plan = Plan(deps, on_finding, budget=LOOKUP_BUDGET)
@@ -161,6 +165,9 @@ async def gather(
     except asyncio.CancelledError:
         plan.cut("cancelled: the investigation's deadline came before the answer")
         raise
+    finally:
+        if walked is not None:
+            walked.extend(plan.walked)
     return sorted(plan.findings, key=lambda f: (f.priority, f.order))
 
 
@@ -218,7 +225,7 @@ async def _kube_side(plan: Plan, labels: dict[str, str]) -> None:
     async def resolved() -> None:
         """Objects the labels name only through a lookup: walked as soon as found."""
         found = await asyncio.gather(
-            _targets_down(plan, labels),
+            _targets_down(walk, labels),
             roots.from_addresses(walk, labels),
             _warned(events, ns, builtin_too=not named),
         )
@@ -315,8 +322,9 @@ async def _alert_expr(
         )
 
 
-async def _targets_down(plan: Plan, labels: dict[str, str]) -> list[Visit]:
-    """TargetDown: which targets are down (``up == 0``), then the pods behind them."""
+async def _targets_down(walk: Walk, labels: dict[str, str]) -> list[Visit]:
+    """TargetDown: which targets are down (``up == 0``), then the objects behind them."""
+    plan = walk.plan
     if labels.get("alertname") != "TargetDown" or not labels.get("job"):
         return []
     selector = ", ".join(
@@ -330,13 +338,9 @@ async def _targets_down(plan: Plan, labels: dict[str, str]) -> list[Visit]:
         1,
         lambda: prom.query_instant(plan.deps, query),
     )
-    ns = labels.get("namespace")
-    pods = _POD_LABEL.findall(result.text) if result is not None and result.status == "ok" else []
-    if not ns:
-        return []
-    return [
-        visit("pod", pod, ns, 0, "Pod of a target that is down") for pod in dict.fromkeys(pods)
-    ][:3]
+    text = result.text if result is not None and result.status == "ok" else ""
+    down = [dict(_LABEL.findall(line)) for line in text.splitlines() if "=>" in line]
+    return await roots.from_targets(walk, labels.get("namespace"), down)
 
 
 def other_events(text: str, described: set[str], limit: int = 10) -> str:

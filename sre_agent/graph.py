@@ -10,6 +10,10 @@ resource's controller. Pods give their logs (previous and current when the
 container restarted). What one visit is, and whether what it says is a finding,
 is :mod:`sre_agent.graph_visit`.
 
+Every object visited is recorded on the :class:`Plan` as a
+:class:`~sre_agent.models.WalkedObject`: how the walk reached its chain (the
+root's origin, inherited) and the object it was reached from (its parent).
+
 Depth, fan-out per relation and the lookups of one investigation are bounded;
 what is far from the alert ranks below what the labels name, except facts that
 are findings in themselves (an unhealthy pod, a Service with no ready
@@ -38,11 +42,13 @@ from sre_agent.graph_visit import (
     Obj,
     Ref,
     Visit,
+    inherit,
     is_signal,
     reduce_describe,
     visit,
     visit_of,
 )
+from sre_agent.models import WalkedObject
 from sre_agent.plan import Plan
 
 __all__ = [
@@ -65,6 +71,7 @@ __all__ = [
     "reduce_describe",
     "visit",
     "visit_of",
+    "walked_object",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,12 +116,16 @@ class Walk:
         self.relations = relations
         self.deps = plan.deps
         self.visited: set[Ref] = set()
+        #: What the plan records of each visited object (``found`` once it was read).
+        self.walked: dict[Ref, WalkedObject] = {}
         #: Namespaces the walk may follow names found in log text into.
         self.scope = scope
         self._shared: dict[tuple[str, ...], asyncio.Task[Any]] = {}
 
     # -- driving ---------------------------------------------------------------------
     async def run(self, roots: list[Visit]) -> None:
+        """Visit ``roots``, then what each visit leads to, depth by depth; each object
+        reached takes its root's origin and names the object it was reached from."""
         frontier = roots
         while frontier:
             fresh: list[Visit] = []
@@ -125,12 +136,13 @@ class Walk:
                     log.info("evidence walk: lookup budget %d spent", self.plan.budget)
                     break
                 self.visited.add(v.ref)
+                self.walked[v.ref] = self.plan.reached(walked_object(v))
                 fresh.append(v)
             found = await asyncio.gather(*(self.visit(v) for v in fresh), return_exceptions=True)
             frontier = []
             for v, group in zip(fresh, found, strict=True):
                 if isinstance(group, list):
-                    frontier += group
+                    frontier += inherit(v, group)
                 elif isinstance(group, Exception):  # one odd object, not the whole walk
                     log.error("evidence walk: visit of %s failed", v.ref.where(), exc_info=group)
                 elif isinstance(group, BaseException):  # cancelled: the phase's deadline
@@ -205,6 +217,8 @@ class Walk:
                 )
                 return []
             obj = read
+        if ref in self.walked:
+            self.walked[ref].found = True
 
         def rank(result: ToolResult) -> int:
             if not v.depth:
@@ -321,6 +335,7 @@ class Walk:
                                 depth + 1,
                                 f"Backend Service of webhook {hook}",
                                 signal=True,
+                                parent=out[-1].ref,  # reached through the configuration
                             )
                         )
         return out
@@ -375,3 +390,18 @@ def _error_templates(reduced: str) -> set[str]:
 
 async def answer(result: ToolResult) -> ToolResult:
     return result
+
+
+def walked_object(v: Visit) -> WalkedObject:
+    """The record of a visit, not found until its object is read. A root given without
+    an origin is one the caller named, as the alert's labels do."""
+    return WalkedObject(
+        kind=v.ref.kind,
+        name=v.ref.name,
+        namespace=v.ref.namespace,
+        depth=v.depth,
+        why=v.why,
+        origin=v.origin or "alert",
+        parent=v.parent.key() if v.parent else None,
+        found=False,
+    )

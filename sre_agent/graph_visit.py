@@ -1,5 +1,6 @@
 """What the evidence walk visits: a reference to one object, the visit (depth, why, what
-is known of it), its priority, and whether what it says is a finding in itself.
+is known of it, how the walk came to it), its priority, and whether what it says is a
+finding in itself.
 
 Pure: nothing here reads the cluster. The walk is :mod:`sre_agent.graph`.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sre_agent import graph_relations as rel
+from sre_agent.models import Origin
 
 __all__ = [
     "P_HOP",
@@ -19,6 +21,7 @@ __all__ = [
     "Obj",
     "Ref",
     "Visit",
+    "inherit",
     "is_signal",
     "owner_visit",
     "reduce_describe",
@@ -52,6 +55,10 @@ class Ref:
     def where(self) -> str:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
+    def key(self) -> str:
+        """``kind/namespace/name`` (``kind/name`` cluster-scoped): a WalkedObject's key."""
+        return f"{self.kind}/{self.where()}"
+
 
 @dataclass
 class Visit:
@@ -71,6 +78,11 @@ class Visit:
     echo: bool = False
     #: Its description, once visited (relations read what it says).
     facts: str = ""
+    #: How the walk reached the root of its chain (the alert's labels, an address, a
+    #: target that is down, warning events); the incident rule trusts some more than others.
+    origin: Origin | None = None
+    #: The object it was reached from; None for a root.
+    parent: Ref | None = None
 
 
 def visit(
@@ -91,6 +103,15 @@ def visit_of(kind: str, obj: Obj, depth: int, why: str, **more: Any) -> Visit:
     """:func:`visit` of an object already read, named by its own metadata."""
     meta = obj["metadata"]
     return visit(kind, meta["name"], meta.get("namespace"), depth, why, obj, **more)
+
+
+def inherit(parent: Visit, children: list[Visit]) -> list[Visit]:
+    """``children`` as reached from ``parent``: its chain's origin (unless a child has
+    one of its own) and, unless a relation named a nearer one, ``parent`` as their parent."""
+    for child in children:
+        child.origin = child.origin or parent.origin
+        child.parent = child.parent or parent.ref
+    return children
 
 
 def reduce_describe(text: str, normal: int = 3) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,7 +26,7 @@ from sre_agent.models import Investigation
 log = logging.getLogger(__name__)
 
 ALERT_STATUSES = ("queued", "duplicate", "skipped", "resolved")
-OUTCOMES = ("completed", "degraded", "failed")
+OUTCOMES = ("completed", "degraded", "failed", "linked")
 #: Every value of ``sre_agent_chat_refused_total{reason}`` (:mod:`sre_agent.chat_limits`).
 CHAT_REFUSALS = ("rate", "busy")
 #: An investigation takes seconds with a small model and up to the deadline (300 s default).
@@ -100,7 +101,41 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.model_queue = Gauge(
+            "sre_agent_model_queue",
+            "Alerts whose evidence report is in, waiting for the model, by severity and role"
+            " (head: heads its incident; own: not explained by its head; waiting: for the"
+            " head's analysis or for its incident to settle).",
+            ["severity", "role"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "sre_agent_queue_wait_seconds",
+            "Seconds from an alert's evidence report to the start of its model run.",
+            ["severity", "role"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.first_report = Histogram(
+            "sre_agent_first_report_seconds",
+            "Seconds from an alert's arrival to its evidence report.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.to_analysis = Histogram(
+            "sre_agent_analysis_seconds",
+            "Seconds from an alert's arrival to the analysis that explains it (its own or"
+            " its incident head's).",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.incidents = Counter(
+            "sre_agent_incidents", "Incidents opened (alerts that joined none).", registry=r
+        )
         # Known label values start at 0, so rates and ratios exist from the first scrape.
+        for sev in SEVERITY_CLASSES:
+            for role in ("head", "own", "waiting"):
+                self.model_queue.labels(sev, role)
         for status in ALERT_STATUSES:
             self.alerts_received.labels(status)
         for outcome in OUTCOMES:
@@ -145,6 +180,29 @@ class Metrics:
                 name if name in self.tool_names else "unknown", call.status
             ).inc()
 
+    def set_model_queue(self, depth: dict[tuple[str, str], int]) -> None:
+        """The model's queue as the dispatcher last saw it: (severity, role) -> count."""
+        counts: dict[tuple[str, str], int] = {}
+        for (severity, role), n in depth.items():
+            key = (severity_class(severity), role)
+            counts[key] = counts.get(key, 0) + n
+        for sev in SEVERITY_CLASSES:
+            for role in ("head", "own", "waiting"):
+                self.model_queue.labels(sev, role).set(counts.get((sev, role), 0))
+
+    def observe_wait(self, severity: str, role: str, seconds: float) -> None:
+        self.queue_wait.labels(severity_class(severity), role).observe(seconds)
+
+    def observe_report(self, record: Investigation) -> None:
+        """An evidence report stored: how long after the alert arrived."""
+        if record.evidence_at:
+            self.first_report.observe(_seconds(record.created_at, record.evidence_at))
+
+    def observe_explained(self, record: Investigation) -> None:
+        """A record whose analysis (or its head's) is in: how long after it arrived."""
+        if record.finished_at and record.status in ("completed", "linked"):
+            self.to_analysis.observe(_seconds(record.created_at, record.finished_at))
+
     def track_queue(self, depth: Callable[[], int]) -> None:
         """The queue depth is read from the worker at each scrape."""
         self.queue_depth.set_function(lambda: float(depth()))
@@ -156,3 +214,18 @@ class Metrics:
         """A background readiness check's result (:mod:`sre_agent.readiness`)."""
         if name == "ollama":
             self.set_ollama(status)
+
+
+#: The ``severity`` label's values: an alert's severity is free text.
+SEVERITY_CLASSES = ("critical", "warning", "info", "other")
+
+
+def severity_class(severity: str) -> str:
+    return severity if severity in SEVERITY_CLASSES else "other"
+
+
+def _seconds(start: str, end: str) -> float:
+    """Seconds between two stored ISO times (never negative)."""
+    a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return max(0.0, (b - a).total_seconds())

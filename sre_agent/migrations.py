@@ -95,6 +95,30 @@ MIGRATIONS: list[Migration] = [
         expires_at REAL NOT NULL
     );
     """,
+    # 8: incidents (sre_agent.incidents): alerts joined by what they share; each
+    # investigation's evidence report (stored before the model's run), the objects its
+    # evidence walk reached, its incident and why it joined it
+    """
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'open',
+        title TEXT NOT NULL DEFAULT '',
+        head_id TEXT,
+        opened_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        resolved_at TEXT,
+        slack_channel TEXT,
+        slack_ts TEXT
+    );
+    CREATE INDEX incidents_open ON incidents(status, updated_at);
+    CREATE INDEX incidents_opened ON incidents(opened_at);
+    ALTER TABLE investigations ADD COLUMN incident_id TEXT;
+    ALTER TABLE investigations ADD COLUMN joined TEXT;
+    ALTER TABLE investigations ADD COLUMN objects TEXT;
+    ALTER TABLE investigations ADD COLUMN evidence_at TEXT;
+    ALTER TABLE investigations ADD COLUMN explained_by TEXT;
+    CREATE INDEX investigations_incident ON investigations(incident_id);
+    """,
 ]
 
 

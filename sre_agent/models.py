@@ -30,19 +30,26 @@ __all__ = [
     "Analysis",
     "Backend",
     "Evidence",
+    "Incident",
+    "IncidentAlert",
+    "IncidentRole",
     "Investigation",
+    "Join",
     "LlmCall",
     "LlmUsage",
     "RootCause",
     "Sources",
     "Status",
     "ToolCall",
+    "WalkedObject",
     "call_signature",
 ]
 
-Status = Literal["queued", "running", "completed", "degraded", "failed", "cancelled"]
+#: ``linked``: final without a model run of its own, because the analysis of its
+#: incident's head explains it (``explained_by``); it keeps its own evidence report.
+Status = Literal["queued", "running", "completed", "degraded", "failed", "cancelled", "linked"]
 ACTIVE: tuple[Status, ...] = ("queued", "running")
-FINAL: tuple[Status, ...] = ("completed", "degraded", "failed", "cancelled")
+FINAL: tuple[Status, ...] = ("completed", "degraded", "failed", "cancelled", "linked")
 
 #: Evidence and tool-call statuses (the first line of a tool's text, ``status: ...``).
 ToolStatus = str
@@ -185,6 +192,50 @@ class AlertRecord(_Record):
     fingerprint: str = ""
 
 
+#: How the evidence walk reached the root of an object's chain: an object the alert's
+#: labels name (``alert``), the object behind its address (``address``), the pod of a
+#: scrape target that is down (``target``), an object with warning events in the
+#: namespace (``warned``: incidental, never a reason to join alerts).
+Origin = Literal["alert", "address", "target", "warned"]
+
+
+class WalkedObject(_Record):
+    """One object the evidence walk reached: where, how far from the alert, and why."""
+
+    kind: str  # graph_relations.kind_key spelling: "pod", "deployment", "kustomization.kustomize.toolkit.fluxcd.io"
+    name: str
+    namespace: str | None = None
+    depth: int = 0
+    why: str = ""
+    origin: Origin = "alert"
+    #: The object it was reached from, as ``kind/namespace/name`` (``kind/name`` when
+    #: cluster-scoped); None for a root.
+    parent: str | None = None
+    #: False when it could not be read (not found, forbidden, no answer).
+    found: bool = True
+
+    def key(self) -> str:
+        return (
+            f"{self.kind}/{self.namespace}/{self.name}"
+            if self.namespace
+            else f"{self.kind}/{self.name}"
+        )
+
+
+JoinRule = Literal["same-object", "reaches", "same-workload", "same-claim", "same-group"]
+
+
+class Join(_Record):
+    """Why an alert joined its incident: the member it links to and what they share."""
+
+    investigation_id: str = ""
+    alertname: str = ""
+    rule: JoinRule
+    #: A sentence a person reads: "KubePodNotReady names pod shop/web-1, whose node
+    #: node-3 KubeNodeNotReady names".
+    reason: str
+
+
 class Investigation(_Record):
     """One firing alert's investigation: the whole record (``GET /investigations/{id}``)."""
 
@@ -217,6 +268,16 @@ class Investigation(_Record):
     llm_retry: bool = False
     #: None on rows from before sources were recorded: unknown, not "none answered".
     sources: Sources | None = None
+    #: The incident it belongs to (None until its evidence is in, and on old rows).
+    incident_id: str | None = None
+    #: Why it joined its incident (empty: it opened it).
+    joined: list[Join] = Field(default_factory=list)
+    #: What the evidence walk reached (the incident's joins are made from these).
+    objects: list[WalkedObject] = Field(default_factory=list)
+    #: When its evidence report was stored (before the model's run, if any).
+    evidence_at: str | None = None
+    #: ``linked``: the investigation whose analysis explains it.
+    explained_by: str | None = None
 
     @property
     def final(self) -> bool:
@@ -225,3 +286,48 @@ class Investigation(_Record):
     def answered(self) -> bool:
         """Whether any lookup answered (with data or without)."""
         return any(item.answered() for item in self.evidence)
+
+
+#: An alert's part in its incident: the ``head`` (its analysis is the incident's),
+#: ``linked`` (explained by an analysis of the incident), ``waiting`` (queued for the
+#: head's analysis or its own run), ``own`` (a run of its own: not explained).
+IncidentRole = Literal["head", "linked", "waiting", "own"]
+
+
+class IncidentAlert(_Record):
+    """One alert of an incident, as the incident lists it."""
+
+    investigation_id: str
+    alertname: str
+    severity: str
+    namespace: str | None = None
+    status: Status
+    alert_status: Literal["firing", "resolved"] = "firing"
+    role: IncidentRole
+    joined: list[Join] = Field(default_factory=list)
+    explained_by: str | None = None
+    created_at: str
+    evidence_at: str | None = None
+    finished_at: str | None = None
+    #: Its analysis' summary, else why it is where it is (``status_reason``).
+    summary: str | None = None
+
+
+class Incident(_Record):
+    """Alerts joined because they share what a person would join them on
+    (:mod:`sre_agent.incidents`); ``GET /incidents/{id}``."""
+
+    id: str
+    status: Literal["open", "resolved"] = "open"
+    title: str = ""
+    #: The investigation whose analysis is the incident's (None until one is chosen).
+    head_id: str | None = None
+    opened_at: str
+    #: The last time an alert joined.
+    updated_at: str
+    resolved_at: str | None = None
+    alerts: list[IncidentAlert] = Field(default_factory=list)
+    #: The head's analysis, once it has one.
+    analysis: Analysis | None = None
+    #: Investigations the head's analysis explains (``linked`` to it).
+    explains: list[str] = Field(default_factory=list)

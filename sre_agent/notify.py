@@ -1,137 +1,101 @@
-"""Slack notifications of finished investigations (Block Kit).
+"""Slack notifications: incidents and finished investigations (Block Kit).
 
 Two ways in, chosen by settings:
 
-- an incoming webhook (``SRE_AGENT_SLACK_WEBHOOK_URL``): one message per
-  investigation, in the webhook's channel;
-- a bot token (``SRE_AGENT_SLACK_BOT_TOKEN`` + ``SRE_AGENT_SLACK_CHANNEL``)
-  with ``chat.postMessage``: the first investigation of an alert group starts
-  a thread (its ``ts`` is kept in the database per ``group_key``), later ones
-  of the same group and the "resolved at ..." notes are replies in it.
+- a bot token (``SRE_AGENT_SLACK_BOT_TOKEN`` + ``SRE_AGENT_SLACK_CHANNEL``): one
+  channel message per incident (``chat.postMessage``, its ``ts`` kept on the incident's
+  row), edited in place (``chat.update``) as alerts join, the head's analysis arrives
+  and the incident resolves; each alert's details, once known, and its "resolved"
+  note are replies in that message's thread. Investigations without an incident (rows
+  from before incidents) keep the old way: the first of an alert group starts a
+  thread (kept per ``group_key``), the others reply in it;
+- an incoming webhook (``SRE_AGENT_SLACK_WEBHOOK_URL``), which cannot edit: per
+  incident one message when its evidence report is known, one when the head's analysis
+  arrives, one when it resolves; no per-alert messages (one per investigation
+  without an incident).
 
-Slack is a side channel: every post runs as a background task, retries 429
-(honouring ``Retry-After``), 5xx and connection errors a few times within a
-bounded time (tenacity), and a failure is logged and counted, never raised into
-an investigation. The message is presented from the :class:`Investigation`, whose
-texts were redacted where they entered; here they are only escaped for mrkdwn.
+Each incident's messages go out one at a time, in order, from one task (:meth:`Notifier.
+_pump`): its first post comes before any reply (so replies have a thread), a burst of
+changes becomes one edit of the latest state, and the linked alerts reported together
+are one reply. Slack is a side channel: every post runs in the background, retries 429
+(honouring ``Retry-After``), 5xx and connection errors a few times within a bounded
+time (tenacity), and a failure is logged and counted, never raised into an
+investigation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from sre_agent import sources
 from sre_agent.metrics import Metrics
-from sre_agent.models import Investigation
+from sre_agent.models import Incident, Investigation
+from sre_agent.notify_blocks import (
+    chunks,
+    clip,
+    escape,
+    fallback_text,
+    incident_blocks,
+    incident_text,
+    investigation_blocks,
+    linked_line,
+    listed_alerts,
+    resolved_line,
+    section,
+    slack_date,
+)
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 from sre_agent.tasks import cancel_and_wait
+
+__all__ = ["NOTIFY", "Notifier", "SlackError", "investigation_blocks", "report_url"]
 
 log = logging.getLogger(__name__)
 
 #: Final statuses worth a message; ``cancelled`` (resolved before it started) is not.
 NOTIFY = ("completed", "degraded", "failed")
-STATUS_MARK = {"completed": ":mag:", "degraded": ":warning:", "failed": ":x:"}
+#: What a message of linked lines holds at most (Slack's limit on a text is 40,000).
+REPLY_CHARS = 3000
 
 
 class SlackError(Exception):
-    """Slack did not take the message (after retries, or a permanent error)."""
+    """Slack did not take the message (after retries, or a permanent error); ``error``
+    is the Web API's error code when it gave one."""
+
+    def __init__(self, problem: str, error: str | None = None) -> None:
+        super().__init__(problem)
+        self.error = error
 
 
-def _escape(text: str) -> str:
-    """Slack mrkdwn control characters; see "Escaping text" in Slack's formatting docs."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clean(text: object, limit: int = 2900) -> str:
-    return _clip(_escape(str(text)), limit)
-
-
-def _slack_date(iso: str | None) -> str:
-    """Slack's ``<!date^...>`` (shown in the reader's timezone), with a UTC fallback."""
-    if not iso:
-        return "?"
-    try:
-        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return _escape(iso)
-    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def report_url(settings: Settings, ident: str) -> str | None:
+def report_url(settings: Settings, ident: str, kind: str = "investigations") -> str | None:
     if not settings.public_url:
         return None
-    return f"{settings.public_url}/investigations/{ident}"  # the web page
+    return f"{settings.public_url}/{kind}/{ident}"  # the web page
 
 
-def investigation_blocks(inv: Investigation, link: str | None) -> list[dict[str, Any]]:
-    """The Block Kit message of one finished investigation."""
-    status = inv.status
-    header = f"{inv.alertname} [{inv.severity}]"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(header, 150)}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Namespace*\n{_clean(inv.namespace or '-')}"},
-                {"type": "mrkdwn", "text": f"*Status*\n{STATUS_MARK.get(status, '')} {status}"},
-                {"type": "mrkdwn", "text": f"*Started*\n{_slack_date(inv.alert.startsAt)}"},
-            ],
-        },
-    ]
-    caveat = sources.warning(inv.sources)
-    if caveat:  # what the analysis rests on comes before what it says
-        blocks.append(_section(_clean(caveat)))
-    analysis = inv.analysis
-    if analysis is not None and analysis.summary:
-        blocks.append(_section(f"*Summary*\n{_clean(analysis.summary)}"))
-    if analysis is not None and analysis.root_causes:
-        top = analysis.root_causes[0]
-        confidence = _clean(top.confidence, 20)
-        if top.lowered_from:  # as the report says it: lowered, not the model's own
-            confidence += f", lowered from {_clean(top.lowered_from, 20)}"
-        blocks.append(_section(f"*Root cause* (confidence: {confidence})\n{_clean(top.cause)}"))
-    steps = [s for s in (analysis.mitigation if analysis else []) if s.strip()][:3]
-    if steps:
-        lines = "\n".join(f"{n}. {_clean(step, 900)}" for n, step in enumerate(steps, 1))
-        blocks.append(_section(f"*Mitigation*\n{lines}"))
-    if status != "completed" and inv.status_reason:
-        blocks.append(_section(f"*Why {status}*\n{_clean(inv.status_reason)}"))
-    where = f"investigation `{inv.id}`"
-    if link:
-        where = f"<{link}|Open the investigation> · {where}"
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": where},
-                {"type": "mrkdwn", "text": _clean(sources.summary_line(inv.sources))},
-            ],
-        }
-    )
-    return blocks
+@dataclass
+class _Outbox:
+    """One incident's messages not sent yet: its latest state (older ones are never
+    shown), the alerts' details, the linked alerts' and resolved alerts' lines."""
 
+    incident: Incident | None = None
+    details: list[Investigation] = field(default_factory=list)
+    linked: list[Investigation] = field(default_factory=list)
+    resolved: list[Investigation] = field(default_factory=list)
+    #: Webhook mode: which of "evidence", "analysis", "resolved" went out.
+    sent: set[str] = field(default_factory=set)
+    pump: asyncio.Task[None] | None = None
+    #: Its last state shown was resolved: the outbox is dropped once empty.
+    closed: bool = False
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _fallback_text(inv: Investigation) -> str:
-    """The notification text (push, screen readers) next to the blocks."""
-    summary = (inv.analysis.summary if inv.analysis else None) or inv.status_reason or ""
-    text = f"{inv.alertname} ({inv.severity}): {inv.status}"
-    return _clip(f"{text}. {summary}".strip(), 300)
+    def empty(self) -> bool:
+        return not (self.incident or self.details or self.linked or self.resolved)
 
 
 class _Retryable(Exception):
@@ -144,7 +108,8 @@ class _Retryable(Exception):
 
 
 class Notifier:
-    """Posts finished investigations to Slack; does nothing when Slack is not configured."""
+    """Posts incidents and finished investigations to Slack; does nothing when Slack is
+    not configured."""
 
     def __init__(
         self,
@@ -166,6 +131,7 @@ class Notifier:
         self.timeout = timeout
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
+        self._outboxes: dict[str, _Outbox] = {}
         self._http: httpx.AsyncClient | None = None
 
     @property
@@ -191,20 +157,53 @@ class Notifier:
             self._http = None
 
     # --- what the rest of the service calls (never blocks, never raises) -----
+    def incident_changed(self, incident: Incident) -> None:
+        """Show the incident's latest state: its message is posted the first time, edited
+        after (webhook: a message when its evidence report, its analysis, its resolution
+        first show)."""
+        if self.mode:
+            self._queue(incident.id).incident = incident
+
+    def alert_reported(self, record: Investigation) -> None:
+        """An alert of an incident reached its final state: its details (linked: one line)
+        as a reply in the incident's thread. Bot mode only: a webhook cannot thread."""
+        if self.mode != "bot" or record.incident_id is None:
+            return
+        if record.status == "linked":
+            self._queue(record.incident_id).linked.append(record)
+        elif record.status in NOTIFY:
+            self._queue(record.incident_id).details.append(record)
+
     def investigation_finished(self, record: Investigation) -> None:
-        if self.mode and record.status in NOTIFY:
-            self._spawn(self._post_investigation(record), record)
+        """A finished run: in its incident's thread when it has one, else a message (or a
+        group thread) of its own."""
+        if record.incident_id is not None:
+            self.alert_reported(record)
+        elif self.mode and record.status in NOTIFY:
+            self._spawn(self._post_investigation(record), f"investigation {record.id}")
 
     def alert_resolved(self, record: Investigation) -> None:
-        if self.mode and record.resolved_at:
-            self._spawn(self._post_resolved(record), record)
+        if not self.mode or not record.resolved_at:
+            return
+        if record.incident_id is None:
+            self._spawn(self._post_resolved(record), f"investigation {record.id}")
+        elif self.mode == "bot":  # webhook: the incident's own "resolved" says it
+            self._queue(record.incident_id).resolved.append(record)
 
-    def _spawn(self, work: Any, record: Investigation) -> None:
-        task = asyncio.create_task(self._guarded(work, record.id))
+    def _queue(self, incident_id: str) -> _Outbox:
+        """The incident's outbox, its pump started if it is not running."""
+        box = self._outboxes.setdefault(incident_id, _Outbox())
+        if box.pump is None:
+            box.pump = self._spawn(self._pump(incident_id, box), None)
+        return box
+
+    def _spawn(self, work: Any, label: str | None) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._guarded(work, label) if label else work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _guarded(self, work: Any, ident: object) -> None:
+    async def _guarded(self, work: Any, label: str) -> None:
         try:
             if await work is not False:  # False: nothing to post (no thread to reply in)
                 self.metrics.slack_notifications.labels("sent").inc()
@@ -212,13 +211,143 @@ class Notifier:
             raise
         except Exception as exc:
             self.metrics.slack_notifications.labels("failed").inc()
-            log.warning("Slack notification for investigation %s failed: %s", ident, exc)
+            log.warning("Slack notification for %s failed: %s", label, exc)
 
-    # --- messages -------------------------------------------------------------
+    # --- an incident's messages, one at a time --------------------------------
+    async def _pump(self, incident_id: str, box: _Outbox) -> None:
+        """Send what the incident's outbox holds until it is empty: the latest state
+        first (so replies have a thread), then details, linked lines, resolved lines."""
+        label = f"incident {incident_id}"
+        try:
+            while not box.empty():
+                incident, box.incident = box.incident, None
+                if incident is not None:
+                    box.closed = incident.status == "resolved"
+                    show = self._show_bot if self.mode == "bot" else self._show_webhook
+                    await self._guarded(show(incident, box), label)
+                while box.details:
+                    record = box.details.pop(0)
+                    await self._guarded(self._reply_details(record), f"investigation {record.id}")
+                for lines, made in ((box.linked, self._linked_lines), (box.resolved, _resolved)):
+                    if lines:
+                        batch = lines[:]
+                        lines.clear()
+                        await self._guarded(self._reply_lines(incident_id, made(batch)), label)
+        finally:
+            box.pump = None
+            if box.closed and box.empty():  # nothing left to remember of it
+                self._outboxes.pop(incident_id, None)
+
+    async def _incident_message(
+        self, incident: Incident
+    ) -> tuple[dict[str, Any], Investigation | None]:
+        """The incident's message, and the head it shows (its analysis or evidence report)."""
+        head, records = await asyncio.to_thread(self._incident_records, incident)
+        link = report_url(self.settings, incident.id, "incidents")
+        blocks = incident_blocks(incident, head, records, link)
+        return {"text": incident_text(incident), "blocks": blocks}, head
+
+    def _incident_records(
+        self, incident: Incident
+    ) -> tuple[Investigation | None, dict[str, Investigation]]:
+        """The head (before one is chosen: the alert that opened the incident) and the
+        listed alerts' records, read in a thread."""
+        opener = min(
+            incident.alerts, key=lambda a: (a.created_at, a.investigation_id), default=None
+        )
+        head_id = incident.head_id or (opener.investigation_id if opener else None)
+        records: dict[str, Investigation] = {}
+        for alert in listed_alerts(incident):
+            record = self.store.get(alert.investigation_id)
+            if record is not None:
+                records[record.id] = record
+        head = records.get(head_id) if head_id else None
+        if head is None and head_id:
+            head = self.store.get(head_id)
+        return head, records
+
+    async def _show_bot(self, incident: Incident, box: _Outbox) -> bool:
+        message, _ = await self._incident_message(incident)
+        where = await asyncio.to_thread(self.store.incident_slack, incident.id)
+        if where is not None:
+            try:
+                await self._update(message, channel=where[0], ts=where[1])
+                return True
+            except SlackError as exc:
+                if exc.error != "message_not_found":
+                    raise
+                log.info("Slack message of incident %s was deleted: posting it again", incident.id)
+        answer = await self._chat({**message, "unfurl_links": False})
+        await asyncio.to_thread(
+            self.store.save_incident_slack, incident.id, answer["channel"], answer["ts"]
+        )
+        return True
+
+    async def _show_webhook(self, incident: Incident, box: _Outbox) -> bool:
+        """The incident's first evidence report, its analysis, its resolution: one message
+        each, the first time each shows (a webhook's message cannot be edited)."""
+        if incident.status == "resolved":
+            if not box.sent or "resolved" in box.sent:  # only what was announced
+                return False
+            box.sent.add("resolved")
+            title = escape(incident.title or "Incident")
+            when = slack_date(incident.resolved_at)
+            await self._webhook({"text": f":white_check_mark: *{title}* resolved at {when}"})
+            return True
+        stage = "analysis" if incident.analysis is not None else "evidence"
+        if stage in box.sent or (stage == "evidence" and "analysis" in box.sent):
+            return False
+        message, head = await self._incident_message(incident)
+        if stage == "evidence" and (head is None or head.evidence_at is None):
+            return False  # no evidence report to show yet
+        box.sent.add(stage)
+        await self._webhook({**message, "unfurl_links": False})
+        return True
+
+    async def _thread_of(self, incident_id: str) -> tuple[str, str] | None:
+        where = await asyncio.to_thread(self.store.incident_slack, incident_id)
+        if where is None:
+            log.info("no Slack message for incident %s yet: reply not posted", incident_id)
+        return where
+
+    async def _reply_details(self, record: Investigation) -> bool:
+        assert record.incident_id is not None
+        where = await self._thread_of(record.incident_id)
+        if where is None:
+            return False
+        message = {
+            "text": fallback_text(record),
+            "blocks": investigation_blocks(record, report_url(self.settings, record.id)),
+            "unfurl_links": False,
+        }
+        await self._chat(message, channel=where[0], thread_ts=where[1])
+        return True
+
+    async def _linked_lines(self, records: list[Investigation]) -> list[str]:
+        heads = {r.explained_by for r in records if r.explained_by}
+        names = await asyncio.to_thread(self._alertnames, heads)
+        return [linked_line(r, names.get(r.explained_by or "", "the head")) for r in records]
+
+    def _alertnames(self, idents: set[str]) -> dict[str, str]:
+        found = (self.store.get(ident) for ident in idents)
+        return {r.id: r.alertname for r in found if r is not None}
+
+    async def _reply_lines(self, incident_id: str, made: Awaitable[list[str]]) -> bool:
+        """Lines reported together: one reply (or a few, for very many)."""
+        lines = await made
+        where = await self._thread_of(incident_id)
+        if where is None:
+            return False
+        for text in chunks(lines, REPLY_CHARS):
+            message = {"text": clip(text, 300), "blocks": [section(text)]}
+            await self._chat(message, channel=where[0], thread_ts=where[1])
+        return True
+
+    # --- investigations without an incident -------------------------------------
     async def _post_investigation(self, record: Investigation) -> None:
         link = report_url(self.settings, record.id)
         message = {
-            "text": _fallback_text(record),
+            "text": fallback_text(record),
             "blocks": investigation_blocks(record, link),
             "unfurl_links": False,
         }
@@ -238,10 +367,7 @@ class Notifier:
             self.store.save_slack_thread(group, answer["channel"], answer["ts"])
 
     async def _post_resolved(self, record: Investigation) -> bool:
-        text = (
-            f":white_check_mark: *{_escape(record.alertname or '?')}* resolved at"
-            f" {_slack_date(record.resolved_at)}"
-        )
+        text = resolved_line(record)
         if self.mode == "webhook":
             if record.status not in NOTIFY:  # only what was announced gets a follow-up
                 return False
@@ -261,15 +387,22 @@ class Notifier:
         assert self.settings.slack_webhook_url is not None
         await self._send(self.settings.slack_webhook_url.get_secret_value(), message, {})
 
+    def _bearer(self) -> dict[str, str]:
+        assert self.settings.slack_bot_token is not None
+        return {"Authorization": f"Bearer {self.settings.slack_bot_token.get_secret_value()}"}
+
     async def _chat(
         self, message: dict[str, Any], *, channel: str | None = None, thread_ts: str | None = None
     ) -> dict[str, Any]:
-        assert self.settings.slack_bot_token is not None
         body = {"channel": channel or self.settings.slack_channel, **message}
         if thread_ts:
             body["thread_ts"] = thread_ts
-        headers = {"Authorization": f"Bearer {self.settings.slack_bot_token.get_secret_value()}"}
-        return await self._send(f"{self.settings.slack_api_url}/chat.postMessage", body, headers)
+        url = f"{self.settings.slack_api_url}/chat.postMessage"
+        return await self._send(url, body, self._bearer())
+
+    async def _update(self, message: dict[str, Any], *, channel: str, ts: str) -> dict[str, Any]:
+        body = {"channel": channel, "ts": ts, **message}
+        return await self._send(f"{self.settings.slack_api_url}/chat.update", body, self._bearer())
 
     async def _send(
         self, url: str, body: dict[str, Any], headers: dict[str, str]
@@ -330,8 +463,9 @@ class Notifier:
         answer = response.json()
         if answer.get("ok"):
             return answer  # type: ignore[no-any-return]
-        if answer.get("error") != "ratelimited":
-            raise SlackError(f"Slack API error: {answer.get('error')}")
+        error = answer.get("error")
+        if error != "ratelimited":
+            raise SlackError(f"Slack API error: {error}", error)
         raise _Retryable("ratelimited", _retry_after(response))
 
 
@@ -341,3 +475,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+async def _resolved(records: list[Investigation]) -> list[str]:
+    return [resolved_line(r) for r in records]

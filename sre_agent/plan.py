@@ -6,7 +6,8 @@ lookups still waiting, so that when the evidence phase is cut (its own
 timeout, or the investigation's deadline) :meth:`Plan.cut` turns them into
 ``error`` findings that say so. It also holds the walk to a lookup budget
 (:attr:`Plan.budget`): a hostile or huge cluster cannot make one
-investigation read it all.
+investigation read it all, and keeps the objects the walk reached
+(:attr:`Plan.walked`), which the investigation's record lists.
 
 Findings are :class:`~sre_agent.models.Evidence`; their text is the tool's
 :class:`~sre_agent_tools.ToolResult`, redacted where the tool made it.
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 from sre_agent_tools import ToolDeps, ToolResult
 from sre_agent_tools.redact import redact, redact_obj
 
-from sre_agent.models import Evidence, call_signature
+from sre_agent.models import Evidence, WalkedObject, call_signature
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class Plan:
     budget: int = 10_000
     #: Lookups refused for want of budget (the walk says so in the log).
     refused: int = 0
+    #: The objects the walk reached, in visit order, once each.
+    walked: list[WalkedObject] = field(default_factory=list)
 
     def afford(self, lookups: int = 1) -> bool:
         """Whether ``lookups`` more fit the budget; counts a refusal when not."""
@@ -77,6 +80,17 @@ class Plan:
         self.findings.append(finding)
         if self.on_finding is not None:
             self.on_finding(finding)
+
+    def reached(self, item: WalkedObject) -> WalkedObject:
+        """Keep an object the walk reached. Its names and why are what the cluster said
+        (an event's object name): masked here, as finding titles are."""
+        item.name, item.why = redact(item.name), redact(item.why)
+        if item.namespace is not None:
+            item.namespace = redact(item.namespace)
+        if item.parent is not None:
+            item.parent = redact(item.parent)
+        self.walked.append(item)
+        return item
 
     async def lookup(
         self, title: str, tool: str, args: dict[str, Any], priority: int, call: Awaitable[T]

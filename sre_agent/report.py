@@ -14,7 +14,15 @@ from __future__ import annotations
 import re
 
 from sre_agent import sources as src
-from sre_agent.models import Analysis, Evidence, Investigation, LlmUsage, RootCause, Sources
+from sre_agent.models import (
+    Analysis,
+    Evidence,
+    Incident,
+    Investigation,
+    LlmUsage,
+    RootCause,
+    Sources,
+)
 
 #: Lines of a cited finding's output shown beside its claim.
 SHOWN_LINES = 4
@@ -30,8 +38,10 @@ _ID_PREFIX = re.compile(r"^\s*[\[(]\s*E\d+(?:[,;/\s]+E\d+)*\s*[\])]\s*[:\-—]?"
 MAX_CITED, MAX_QUOTES, MAX_ROWS, QUOTE_CHARS = 6, 20, 2000, 400
 
 
-def render(investigation: Investigation) -> str:
-    """The report of an investigation as it stands now (e.g. resolved since)."""
+def render(investigation: Investigation, incident: Incident | None = None) -> str:
+    """The report of an investigation as it stands now (e.g. resolved since); with its
+    ``incident``, that incident named by its title and the head that explains it by
+    its alert (else both by id)."""
     inv = investigation
     alert, analysis, evidence = inv.alert, inv.analysis, inv.evidence
     status, reason = inv.status, inv.status_reason
@@ -40,8 +50,7 @@ def render(investigation: Investigation) -> str:
     lines = [f"# {_md(title)}", ""]
     warning = src.warning(inv.sources)
     if analysis is None:  # no analysis: the first line says so, and why
-        nothing = f"⚠ No analysis from the model ({status}" + (f": {reason})" if reason else ")")
-        lines += [f"**{_md(nothing)}**", ""]
+        lines += [f"**{_md(_no_analysis(inv))}**", ""]
         if warning:
             warning = warning.replace("this analysis rests on", "this report rests on")
     if warning:
@@ -57,6 +66,7 @@ def render(investigation: Investigation) -> str:
     lines.append(
         f"**Investigation status:** {_md(status)}" + (f" — {_md(reason)}" if reason else "")
     )
+    lines += _incident(inv, incident)
     summary, description = annotations.get("summary"), annotations.get("description")
     if summary:
         lines += ["", f"> {_md(summary)}"]
@@ -84,6 +94,34 @@ def render(investigation: Investigation) -> str:
     lines += _sources(inv.sources)
     lines += _run(inv.llm_usage, inv.duration_s)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _no_analysis(inv: Investigation) -> str:
+    """The first line of a report without analysis: what it is, and why."""
+    if inv.status == "linked":
+        return "No model run of its own: its incident's head's analysis explains it"
+    if not inv.final and inv.evidence_at:
+        return "Evidence report; the model's analysis is pending"
+    reason = inv.status_reason
+    return f"⚠ No analysis from the model ({inv.status}" + (f": {reason})" if reason else ")")
+
+
+def _incident(inv: Investigation, incident: Incident | None) -> list[str]:
+    """Its incident, why it joined, and for a ``linked`` one the head that explains it."""
+    if inv.incident_id is None:
+        return []
+    if incident is None or incident.id != inv.incident_id:
+        incident = None
+    names = {a.investigation_id: a.alertname for a in incident.alerts} if incident else {}
+    named = f"{incident.title} ({inv.incident_id})" if incident and incident.title else None
+    lines = [f"**Incident:** {_md(named or inv.incident_id)}"]
+    if inv.joined:
+        lines.append(f"**Joined:** {_md('; '.join(j.reason for j in inv.joined))}")
+    if inv.explained_by:
+        head = names.get(inv.explained_by)
+        by = f"{head} ({inv.explained_by})" if head else inv.explained_by
+        lines.append(f"**{_md(inv.status.capitalize())}:** explained by {_md(by)}")
+    return ["", *(line + "  " for line in lines[:-1]), lines[-1]]
 
 
 def _analysis(analysis: Analysis, evidence: list[Evidence], sources: Sources | None) -> list[str]:

@@ -25,9 +25,11 @@ from sre_agent.models import (
     Analysis,
     Evidence,
     Investigation,
+    Join,
     LlmUsage,
     Sources,
     ToolCall,
+    WalkedObject,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ COLUMNS: dict[str, TypeAdapter[Any]] = {
     "llm_usage": TypeAdapter(LlmUsage),
     "analysis": TypeAdapter(Analysis),
     "sources": TypeAdapter(Sources),
+    "joined": TypeAdapter(list[Join]),
+    "objects": TypeAdapter(list[WalkedObject]),
 }
 #: Columns a row has that the record does not serve.
 _NOT_SERVED = ("dedup_key", "report")
@@ -94,6 +98,8 @@ def decode(row: sqlite3.Row) -> Investigation:
 _ITEMS: dict[str, TypeAdapter[Any]] = {
     "evidence": TypeAdapter(Evidence),
     "tool_calls": TypeAdapter(ToolCall),
+    "joined": TypeAdapter(Join),
+    "objects": TypeAdapter(WalkedObject),
 }
 
 

@@ -1,5 +1,6 @@
 """What one run (an investigation, or a chat turn) did, filled in while it runs: tool
-calls, evidence, every model call's usage, the model's latest answer.
+calls, evidence, the objects the evidence walk reached, every model call's usage, the
+model's latest answer.
 
 Each model call is metered from start to end (:meth:`RunLog.metered`), so one that a
 deadline cancels is recorded too: with Ollama's counts when its final chunk came, else
@@ -18,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from sre_agent import tokens
 from sre_agent.llm import CallMeter, metering
-from sre_agent.models import Evidence, LlmCall, LlmUsage, ToolCall
+from sre_agent.models import Evidence, LlmCall, LlmUsage, ToolCall, WalkedObject
 
 
 @dataclass
@@ -27,6 +28,9 @@ class RunLog:
 
     tool_calls: list[ToolCall] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
+    #: The objects the evidence walk reached, how and from where (the incident rule
+    #: joins alerts on them).
+    objects: list[WalkedObject] = field(default_factory=list)
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

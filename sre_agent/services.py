@@ -101,6 +101,13 @@ async def open_services(
             metrics.observe_investigation(record)
             notifier.investigation_finished(record)  # a background task: never delays
 
+        async def on_incident(incident_id: str) -> None:
+            if notifier.mode is None:
+                return
+            incident = await asyncio.to_thread(store.get_incident, incident_id)
+            if incident is not None:
+                notifier.incident_changed(incident)  # coalesced, in the background
+
         investigator = Investigator(settings, prompts, deps)
         worker = Worker(
             store,
@@ -108,6 +115,8 @@ async def open_services(
             concurrency=concurrency or settings.max_concurrent,
             timeout=settings.investigation_timeout,
             on_finished=on_finished if serve else None,
+            on_incident=on_incident if serve else None,
+            metrics=metrics,
         )
         metrics.track_queue(lambda: worker.depth)
         chat = ChatService(settings, prompts, deps, store)

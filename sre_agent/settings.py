@@ -87,6 +87,10 @@ class Settings(AuthSettings):
     llm_timeout: float = Field(default=240.0, gt=0)
     #: Seconds a Prometheus or Kubernetes request may take.
     backend_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds an identical Kubernetes read is answered from memory (0: never): a
+    #: storm's thirty evidence walks read the same node and its pods once, not thirty
+    #: times. Each read is still checked against its investigation's scope first.
+    kube_read_cache: float = Field(default=5.0, ge=0, le=60)
     #: Seconds the evidence phase may take (at most half the investigation deadline);
     #: lookups still pending then are recorded as timed out and the model starts.
     evidence_timeout: float = Field(default=60.0, gt=0)
@@ -102,6 +106,23 @@ class Settings(AuthSettings):
     num_predict: int = Field(default=1024, ge=64)
     #: Gather evidence before the first LLM call (off: a plain ReAct agent, for comparison).
     evidence_first: bool = True
+    #: Join related alerts into incidents and give the model's time to each incident's
+    #: head (off: no incidents; every alert is investigated on its own, in turn, and
+    #: Slack gets a message per investigation, as before incidents).
+    incidents: bool = True
+    #: Seconds after an incident's last join within which a related alert still joins it.
+    incident_window: float = Field(default=900.0, gt=0)
+    #: Seconds the model waits after an incident's last join before it chooses the head
+    #: (the alerts of one failure arrive over several Alertmanager groups).
+    incident_settle: float = Field(default=15.0, ge=0)
+    #: Alerts whose evidence is gathered at once (no GPU: the model's queue is apart).
+    evidence_concurrency: int = Field(default=4, ge=1, le=64)
+    #: Alerts waiting for the model above which it works on incident heads first.
+    storm_queue: int = Field(default=10, ge=1)
+    #: Seconds of waiting that raise a queued alert one severity step (none starves).
+    queue_aging: float = Field(default=600.0, gt=0)
+    #: Seconds after which stored evidence is gathered again before the model's run.
+    evidence_max_age: float = Field(default=600.0, gt=0)
     #: Investigate again, once Ollama answers, what got only an evidence report while it was down.
     reinvestigate: bool = True
     #: Seconds between checks for that.

@@ -34,6 +34,8 @@ from sre_agent.alerts import Alert, mask_label
 from sre_agent.migrations import migrate
 from sre_agent.models import ACTIVE, FINAL, Investigation
 from sre_agent.rows import decode, dump, intake_row, text
+from sre_agent.store_incidents import IncidentReads
+from sre_agent.store_joins import WILL_RETRY, IncidentWrites, resolve_incidents
 from sre_agent.store_side import SideTables
 
 T = TypeVar("T")
@@ -49,7 +51,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Store(SideTables):
+class Store(IncidentReads, IncidentWrites, SideTables):
     """A thin, thread-safe layer over one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -175,6 +177,7 @@ class Store(SideTables):
                 opened.append((ident, "queued", True))
             for alert in resolved:
                 closed.append(_resolve(db, alert, now))
+            resolve_incidents(db, [ident for ident in closed if ident], now)
             records = {ident: self._get(db, ident) for ident in closed if ident}
         return opened, [records[ident] if ident else None for ident in closed]
 
@@ -234,7 +237,7 @@ class Store(SideTables):
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
                 " llm_usage=?, analysis=?, raw_text=?, finished_at=?, duration_s=?,"
-                " llm_retry=?, sources=? WHERE id=?",
+                " llm_retry=?, sources=?, objects=? WHERE id=?",
                 (
                     inv.status,
                     text(reason) if reason else None,
@@ -247,6 +250,7 @@ class Store(SideTables):
                     round(inv.duration_s or 0.0, 3),
                     int(llm_retry),
                     dump("sources", inv.sources) if inv.sources is not None else None,
+                    dump("objects", inv.objects),
                     inv.id,
                 ),
             )
@@ -364,10 +368,6 @@ class Store(SideTables):
                 raise KeyError(before)
             rows = db.execute(sql, (*params, limit)).fetchall()
         return [decode(row) for row in rows]
-
-
-#: The end of a reason whose run will be investigated again once the model server answers.
-WILL_RETRY = "; will investigate again when Ollama answers"
 
 
 def no_retry(reason: str | None, why: str) -> str:

@@ -1,5 +1,5 @@
 """The store's side tables, beside the investigations: the Slack thread of each alert
-group, and the web sessions ended by logout. A part of :class:`sre_agent.store.Store`."""
+group, the Slack message of each incident, and the web sessions ended by logout. A part of :class:`sre_agent.store.Store`."""
 
 from __future__ import annotations
 
@@ -48,4 +48,24 @@ class SideTables:
             db.execute(
                 "INSERT OR IGNORE INTO slack_threads VALUES (?, ?, ?, ?)",
                 (group_key, channel, ts, datetime.now(UTC).isoformat(timespec="milliseconds")),
+            )
+
+    # --- Slack messages of incidents ---------------------------------------------
+    def incident_slack(self, incident_id: str) -> tuple[str, str] | None:
+        """(channel, ts) of the incident's Slack message, which its updates edit and its
+        alerts' details reply to; None until it is posted."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT slack_channel, slack_ts FROM incidents WHERE id=?", (incident_id,)
+            ).fetchone()
+        if row is None or not row["slack_ts"]:
+            return None
+        return row["slack_channel"], row["slack_ts"]
+
+    def save_incident_slack(self, incident_id: str, channel: str, ts: str) -> None:
+        """Remember the incident's message; a newer one (the old was deleted) replaces it."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE incidents SET slack_channel=?, slack_ts=? WHERE id=?",
+                (channel, ts, incident_id),
             )

@@ -67,6 +67,8 @@ def make_settings(tmp_path: Path, ollama: FakeOllama, kube: FakeKube) -> Callabl
             "backend_timeout": 2.0,
             # starlette's TestClient sends Host: testserver
             "allowed_hosts": "localhost,testserver",
+            # the model starts at once: tests of incidents set the settle time they need
+            "incident_settle": 0.0,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -115,6 +115,9 @@ async def get_investigation(
     if browser:
         return await investigation_page(request, record, talk, settings)
     if format == "markdown":
-        text = await asyncio.to_thread(render, record)
+        incident = None
+        if record.incident_id is not None:
+            incident = await asyncio.to_thread(store.get_incident, record.incident_id)
+        text = await asyncio.to_thread(render, record, incident)
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
     return record

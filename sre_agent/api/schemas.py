@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sre_agent.models import LlmUsage, Status
+from sre_agent.models import IncidentAlert, LlmUsage, Status
 
 #: What each error status means, for the documentation of a route's error answers.
 ERRORS = {
@@ -66,14 +66,21 @@ class AlertResult(BaseModel):
     severity: str
     fingerprint: str
     status: str = Field(
-        description="queued, running (a duplicate), completed... (with ?wait=true),"
+        description="queued, running (a duplicate), completed, linked... (with ?wait=true),"
         " skipped (severity not investigated) or resolved"
     )
     investigation_id: str | None
     duplicate: bool | None = Field(None, description="firing: delivered before")
     reason: str | None = Field(None, description="skipped: why")
     investigation_status: str | None = Field(None, description="resolved: its investigation's")
-    analysis: str | None = Field(None, description="?wait=true: the report (markdown)")
+    analysis: str | None = Field(
+        None,
+        description="?wait=true: the report (markdown); for a linked alert, its evidence"
+        " report and then the report of the investigation that explains it",
+    )
+    explained_by: str | None = Field(
+        None, description="?wait=true, linked: the investigation whose analysis explains it"
+    )
 
 
 class WebhookAnswer(BaseModel):
@@ -102,6 +109,29 @@ class InvestigationSummary(BaseModel):
 
 class InvestigationList(BaseModel):
     investigations: list[InvestigationSummary]
+    count: int
+    next_before: str | None = Field(description="?before= this for the next page; null: no more")
+    next: str | None = Field(description="the next page's path and query; null: no more")
+
+
+# --- incidents --------------------------------------------------------------------
+class IncidentSummary(BaseModel):
+    """One line of ``GET /incidents``: its alerts without the head's analysis (that is
+    ``/incidents/{id}``)."""
+
+    id: str
+    status: Literal["open", "resolved"]
+    title: str
+    head_id: str | None
+    opened_at: str
+    updated_at: str
+    resolved_at: str | None
+    summary: str | None = Field(description="the head's analysis' summary, once there is one")
+    alerts: list[IncidentAlert]
+
+
+class IncidentList(BaseModel):
+    incidents: list[IncidentSummary]
     count: int
     next_before: str | None = Field(description="?before= this for the next page; null: no more")
     next: str | None = Field(description="the next page's path and query; null: no more")

@@ -13,6 +13,7 @@ Alertmanager logs it only on its side.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import sqlite3
@@ -192,6 +193,8 @@ async def receive_alerts(
         worker.submit(ident)
     for record in done.resolved:
         notifier.alert_resolved(record)  # Slack: "resolved at" in the thread
+    if done.resolved:
+        await worker.alerts_resolved(done.resolved)  # incidents may have resolved
     counts: dict[str, int] = {}
     for result in done.results:
         metrics.count_alert(result)
@@ -234,3 +237,11 @@ async def _wait(settings: Settings, worker: Worker, results: list[dict[str, Any]
         if record is not None:
             result["status"] = record.status
             result["analysis"] = render(record)
+            head = (
+                await asyncio.to_thread(worker.store.get, record.explained_by)
+                if record.status == "linked" and record.explained_by
+                else None
+            )
+            if head is not None:  # the analysis that explains it, after its own report
+                result["explained_by"] = head.id
+                result["analysis"] += "\n\n" + render(head)

@@ -22,8 +22,9 @@ from fastapi.sse import EventSourceResponse
 from sre_agent import sources as src
 from sre_agent.api.deps import SettingsDep, StoreDep, get_services
 from sre_agent.chat import ChatService
-from sre_agent.models import ACTIVE, FINAL, Investigation
+from sre_agent.models import ACTIVE, FINAL, Incident, Investigation
 from sre_agent.settings import Settings
+from sre_agent.store import Store
 from sre_agent.web import page, view
 from sre_agent.web.feed import Feed, Filters
 
@@ -219,11 +220,16 @@ async def _history(talk: ChatService, ident: str) -> list[Turn] | None:
 async def investigation_page(
     request: Request, record: Investigation, talk: ChatService, settings: Settings
 ) -> HTMLResponse:
-    """The report as a page, the chat panel below it."""
+    """The report as a page, the chat panel below it; its incident (and the head that
+    explains it) above."""
     cursor = get_feed(request).cursor
     history = await _history(talk, record.id) if record.final else []
+    incident = await _incident_of(request, record)
     context = {
         "r": record,
+        "incident": incident,
+        "head": view.member(incident, record.explained_by),
+        "role": view.member_role(incident, record.id),
         "warning": src.warning(record.sources),
         "gaps": view.source_gaps(record),
         "since": view.active_since(record),
@@ -236,3 +242,30 @@ async def investigation_page(
         "chat_rate": settings.chat_rate_per_minute,
     }
     return page(request, "investigation.html", context)
+
+
+async def _incident_of(request: Request, record: Investigation) -> Incident | None:
+    if record.incident_id is None:
+        return None
+    try:
+        store = get_services(request).store
+        return await asyncio.to_thread(store.get_incident, record.incident_id)
+    except Exception:  # the page still shows the record
+        log.exception("incident %s of %s could not be read", record.incident_id, record.id)
+        return None
+
+
+# --- the incident page ------------------------------------------------------------
+
+
+async def incident_page(request: Request, incident: Incident, store: Store) -> HTMLResponse:
+    """The incident: the head's analysis with the findings it cites (as the head's own
+    page shows them), then each alert, its part and why it joined."""
+    head = await asyncio.to_thread(store.get, incident.head_id) if incident.head_id else None
+    context = {
+        "i": incident,
+        "head": head,
+        "causes": view.causes(head) if head is not None else [],
+        "names": {a.investigation_id: a.alertname for a in incident.alerts},
+    }
+    return page(request, "incident.html", context)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sre_agent import sources as src
-from sre_agent.models import Evidence, Investigation, RootCause
+from sre_agent.models import Evidence, Incident, IncidentAlert, Investigation, RootCause
 from sre_agent.report import MAX_CITED, telling_lines
 
 #: Characters of the one-line summary in the list.
@@ -207,6 +207,18 @@ def active_since(record: Investigation) -> str:
     if record.status == "running" and record.started_at:
         return record.started_at
     return record.created_at
+
+
+def member(incident: Incident | None, ident: str | None) -> IncidentAlert | None:
+    """The alert ``ident`` as its incident lists it (None when it is not there)."""
+    if incident is None or ident is None:
+        return None
+    return next((a for a in incident.alerts if a.investigation_id == ident), None)
+
+
+def member_role(incident: Incident | None, ident: str) -> str | None:
+    found = member(incident, ident)
+    return found.role if found is not None else None
 
 
 def register(env: Any) -> None:

@@ -5,10 +5,12 @@ the prompt budget however long the conversation gets."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from fastapi.testclient import TestClient
 from sre_agent import tokens
 from sre_agent.alerts import load_alert_file
 from sre_agent.app import create_app
+from sre_agent.settings import Settings
 from sre_agent.store import Store
 from tests.conftest import EXAMPLES, settings_env
 from tests.support.fake_ollama import call, fail, say
@@ -27,6 +30,15 @@ from tests.support.service import ServiceProcess
 FIRING = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
 FATAL = "FATAL: config: required setting SITE_API_UPSTREAM_URL is missing"
 NO_REPLY = fail(500, "fake ollama: no scripted reply left")
+
+
+@pytest.fixture
+def make_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Chat about one investigation of its own: no incident links the crash loop to its
+    Deployment's alert (tests/integration/test_incidents_api.py covers that); and every
+    read the chat's tools make reaches the fake API, whose log the tests read (no read
+    cache answers from what the investigation read a second before)."""
+    return functools.partial(make_settings, incidents=False, kube_read_cache=0)
 
 
 def investigate(http: Any, ollama: Any) -> str:

@@ -8,6 +8,7 @@ lets it go."""
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import threading
@@ -30,6 +31,13 @@ from tests.support.service import ServiceProcess
 
 ALICE = "alice-" + secrets.token_urlsafe(24)
 BOB = "bob-" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def make_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Chat about one investigation of its own: no incident links the crash loop to its
+    Deployment's alert (tests/integration/test_incidents_api.py covers that)."""
+    return functools.partial(make_settings, incidents=False)
 
 
 def ask(client: Any, ident: str, message: str = "why?", **headers: str) -> httpx.Response:

@@ -124,7 +124,7 @@ def test_alertmanager_to_stored_analysis(tmp_path, make_settings, ollama, kube, 
 
 def test_restart_with_work_queued_loses_nothing(tmp_path, make_settings, ollama):
     ollama.default = hang(60)  # the GPU is busy: the first investigation never finishes
-    settings = make_settings(investigation_timeout=120)
+    settings = make_settings(investigation_timeout=120, incidents=False)
     env = settings_env(settings)
     body = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
     with ServiceProcess(env, tmp_path / "first.log") as first:
@@ -161,7 +161,7 @@ def test_ollama_failure_fails_one_investigation_not_the_service(
         ollama.stop_accepting()
     else:
         ollama.default = fail(500, "llama runner process has terminated")
-    settings = make_settings()
+    settings = make_settings(incidents=False)
     with ServiceProcess(settings_env(settings), tmp_path / "svc.log") as service:
         body = json.loads((EXAMPLES / "group-firing-homepage.json").read_text())
         response = httpx.post(

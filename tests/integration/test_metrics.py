@@ -68,12 +68,18 @@ def test_metrics_count_alerts_investigations_and_model_use(make_settings, ollama
     assert value(m, received, status="skipped") == 2
     assert value(m, received, status="resolved") == 3
     outcomes = "sre_agent_investigations_total"
-    assert value(m, outcomes, outcome="completed") == 2
+    # One incident: the deployment's run explains its pod's alert (linked, no run).
+    assert value(m, outcomes, outcome="completed") == 1
+    assert value(m, outcomes, outcome="linked") == 1
     assert value(m, outcomes, outcome="failed") == 0
     duration = "sre_agent_investigation_duration_seconds"
-    assert value(m, f"{duration}_count") == 2
-    assert value(m, f"{duration}_bucket", le="600.0") == 2
-    assert value(m, f"{duration}_sum") == pytest.approx(sum(r["duration_s"] for r in records))
+    assert value(m, f"{duration}_count") == 1
+    assert value(m, f"{duration}_bucket", le="600.0") == 1
+    runs = [r["duration_s"] for r in records if r["duration_s"] is not None]
+    assert value(m, f"{duration}_sum") == pytest.approx(sum(runs))
+    assert value(m, "sre_agent_incidents_total") == 1
+    assert value(m, "sre_agent_first_report_seconds_count") == 2
+    assert value(m, "sre_agent_analysis_seconds_count") == 2
     # The model and tool counters agree with what the stored records say.
     usage = [r["llm_usage"] for r in records]
     assert value(m, "sre_agent_llm_calls_total") == sum(u["calls"] for u in usage) > 0
@@ -116,7 +122,7 @@ def test_the_real_prometheus_scrapes_the_running_service(make_settings, ollama, 
     port = free_port()
     targets = {"sre-agent": [f"127.0.0.1:{port}"]}
     with PrometheusServer(tmp_path / "prometheus", scrape_targets=targets) as prometheus:
-        env = settings_env(make_settings(prometheus_url=prometheus.url))
+        env = settings_env(make_settings(prometheus_url=prometheus.url, incidents=False))
         with ServiceProcess(env, tmp_path / "service.log", port=port) as service:
             answer = httpx.post(
                 f"{service.url}/webhook/alert?wait=true", content=FIRING, headers=JSON, timeout=60

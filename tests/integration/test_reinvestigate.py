@@ -38,7 +38,7 @@ def by_name(client: TestClient) -> dict[str, dict]:
 
 def test_degraded_by_ollama_is_investigated_again_when_it_answers(make_settings, ollama):
     ollama.stop_accepting()  # Ollama is down
-    settings = make_settings(reinvestigate_interval=0.3)
+    settings = make_settings(reinvestigate_interval=0.3, incidents=False)
     with TestClient(create_app(settings)) as client:
         answer = client.post("/webhook/alert?wait=true", json=FIRING).json()
         # ?wait=true: the message says where they ended, as each result does.

@@ -40,7 +40,7 @@ async def test_serving_resumes_what_the_last_run_left_and_stops_cleanly(make_set
         finished = await services.worker.wait(left.id, 60)
         assert finished is not None and finished.status == "completed"
         assert services.readiness.states()["ollama"]["ok"] is True
-        assert {"worker-0", "readiness-ollama"} <= set(_background_tasks())
+        assert {"dispatcher", "evidence-0", "readiness-ollama"} <= set(_background_tasks())
     with pytest.raises(RuntimeError, match="not open"):
         services.store.list()
     assert not _background_tasks()
@@ -57,6 +57,7 @@ async def test_an_error_inside_closes_everything_opened(make_settings, ollama):
 
 
 def _background_tasks() -> list[str]:
-    """The service's tasks still alive: its workers, re-investigation, readiness loops."""
+    """The service's tasks still alive: its stages, re-investigation, readiness loops."""
     names = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
-    return sorted(n for n in names if n.startswith(("worker-", "reinvestigate", "readiness-")))
+    prefixes = ("dispatcher", "evidence-", "model-", "reinvestigate", "readiness-")
+    return sorted(n for n in names if n.startswith(prefixes))

@@ -1,6 +1,7 @@
-"""Slack as the on-call engineer sees it: one Block Kit message per finished
-investigation, alerts of one group threaded, "resolved" replies, no secrets,
-and a Slack outage that costs nothing but the message."""
+"""Slack as the on-call engineer sees it with incidents off (SRE_AGENT_INCIDENTS=false,
+and rows from before incidents): one Block Kit message per finished investigation,
+alerts of one group threaded, "resolved" replies, no secrets, and a Slack outage that
+costs nothing but the message. One message per incident: test_slack_incidents.py."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def slack() -> Iterator[FakeSlack]:
 
 def _bot(slack: FakeSlack) -> dict[str, object]:
     return {
+        "incidents": False,
         "slack_bot_token": TOKEN,
         "slack_channel": "#alerts",
         "slack_api_url": slack.api_url,
@@ -66,7 +68,9 @@ def test_incoming_webhook_gets_one_block_kit_message_per_investigation(
     make_settings, ollama, slack
 ):
     ollama.default = investigator
-    settings = make_settings(slack_webhook_url=slack.webhook_url, public_url=PUBLIC)
+    settings = make_settings(
+        slack_webhook_url=slack.webhook_url, public_url=PUBLIC, incidents=False
+    )
     with TestClient(create_app(settings)) as client:
         ids = _ids(
             client.post("/webhook/alert?wait=true", content=json.dumps(FIRING), headers=JSON)
@@ -195,7 +199,9 @@ def test_a_permanent_slack_error_is_not_retried(make_settings, ollama, slack):
 def test_slack_down_costs_only_the_message(make_settings, ollama, caplog):
     ollama.default = investigator
     nowhere = f"http://127.0.0.1:{free_port()}/services/T000/B000/XXXX"
-    with TestClient(create_app(make_settings(slack_webhook_url=nowhere))) as client:
+    with TestClient(
+        create_app(make_settings(slack_webhook_url=nowhere, incidents=False))
+    ) as client:
         client.app.state.services.notifier.base_delay = 0.05
         response = client.post("/webhook/alert?wait=true", content=json.dumps(FIRING), headers=JSON)
         for ident in filter(None, _ids(response).values()):

@@ -233,8 +233,12 @@ def test_the_api_and_slack_say_what_the_sources_gave(make_settings, ollama, no_k
             body = {**BODY, "alerts": [BODY["alerts"][1]]}
             (result,) = client.post("/webhook/alert?wait=true", json=body).json()["results"]
             record = client.get(f"/investigations/{result['investigation_id']}").json()
-            (message,) = slack.wait_for(1)
+            # An incoming webhook cannot edit: the incident's evidence report, then its
+            # analysis, each a message.
+            evidence, message = slack.wait_for(2)
     assert record["sources"]["backends"]["kubernetes"]["state"] == "not configured"
+    first = json.dumps(evidence["blocks"], ensure_ascii=False)
+    assert "Evidence report" in first and "Kubernetes not configured" in first
     text = json.dumps(message["blocks"], ensure_ascii=False)
     assert "rests on the alert's text alone" in text
     assert "Sources: Prometheus failed · Kubernetes not configured · Logs not configured" in text

@@ -28,6 +28,15 @@ def client(make_settings, ollama):
         yield client
 
 
+@pytest.fixture
+def solo(make_settings, ollama):
+    """Each alert an incident of its own (SRE_AGENT_INCIDENTS=false): the pod alert of the
+    group gets its own run, which these tests read."""
+    ollama.default = investigator
+    with TestClient(create_app(make_settings(webhook_token=TOKEN, incidents=False))) as client:
+        yield client
+
+
 def _body(mutate=None) -> bytes:
     body = copy.deepcopy(FIRING)
     if mutate:
@@ -140,13 +149,21 @@ def test_firing_group_is_accepted_at_once_and_deduplicated(client, ollama):
     # wait=true on a third delivery returns the finished analyses.
     waited = client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH).json()
     crash = next(r for r in waited["results"] if r["alert_name"] == "KubePodCrashLooping")
-    assert crash["status"] == "completed"
+    rollout = next(
+        r for r in waited["results"] if r["alert_name"] == "KubeDeploymentReplicasMismatch"
+    )
+    # The pod is the deployment's: one incident, the deployment's analysis explains both.
+    assert rollout["status"] == "completed"
+    assert crash["status"] == "linked"
+    assert crash["explained_by"] == rollout["investigation_id"]
     assert "# KubePodCrashLooping" in crash["analysis"]
+    assert "# KubeDeploymentReplicasMismatch" in crash["analysis"]
     assert "## Likely root cause" in crash["analysis"]
     assert client.get("/investigations").json()["count"] == 2
 
 
-def test_resolved_delivery_marks_the_investigation(client):
+def test_resolved_delivery_marks_the_investigation(solo):
+    client = solo
     first = client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH).json()
     ident = next(
         r["investigation_id"] for r in first["results"] if r["alert_name"] == "KubePodCrashLooping"
@@ -179,7 +196,8 @@ def test_resolved_before_start_is_not_investigated(make_settings, ollama):
     assert "resolved before" in queued_one["status_reason"]
 
 
-def test_read_api(client):
+def test_read_api(solo):
+    client = solo
     client.post("/webhook/alert?wait=true", content=_body(), headers=AUTH)
     listing = client.get("/investigations", params={"alertname": "KubePodCrashLooping"}).json()
     assert listing["count"] == 1

@@ -152,6 +152,9 @@ class WebLab:
             "SRE_AGENT_PROMETHEUS_URL": self.prometheus_url,
             "SRE_AGENT_KUBECONFIG": str(self.kube.write_kubeconfig(self.workdir / "kubeconfig")),
             "SRE_AGENT_BACKEND_TIMEOUT": "2",
+            # The pages of one investigation each: the homepage group is one incident,
+            # whose page tests/integration/test_web_incident.py reads.
+            "SRE_AGENT_INCIDENTS": "false",
         }
         self.service = ServiceProcess(env, self.workdir / "service.log")
         try:

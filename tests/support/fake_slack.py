@@ -1,11 +1,16 @@
-"""A fake Slack on 127.0.0.1: an incoming-webhook endpoint and the Web API's ``chat.postMessage``.
+"""A fake Slack on 127.0.0.1: an incoming-webhook endpoint and the Web API's
+``chat.postMessage`` and ``chat.update``.
 
 - ``POST /services/T000/B000/XXXX`` (:attr:`FakeSlack.webhook_url`) answers ``200 ok``
   as text, like Slack's incoming webhooks;
 - ``POST /api/chat.postMessage`` (:attr:`FakeSlack.api_url` + ``/chat.postMessage``) wants
   ``Authorization: Bearer <token>`` and a JSON body with ``channel``; it answers
   ``{"ok": true, "channel": "C...", "ts": "...", "message": {...}}`` (HTTP 200), and
-  ``{"ok": false, "error": "invalid_auth"}`` for a wrong token, as Slack does.
+  ``{"ok": false, "error": "invalid_auth"}`` for a wrong token, as Slack does;
+- ``POST /api/chat.update`` edits a posted message (``channel`` as the post answered it,
+  ``ts``) in place in :attr:`FakeSlack.messages` and answers ``{"ok": true, "channel",
+  "ts", "text"}``; ``{"ok": false, "error": "message_not_found"}`` for a message it
+  does not hold, as Slack does. :meth:`FakeSlack.delete` removes one (a person did).
 
 :meth:`FakeSlack.fail` scripts the next requests to fail: :func:`server_error` (500),
 :func:`rate_limited` (429 with ``Retry-After``), :func:`api_error` (``{"ok": false,
@@ -99,6 +104,37 @@ class FakeSlack:
         with self._lock:
             return list(self.messages)
 
+    def wait_until(self, check: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The delivered messages once ``check(messages)`` holds (or as they are then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                messages = [dict(m) for m in self.messages]
+            if check(messages):
+                return messages
+            time.sleep(0.02)
+        with self._lock:
+            return [dict(m) for m in self.messages]
+
+    def channel_messages(self) -> list[dict[str, Any]]:
+        """The messages in the channel itself (not in a thread), as they read now."""
+        with self._lock:
+            return [dict(m) for m in self.messages if "thread_ts" not in m]
+
+    def replies(self, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of the message ``ts``, oldest first."""
+        with self._lock:
+            return [dict(m) for m in self.messages if m.get("thread_ts") == ts]
+
+    def calls(self, method: str) -> list[dict[str, Any]]:
+        """The requests made to one Web API method (``chat.update``), answered or not."""
+        with self._lock:
+            return [r for r in self.requests if r["path"] == f"/api/{method}"]
+
+    def delete(self, ts: str) -> None:
+        with self._lock:
+            self.messages = [m for m in self.messages if m.get("ts") != ts]
+
     def text(self) -> str:
         """Everything ever sent to this Slack, for grepping (e.g. for leaked secrets)."""
         with self._lock:
@@ -121,10 +157,12 @@ class FakeSlack:
             if path == WEBHOOK_PATH:
                 self.messages.append(dict(payload))
                 return 200, {"Content-Type": "text/plain"}, b"ok"
-            if path != "/api/chat.postMessage":
+            if path not in ("/api/chat.postMessage", "/api/chat.update"):
                 return 404, {}, b"not found"
             if headers.get("authorization") != f"Bearer {self.token}":
                 return _json({"ok": False, "error": "invalid_auth"})
+            if path == "/api/chat.update":
+                return self._update(payload)
             if not isinstance(payload, dict) or not payload.get("channel"):
                 return _json({"ok": False, "error": "channel_not_found"})
             channel = str(payload["channel"])
@@ -134,6 +172,22 @@ class FakeSlack:
             ts = f"1764201600.{self._count:06d}"
             self.messages.append({**payload, "ts": ts, "channel": channel})
             return _json({"ok": True, "channel": channel, "ts": ts, "message": payload})
+
+    def _update(self, payload: Any) -> tuple[int, dict, bytes]:
+        """Edit a message in place: its text and blocks become the update's."""
+        if not isinstance(payload, dict) or not payload.get("channel"):
+            return _json({"ok": False, "error": "channel_not_found"})
+        for message in self.messages:
+            if message.get("ts") == payload.get("ts") and message["channel"] == payload["channel"]:
+                for key in ("text", "blocks"):
+                    if key in payload:
+                        message[key] = payload[key]
+                    else:
+                        message.pop(key, None)
+                message["edits"] = message.get("edits", 0) + 1
+                answer = {"ok": True, "channel": message["channel"], "ts": message["ts"]}
+                return _json({**answer, "text": message.get("text", "")})
+        return _json({"ok": False, "error": "message_not_found"})
 
 
 def _json(obj: Any) -> tuple[int, dict, bytes]:
