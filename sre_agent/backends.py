@@ -163,6 +163,7 @@ def make_kube(settings: Settings) -> tuple[Any | None, str | None]:
 def make_deps(settings: Settings, kube: tuple[Any | None, str | None] | None = None) -> ToolDeps:
     """The tools' clients; ``kube``: a client (or None and why) made already."""
     from sre_agent_tools.prometheus import make_prometheus
+    from sre_agent_tools.read_cache import ReadCache
 
     kube, problem = kube or make_kube(settings)  # the problem is logged by the caller, once
     return ToolDeps(
@@ -173,6 +174,7 @@ def make_deps(settings: Settings, kube: tuple[Any | None, str | None] | None = N
         timeout=settings.backend_timeout,
         promql_max_range=settings.promql_max_range,
         promql_max_series=settings.promql_max_series,
+        reads=ReadCache(settings.kube_read_cache) if settings.kube_read_cache > 0 else None,
     )
 
 

@@ -164,7 +164,7 @@ def test_hung_kubernetes_api(tmp_path: Path, make_settings, ollama, prometheus, 
         # Within investigate()'s outer guard (3 deadlines), though the model hangs for 60 s.
         records, _ = investigate(service)
         time.sleep(1)  # a few more probes once the investigations are done
-    kube_findings = 0
+    kube_findings = most = 0
     for record in records:
         assert record["status"] == "degraded", record["status_reason"]
         assert "deadline" in record["status_reason"]  # ended by it, not by the 60 s hang
@@ -180,14 +180,16 @@ def test_hung_kubernetes_api(tmp_path: Path, make_settings, ollama, prometheus, 
             assert "timed out: no answer within the evidence phase's 1 s" in text
         assert "timed out" in record["report"]
         kube_findings += len(kube)
+        most = max(most, len(kube))
     crash = next(r for r in records if r["alert"]["labels"]["alertname"] == "KubePodCrashLooping")
     assert any(CRASHED_POD in text for text in outputs(crash, "promql_query", "promql_range"))
     assert f"kubectl describe pod homepage/{CRASHED_POD}" in crash["report"]
-    # One request per lookup: each recorded lookup reached the API server exactly once
-    # (no client retry, and no second GET to learn why the first failed).
+    # At most one request per lookup: no client retry, no second GET to learn why the
+    # first failed; the two investigations' identical reads (their namespace's events)
+    # share one request when in flight at once (the read cache's single flight; a failed
+    # read is not kept), so none is sent more often than there are investigations.
     lookups = lookups_at(hung, exclude="/version")
-    assert len(lookups) == kube_findings, lookups
-    # Investigations of one namespace each list its events once; nothing is sent twice more.
+    assert most <= len(lookups) <= kube_findings, lookups
     assert max(lookups.count(r) for r in lookups) <= len(records), lookups
     check_probes(prober, "kubernetes", ("ollama", "prometheus"))
     assert "Retrying" not in service.log()

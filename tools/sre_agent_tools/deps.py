@@ -40,6 +40,9 @@ class ToolDeps:
     namespaces: frozenset[str] | None = None
     #: Whose scope that is, for the refusal the model reads ("this investigation's").
     scope_owner: str = "this investigation's"
+    #: A :class:`sre_agent_tools.read_cache.ReadCache` shared by every copy (the
+    #: service's investigations), or None: each Kubernetes read goes to the server.
+    reads: Any = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def scoped(

@@ -6,7 +6,9 @@ them before a URL is built; the path itself comes from a :class:`KindInfo`
 (the built-in table in :mod:`sre_agent_tools.kube_kinds`, or the server's
 discovery in :mod:`sre_agent_tools.kube_discovery`). Only GET is ever sent,
 and no path that names Secrets leaves this module, whatever a caller asks for.
-What is read is masked where it enters (:mod:`sre_agent_tools.kube_mask`).
+What is read is masked where it enters (:mod:`sre_agent_tools.kube_mask`). Identical
+reads within a few seconds (a storm's evidence walks) share one request
+(:mod:`sre_agent_tools.read_cache`), after each caller's own scope check.
 
 Requests go through ``ApiClient.param_serialize`` / ``call_api`` (the client's
 own URL quoting, auth and TLS), so built-in kinds and custom resources share
@@ -165,7 +167,10 @@ async def get_raw(
             resp.response.release_conn()
 
     try:
-        return await asyncio.to_thread(call)
+        if deps.reads is None:
+            return await asyncio.to_thread(call)
+        key = (id(client), path, tuple(sorted(path_params.items())), tuple(query))
+        return await deps.reads.get(key, lambda: asyncio.to_thread(call))
     except ApiException as exc:
         if exc.status == 403:
             raise _forbidden(exc, what, info) from exc
