@@ -64,6 +64,7 @@ bench: install-test system-deps
 	@if [ -f scripts/bench_faults.py ]; then $(BIN)/python scripts/bench_faults.py; fi
 	@if [ -f scripts/bench_chat.py ]; then $(BIN)/python scripts/bench_chat.py; fi
 	@if [ -f scripts/bench_wheel.py ]; then $(BIN)/python scripts/bench_wheel.py; fi
+	$(BIN)/python scripts/bench_storm.py
 	$(BIN)/python scripts/bench_web.py
 
 # The README's pictures of the web pages (docs/screenshots/), from a real run in Chromium.
