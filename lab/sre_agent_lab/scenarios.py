@@ -180,17 +180,23 @@ def default_scenarios_dir() -> Path:
     return shipped if shipped.is_dir() else here.parent.parent / "scenarios"
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Load and check one scenario: a ``scenario.yaml`` or the directory holding it."""
+def read_yaml(path: str | Path, file_name: str) -> tuple[Path, Any]:
+    """The file (``file_name`` in ``path`` when it is a directory) and its YAML, or a
+    :class:`ScenarioError` naming it (a scenario's or a storm's)."""
     path = Path(path)
     if path.is_dir():
-        path = path / FILE_NAME
+        path = path / file_name
     try:
-        data = yaml.safe_load(path.read_text())
+        return path, yaml.safe_load(path.read_text())
     except OSError as exc:
         raise fail(path, f"cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise fail(path, f"not valid YAML: {exc}") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and check one scenario: a ``scenario.yaml`` or the directory holding it."""
+    path, data = read_yaml(path, FILE_NAME)
     check_scenario(path, data)
     return Scenario(
         name=data["name"],

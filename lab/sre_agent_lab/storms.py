@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import yaml
 from sre_agent_tools.prom_parse import parse_duration
 
 from sre_agent_lab.scenario_checks import (
@@ -30,7 +29,7 @@ from sre_agent_lab.scenario_checks import (
     fail,
 )
 from sre_agent_lab.scenario_notation import ago, is_relative, rfc3339
-from sre_agent_lab.scenarios import PROMETHEUS_URL, Scenario, ScenarioError
+from sre_agent_lab.scenarios import PROMETHEUS_URL, Scenario, ScenarioError, read_yaml
 
 __all__ = [
     "ExpectedIncident",
@@ -206,15 +205,7 @@ def _check_expect(path: Path, incidents: list[ExpectedIncident], alerts: list[St
 
 def load_storm(path: str | Path) -> Storm:
     """Load and check one storm: a ``storm.yaml`` or the directory holding it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise fail(path, f"cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise fail(path, f"not valid YAML: {exc}") from None
+    path, data = read_yaml(path, FILE_NAME)
     _keys(path, "the storm", data, _TOP_KEYS, {"name", "alertmanager", "alerts", "expect"})
     if data["name"] != path.parent.name:
         raise fail(path, f"name {data['name']!r} differs from its directory {path.parent.name!r}")

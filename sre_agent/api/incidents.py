@@ -9,13 +9,13 @@ for a browser whose ``Accept`` ranks text/html above JSON.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
-from urllib.parse import urlencode
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from sre_agent.api.deps import StoreDep
+from sre_agent.api.paging import page
 from sre_agent.api.schemas import ErrorBody, IncidentList, IncidentSummary, errors
 from sre_agent.models import Incident
 from sre_agent.web import error_page
@@ -39,21 +39,16 @@ async def list_incidents(
     before: str | None = Query(None, description="an incident id: page on from after it (`next`)"),
     limit: int = Query(50, ge=1, le=200),
 ) -> IncidentList:
-    try:  # one more than asked: whether there is a next page
-        found = await asyncio.to_thread(
-            store.list_incidents, status=status, before=before, limit=limit + 1
-        )
-    except KeyError:
-        raise HTTPException(422, f"before: no incident with id {str(before)[:40]!r}") from None
-    more, found = len(found) > limit, found[:limit]
-    after = found[-1].id if more else None
-    query: dict[str, Any] = {"status": status} if status else {}
-    query |= {"limit": limit, "before": after}
+    found, after, link = await page(
+        store.list_incidents,
+        path="/incidents",
+        what="incident",
+        filters={"status": status},
+        before=before,
+        limit=limit,
+    )
     return IncidentList(
-        incidents=[_summary(i) for i in found],
-        count=len(found),
-        next_before=after,
-        next=f"/incidents?{urlencode(query)}" if after else None,
+        incidents=[_summary(i) for i in found], count=len(found), next_before=after, next=link
     )
 
 

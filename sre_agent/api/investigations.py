@@ -9,13 +9,13 @@ every other client gets JSON, or the report with ``?format=markdown``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
-from urllib.parse import urlencode
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from sre_agent.api.deps import ChatDep, SettingsDep, StoreDep
+from sre_agent.api.paging import page
 from sre_agent.api.schemas import (
     ERRORS,
     ErrorBody,
@@ -59,21 +59,21 @@ async def list_investigations(
         "severity": severity,
         "text": text,
     }
-    try:  # one more than asked: whether there is a next page
-        records = await asyncio.to_thread(store.list, **filters, before=before, limit=limit + 1)
-    except KeyError:
-        raise HTTPException(422, f"before: no investigation with id {str(before)[:40]!r}") from None
+    records, after, link = await page(
+        store.list,
+        path="/investigations",
+        what="investigation",
+        filters=filters,
+        before=before,
+        limit=limit,
+    )
     if not records and severity and (problem := settings.unknown_severity(severity)):
         raise HTTPException(422, problem)
-    more, records = len(records) > limit, records[:limit]
-    after = records[-1].id if more else None
-    query: dict[str, Any] = {k: v for k, v in filters.items() if v}
-    query |= {"limit": limit, "before": after}
     return InvestigationList(
         investigations=[_summary(r) for r in records],
         count=len(records),
         next_before=after,  # the cursor: ?before= this for the next page, null at the end
-        next=f"/investigations?{urlencode(query)}" if after else None,
+        next=link,
     )
 
 
