@@ -65,6 +65,7 @@ bench: install-test system-deps
 	@if [ -f scripts/bench_chat.py ]; then $(BIN)/python scripts/bench_chat.py; fi
 	@if [ -f scripts/bench_wheel.py ]; then $(BIN)/python scripts/bench_wheel.py; fi
 	$(BIN)/python scripts/bench_storm.py
+	$(BIN)/python scripts/bench_memory.py
 	$(BIN)/python scripts/bench_web.py
 
 # The README's pictures of the web pages (docs/screenshots/), from a real run in Chromium.

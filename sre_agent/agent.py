@@ -10,10 +10,11 @@ faults are told apart from our own bugs where they happen (:mod:`sre_agent.llm`)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +51,8 @@ from sre_agent.settings import Settings
 log = logging.getLogger(__name__)
 
 Outcome = Literal["completed", "degraded", "failed"]
+#: Makes an alert's history finding (None: it has no history).
+History = Callable[[], Awaitable[Evidence | None]]
 
 __all__ = ["LLM_ERRORS", "Investigator", "Result", "RunLog", "describe_error"]
 
@@ -144,14 +147,17 @@ class Investigator:
             context_schema=ToolDeps,
         )
 
-    async def gather(self, alert: AlertRecord, run: RunLog) -> list[Evidence]:
+    async def gather(
+        self, alert: AlertRecord, run: RunLog, *, history: History | None = None
+    ) -> list[Evidence]:
         """Evidence first: what the alert points at; the prompt gets it within the budget.
 
         Each finding reaches the run's record as it comes (a deadline in the middle
         keeps what answered); once all are in, the record holds them in priority order,
         numbered ``E1``, ``E2``, ... in that order (the prompt's), those the budget
         leaves out marked ``in_prompt: false``. The objects the walk reached go to
-        ``run.objects``, for the incident rule.
+        ``run.objects``, for the incident rule. ``history`` makes the alert's history
+        finding (:mod:`sre_agent.memory`), gathered beside the walk, first in the prompt.
         """
         if not self.settings.evidence_first:
             return []
@@ -166,9 +172,11 @@ class Investigator:
 
         timeout = min(self.settings.evidence_timeout, self.settings.investigation_timeout / 2)
         try:
-            await evidence.gather(
-                alert, self.deps, on_finding=keep, timeout=timeout, walked=run.objects
-            )
+            async with asyncio.TaskGroup() as both:  # the history beside the walk
+                both.create_task(self._history(history, keep))
+                await evidence.gather(
+                    alert, self.deps, on_finding=keep, timeout=timeout, walked=run.objects
+                )
         finally:  # cancelled too: the record in priority order, whatever answered
             gathered.sort(key=lambda f: (f.priority, f.order))
             run.next_id = assign_ids(gathered, run.next_id)
@@ -187,6 +195,21 @@ class Investigator:
             item.in_prompt = item.id in shown
         return kept
 
+    async def _history(self, history: History | None, keep: Callable[[Evidence], None]) -> None:
+        """The history finding; without it the run goes on (a safety bound: its Prometheus
+        query has its own, so our records always count)."""
+        if history is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.backend_timeout * 2 + 5):
+                found = await history()
+        except Exception as exc:  # the store failed: no history, said in the log
+            log.warning("history of this alert not read: %s", describe_error(exc))
+            return
+        if found is not None:
+            found.order = -1
+            keep(found)
+
     async def run(
         self,
         alert: AlertRecord,
@@ -194,16 +217,18 @@ class Investigator:
         *,
         findings: list[Evidence] | None = None,
         incident: str = "",
+        history: History | None = None,
     ) -> Result:
         """Investigate one alert. Never raises for backend trouble: the result says what happened.
 
         ``findings``: the evidence already gathered (and in ``run``), as the prompt shows it;
-        None gathers it now. ``incident``: the other alerts of its incident, for the prompt.
+        None gathers it now (with ``history``, the alert's history finding). ``incident``:
+        the other alerts of its incident, for the prompt.
         """
         run.model = self.settings.model
         run.prompt_version = self.prompts.version
         if findings is None:
-            findings = await self.gather(alert, run)
+            findings = await self.gather(alert, run, history=history)
         fields = alert_fields(alert)
         fields["evidence"] = (
             render(findings) if self.settings.evidence_first else "(none gathered: use your tools)"

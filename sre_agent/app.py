@@ -25,8 +25,10 @@ from sre_agent.api import (
     incidents,
     investigations,
     login,
+    memory,
     metrics,
     rejections,
+    slack,
     webhook,
 )
 from sre_agent.api.deps import reject_unknown_query
@@ -94,11 +96,11 @@ def create_app(settings: Settings) -> FastAPI:
         body_timeout=settings.body_timeout,
     )
     _add_error_handlers(app)
-    for module in (webhook, health, metrics, login, pages):
+    for module in (webhook, health, metrics, login, pages, slack):
         app.include_router(module.router)
     # What sre_agent/auth.py enforces on these, documented: /docs gets an "Authorize" box
     # (the scheme checks nothing itself; the middleware does, before any route runs).
-    for module in (investigations, incidents, chat):
+    for module in (investigations, incidents, chat, memory):
         app.include_router(
             module.router, dependencies=[Security(API_TOKEN)], responses=errors(401, 403)
         )

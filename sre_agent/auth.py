@@ -43,8 +43,12 @@ log = logging.getLogger(__name__)
 Via = Literal["token", "session", "proxy", "anonymous"]
 
 #: Open to all: the probes (the NetworkPolicy admits Prometheus), the webhook (its own
-#: token), the login page, and the static assets (they hold no record).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/webhook/alert", "/login"})
+#: token), the login page, the static assets (they hold no record), and Slack's
+#: interactivity URL: Slack sends no token of ours, it signs each request with the app's
+#: signing secret, which api/slack.py verifies (refusing a forged, unsigned or stale one).
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/webhook/alert", "/login", "/slack/interactions"}
+)
 OPEN_PREFIXES = ("/static/",)
 #: Forms that check their CSRF field themselves (the middleware checks the header).
 FORM_PATHS = frozenset({"/logout"})

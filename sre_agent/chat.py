@@ -165,6 +165,13 @@ class ChatService:
             await self._conn.close()
             self._conn = self._saver = None
 
+    async def forget(self, idents: Sequence[str]) -> None:
+        """Drop the conversations of these investigations (retention deleted them)."""
+        if self._saver is None:
+            return
+        for ident in idents:
+            await self._saver.adelete_thread(ident)
+
     # --- history ------------------------------------------------------------
     async def messages(self, ident: str) -> list[BaseMessage]:
         state = await self._reader.aget_state(_config(ident))

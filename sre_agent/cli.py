@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             return records_cli.run_list(args, settings)
         if args.command == "show":
             return records_cli.run_show(args, settings)
+        if args.command == "feedback":
+            return records_cli.run_feedback(args, settings)
+        if args.command == "runbook":
+            return records_cli.run_runbook(args, settings)
         if args.command == "serve":
             return serve(settings, args.host, args.port)
         if args.command == "eval":

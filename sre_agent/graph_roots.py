@@ -62,7 +62,7 @@ def from_labels(labels: dict[str, str]) -> list[Visit]:
         name = labels.get(label)
         if not name or (exporter and label == "service"):
             continue
-        if label == "pod" and _exporters_own(labels):
+        if label == "pod" and exporters_own(labels):
             continue
         if kind not in rel.CLUSTER_SCOPED and not ns:
             continue
@@ -79,7 +79,7 @@ def from_labels(labels: dict[str, str]) -> list[Visit]:
     return out
 
 
-def _exporters_own(labels: dict[str, str]) -> bool:
+def exporters_own(labels: dict[str, str]) -> bool:
     """Whether ``pod`` names the exporter's own pod, not the one in trouble: always for
     node-exporter; for another exporter when its scrape left the target's labels on a
     series (kube-prometheus-stack's kube-state-metrics: ``container="kube-state-metrics"``,

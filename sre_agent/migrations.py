@@ -7,12 +7,15 @@ A migration is SQL, or a function for what SQL cannot do (hashing, masking).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 
 from sre_agent_tools.redact import redact, redact_obj
 
 from sre_agent.alerts import dedup_hash, mask_label
+
+log = logging.getLogger(__name__)
 
 Migration = str | Callable[[sqlite3.Connection], None]
 
@@ -119,6 +122,33 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE investigations ADD COLUMN explained_by TEXT;
     CREATE INDEX investigations_incident ON investigations(incident_id);
     """,
+    # 9: memory (sre_agent.memory, store_memory): each record's subject (the alert and the
+    # object it is about), people's verdicts on analyses (kept as given), the latest one,
+    # the past investigations like it, and the full-text index they are found by
+    """
+    ALTER TABLE investigations ADD COLUMN subject TEXT;
+    ALTER TABLE investigations ADD COLUMN verdict TEXT;
+    ALTER TABLE investigations ADD COLUMN similar TEXT;
+    CREATE INDEX investigations_subject ON investigations(alertname, subject, created_at);
+    CREATE INDEX investigations_subject_only ON investigations(subject);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        investigation_id TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        cause TEXT,
+        analysis_cause TEXT,
+        note TEXT,
+        author TEXT NOT NULL,
+        via TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX feedback_investigation ON feedback(investigation_id);
+    CREATE VIRTUAL TABLE memory_fts USING fts5(
+        investigation_id UNINDEXED, alertname, subject, body, tokenize='porter unicode61'
+    );
+    """,
+    # 10: the subjects and index rows of the investigations stored before memory
+    lambda db: index_existing(db),
 ]
 
 
@@ -197,3 +227,26 @@ def _alert(text: str) -> str:
     alert = redact_obj(alert)
     alert["labels"] = {k: mask_label(k, v) for k, v in labels.items()}
     return json.dumps(alert)
+
+
+def index_existing(db: sqlite3.Connection) -> None:
+    """Migration 10: each stored investigation's subject and full-text index row. A row
+    today's record cannot read keeps no subject (it is never history), and is logged."""
+    from sre_agent.memory import subject_key
+    from sre_agent.rows import decode
+    from sre_agent.store_memory import index_text
+
+    for row in db.execute("SELECT rowid, * FROM investigations").fetchall():
+        try:
+            record = decode(row)
+            key = subject_key(record.alert.labels)
+            body = index_text(record)
+        except Exception as exc:  # an odd old row must not stop the service from starting
+            log.warning("migration 10: investigation %s not indexed: %s", row["id"], exc)
+            continue
+        db.execute("UPDATE investigations SET subject=? WHERE id=?", (key, record.id))
+        db.execute(
+            "INSERT INTO memory_fts (rowid, investigation_id, alertname, subject, body)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (row["rowid"], record.id, record.alertname, key, body),
+        )

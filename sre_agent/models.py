@@ -30,6 +30,7 @@ __all__ = [
     "Analysis",
     "Backend",
     "Evidence",
+    "Feedback",
     "Incident",
     "IncidentAlert",
     "IncidentRole",
@@ -38,9 +39,11 @@ __all__ = [
     "LlmCall",
     "LlmUsage",
     "RootCause",
+    "SimilarRef",
     "Sources",
     "Status",
     "ToolCall",
+    "Verdict",
     "WalkedObject",
     "call_signature",
 ]
@@ -236,6 +239,48 @@ class Join(_Record):
     reason: str
 
 
+#: A person's word on an analysis (``POST /investigations/{id}/feedback``).
+Verdict = Literal["confirmed", "wrong", "partial"]
+
+
+class Feedback(_Record):
+    """One verdict on an investigation's analysis, kept as given (an audit trail)."""
+
+    id: int = 0
+    investigation_id: str
+    verdict: Verdict
+    #: The cause as it stands after this word: the one given, else (confirmed, partial)
+    #: the analysis' first root cause; None for "wrong" with no correction.
+    cause: str | None = None
+    #: What the analysis said the cause was, when it said one.
+    analysis_cause: str | None = None
+    note: str | None = None
+    #: Who: the authenticated user (``alice``), ``slack:<user>`` from a Slack button.
+    author: str = "anonymous"
+    #: How they were known: ``token``, ``session``, ``proxy``, ``anonymous``, ``slack``.
+    via: str = "anonymous"
+    created_at: str
+
+
+#: How a past investigation matches: the same alert on the same object, the same object,
+#: the same alert elsewhere in the namespace, or only its text.
+SimilarMatch = Literal["same alert and object", "same object", "same alert", "similar text"]
+
+
+class SimilarRef(_Record):
+    """A past investigation like this one (:meth:`Store.similar`), best first."""
+
+    investigation_id: str
+    alertname: str
+    created_at: str
+    match: SimilarMatch
+    #: Its confirmed (or corrected) cause, else its analysis' first root cause.
+    cause: str | None = None
+    #: The latest verdict on it, None when nobody judged it.
+    verdict: Verdict | None = None
+    summary: str | None = None
+
+
 class Investigation(_Record):
     """One firing alert's investigation: the whole record (``GET /investigations/{id}``)."""
 
@@ -278,6 +323,14 @@ class Investigation(_Record):
     evidence_at: str | None = None
     #: ``linked``: the investigation whose analysis explains it.
     explained_by: str | None = None
+    #: The alert and the object it is about (:func:`sre_agent.memory.subject_key`):
+    #: what earlier firings of "the same alert" are matched on.
+    subject: str | None = None
+    #: The latest verdict on its analysis, and every one given (oldest first).
+    verdict: Verdict | None = None
+    feedback: list[Feedback] = Field(default_factory=list)
+    #: Past investigations like this one, best first ("Seen before").
+    similar: list[SimilarRef] = Field(default_factory=list)
 
     @property
     def final(self) -> bool:

@@ -14,6 +14,11 @@ Two ways in, chosen by settings:
   arrives, one when it resolves; no per-alert messages (one per investigation
   without an incident).
 
+With a Slack app's signing secret too (``SRE_AGENT_SLACK_SIGNING_SECRET``, bot mode only:
+Slack sends a button's click to the app, not to a webhook), the messages that carry an
+analysis get the feedback buttons; :mod:`sre_agent.api.slack` takes the clicks, and
+:meth:`Notifier.answer_click` tells the person who clicked what became of it.
+
 Each incident's messages go out one at a time, in order, from one task (:meth:`Notifier.
 _pump`): its first post comes before any reply (so replies have a thread), a burst of
 changes becomes one edit of the latest state, and the linked alerts reported together
@@ -54,7 +59,14 @@ from sre_agent.settings import Settings
 from sre_agent.store import Store
 from sre_agent.tasks import cancel_and_wait
 
-__all__ = ["NOTIFY", "Notifier", "SlackError", "investigation_blocks", "report_url"]
+__all__ = [
+    "NOTIFY",
+    "Notifier",
+    "SlackError",
+    "investigation_blocks",
+    "report_url",
+    "signing_secret",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +83,13 @@ class SlackError(Exception):
     def __init__(self, problem: str, error: str | None = None) -> None:
         super().__init__(problem)
         self.error = error
+
+
+def signing_secret(settings: Settings) -> str | None:
+    """The Slack app's signing secret, None when unset or blank (no interactivity)."""
+    secret = settings.slack_signing_secret
+    value = secret.get_secret_value() if secret is not None else ""
+    return value if value.strip() else None
 
 
 def report_url(settings: Settings, ident: str, kind: str = "investigations") -> str | None:
@@ -142,6 +161,11 @@ class Notifier:
             return "webhook"
         return None
 
+    @property
+    def buttons(self) -> bool:
+        """Messages carry the feedback buttons: a Slack app that can take their clicks."""
+        return self.mode == "bot" and signing_secret(self.settings) is not None
+
     async def start(self) -> None:
         if self.mode:
             self._http = httpx.AsyncClient(timeout=self.timeout)
@@ -189,6 +213,17 @@ class Notifier:
             self._spawn(self._post_resolved(record), f"investigation {record.id}")
         elif self.mode == "bot":  # webhook: the incident's own "resolved" says it
             self._queue(record.incident_id).resolved.append(record)
+
+    def answer_click(self, response_url: str | None, text: str) -> None:
+        """A note only the person who clicked a button sees (Slack's ``response_url``
+        for the click, valid for 30 minutes), in the background."""
+        if self._http is None or not response_url:
+            return
+        if not response_url.startswith(("https://", "http://")):
+            log.info("Slack: a click's response_url is no URL: not answered")
+            return
+        note = {"response_type": "ephemeral", "replace_original": False, "text": text}
+        self._spawn(self._send(response_url, note, {}), "a button's click")
 
     def _queue(self, incident_id: str) -> _Outbox:
         """The incident's outbox, its pump started if it is not running."""
@@ -244,7 +279,7 @@ class Notifier:
         """The incident's message, and the head it shows (its analysis or evidence report)."""
         head, records = await asyncio.to_thread(self._incident_records, incident)
         link = report_url(self.settings, incident.id, "incidents")
-        blocks = incident_blocks(incident, head, records, link)
+        blocks = incident_blocks(incident, head, records, link, buttons=self.buttons)
         return {"text": incident_text(incident), "blocks": blocks}, head
 
     def _incident_records(
@@ -317,7 +352,9 @@ class Notifier:
             return False
         message = {
             "text": fallback_text(record),
-            "blocks": investigation_blocks(record, report_url(self.settings, record.id)),
+            "blocks": investigation_blocks(
+                record, report_url(self.settings, record.id), buttons=self.buttons
+            ),
             "unfurl_links": False,
         }
         await self._chat(message, channel=where[0], thread_ts=where[1])
@@ -348,7 +385,7 @@ class Notifier:
         link = report_url(self.settings, record.id)
         message = {
             "text": fallback_text(record),
-            "blocks": investigation_blocks(record, link),
+            "blocks": investigation_blocks(record, link, buttons=self.buttons),
             "unfurl_links": False,
         }
         if self.mode == "webhook":

@@ -1,6 +1,8 @@
 """The Slack messages (Block Kit) :mod:`sre_agent.notify` posts: an investigation's,
 an incident's (updated in place as alerts join and the analysis arrives), and the short
-lines of an incident's thread.
+lines of an incident's thread. With a Slack app (bot token and signing secret) a message
+that carries an analysis has the feedback buttons under it, whose clicks
+:mod:`sre_agent.api.slack` takes.
 
 Texts were redacted where they entered; here they are only escaped for mrkdwn.
 """
@@ -13,7 +15,7 @@ from typing import Any
 
 from sre_agent import sources
 from sre_agent.analysis import Analysis
-from sre_agent.models import Incident, IncidentAlert, Investigation
+from sre_agent.models import Incident, IncidentAlert, Investigation, Verdict
 
 STATUS_MARK = {"completed": ":mag:", "degraded": ":warning:", "failed": ":x:"}
 #: Alerts an incident message lists by name; the rest are counted.
@@ -21,6 +23,14 @@ LISTED = 8
 #: Findings of an evidence report shown before the analysis arrives.
 FINDINGS = 3
 ROLE_ORDER = ("head", "own", "waiting", "linked")
+#: The feedback buttons, action_id -> (verdict, label); each button's value is the
+#: investigation's id.
+FEEDBACK_ACTIONS: dict[str, tuple[Verdict, str]] = {
+    "sre_agent_feedback_confirmed": ("confirmed", "Cause confirmed"),
+    "sre_agent_feedback_partial": ("partial", "Partly right"),
+    "sre_agent_feedback_wrong": ("wrong", "Wrong"),
+}
+_STYLE = {"confirmed": "primary", "wrong": "danger"}
 
 
 def escape(text: str) -> str:
@@ -80,8 +90,27 @@ def analysis_sections(analysis: Analysis | None, steps: int = 3) -> list[dict[st
     return out
 
 
-def investigation_blocks(inv: Investigation, link: str | None) -> list[dict[str, Any]]:
-    """The Block Kit message of one finished investigation."""
+def feedback_buttons(ident: str) -> dict[str, Any]:
+    """The ``actions`` block a person judges an analysis with (its verdict is stored as
+    ``POST /investigations/{id}/feedback`` stores one)."""
+    elements = [
+        {
+            "type": "button",
+            "action_id": action,
+            "text": {"type": "plain_text", "text": label},
+            "value": ident,
+            **({"style": _STYLE[verdict]} if verdict in _STYLE else {}),
+        }
+        for action, (verdict, label) in FEEDBACK_ACTIONS.items()
+    ]
+    return {"type": "actions", "block_id": "sre_agent_feedback", "elements": elements}
+
+
+def investigation_blocks(
+    inv: Investigation, link: str | None, *, buttons: bool = False
+) -> list[dict[str, Any]]:
+    """The Block Kit message of one finished investigation; ``buttons``: the feedback
+    buttons under its analysis, when it has one."""
     status = inv.status
     blocks: list[dict[str, Any]] = [
         _header(f"{inv.alertname} [{inv.severity}]"),
@@ -100,6 +129,8 @@ def investigation_blocks(inv: Investigation, link: str | None) -> list[dict[str,
     blocks += analysis_sections(inv.analysis)
     if status != "completed" and inv.status_reason:
         blocks.append(section(f"*Why {status}*\n{clean(inv.status_reason)}"))
+    if buttons and inv.analysis is not None:
+        blocks.append(feedback_buttons(inv.id))
     where = f"investigation `{inv.id}`"
     if link:
         where = f"<{link}|Open the investigation> · {where}"
@@ -148,10 +179,13 @@ def incident_blocks(
     head: Investigation | None,
     records: dict[str, Investigation],
     link: str | None,
+    *,
+    buttons: bool = False,
 ) -> list[dict[str, Any]]:
     """The incident's one channel message: status, alerts by role, the head's analysis
     (or, before it, the head's evidence report), the alerts it holds, a link.
-    ``records``: the listed alerts' investigations (for the objects they are about)."""
+    ``records``: the listed alerts' investigations (for the objects they are about);
+    ``buttons``: the feedback buttons under the head's analysis, once there is one."""
     if incident.status == "resolved":
         status = f":white_check_mark: resolved at {slack_date(incident.resolved_at)}"
     else:
@@ -170,6 +204,8 @@ def incident_blocks(
         blocks.append(section(clean(sources.warning(head.sources))))
     if incident.analysis is not None:
         blocks += analysis_sections(incident.analysis, steps=1)
+        if buttons and incident.head_id:
+            blocks.append(feedback_buttons(incident.head_id))
     elif head is not None:
         blocks += evidence_report(head)
     blocks.append(section(_alert_lines(incident, records)))

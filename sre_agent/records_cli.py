@@ -1,6 +1,8 @@
-"""``sre-agent list`` and ``sre-agent show ID``: a running service's investigations.
+"""``sre-agent list``, ``show ID``, ``feedback ID`` and ``runbook ALERTNAME``: a running
+service's investigations, verdicts on them, and runbook drafts.
 
-They read ``GET /investigations`` and ``GET /investigations/{id}`` from the
+They call ``GET /investigations``, ``GET /investigations/{id}``,
+``POST /investigations/{id}/feedback`` and ``GET /runbooks/{alertname}`` of the
 service at ``--url`` (default ``SRE_AGENT_URL``), with the same filters as the
 API. Exit codes: 0 shown, 1 the service could not be reached, 2 refused (an
 unknown id, a bad filter).
@@ -40,6 +42,30 @@ def add_parsers(sub: Any) -> None:
     show.add_argument("id", help="the investigation id")
     show.add_argument("--json", action="store_true", help="the whole record as JSON")
     _add_url(show)
+    feedback = sub.add_parser(
+        "feedback",
+        help="say whether an investigation's analysis was right (the next ones use it)",
+        description="Record a verdict on an investigation's analysis: --confirm (its cause"
+        " is right), --partial, or --wrong (with --cause: what it really was). The author"
+        " is the user of SRE_AGENT_API_TOKEN.",
+    )
+    feedback.add_argument("id", help="the investigation id")
+    verdict = feedback.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--confirm", dest="verdict", action="store_const", const="confirmed")
+    verdict.add_argument("--partial", dest="verdict", action="store_const", const="partial")
+    verdict.add_argument("--wrong", dest="verdict", action="store_const", const="wrong")
+    feedback.add_argument(
+        "--cause", help="the cause as it was (default for --confirm: the analysis')"
+    )
+    feedback.add_argument("--note", help="anything else, e.g. what fixed it")
+    feedback.add_argument("--json", action="store_true", help="print the stored feedback as JSON")
+    _add_url(feedback)
+    runbook = sub.add_parser(
+        "runbook", help="a runbook draft for an alert, from the causes people confirmed"
+    )
+    runbook.add_argument("alertname", help="the alert's name, e.g. KubePodCrashLooping")
+    runbook.add_argument("--json", action="store_true", help="the draft as JSON")
+    _add_url(runbook)
 
 
 def _add_url(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +114,13 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    # An id is one path segment: what it holds is not a query, nor another route.
+    return _document(args, settings, f"/investigations/{quote(args.id, safe='')}")
+
+
+def _document(args: argparse.Namespace, settings: Settings, path: str) -> int:
+    """A resource as markdown (``?format=markdown``), or ``--json`` as its JSON."""
     params = {} if args.json else {"format": "markdown"}
-    path = f"/investigations/{quote(args.id, safe='')}"  # an id is one path segment
     answer = _get(service_url(args, settings), path, params, settings)
     if isinstance(answer, int):
         return answer
@@ -98,6 +129,31 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(answer.text, end="" if answer.text.endswith("\n") else "\n")
     return 0
+
+
+def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    body = {"verdict": args.verdict, "cause": args.cause, "note": args.note}
+    path = f"/investigations/{quote(args.id, safe='')}/feedback"
+    answer = _request(
+        "POST",
+        service_url(args, settings),
+        path,
+        settings,
+        json={k: v for k, v in body.items() if v},
+    )
+    if isinstance(answer, int):
+        return answer
+    data = answer.json()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    cause = f": {data['cause']}" if data.get("cause") else ""
+    print(f"{args.id}: {data['verdict']} by {data['author']}{cause}")
+    return 0
+
+
+def run_runbook(args: argparse.Namespace, settings: Settings) -> int:
+    return _document(args, settings, f"/runbooks/{quote(args.alertname, safe='')}")
 
 
 def unauthorized(response: httpx.Response) -> str:
@@ -120,9 +176,15 @@ def auth_headers(settings: Settings) -> dict[str, str]:
 
 def _get(base: str, path: str, params: dict[str, Any], settings: Settings) -> httpx.Response | int:
     """The answer, or the exit code after saying on stderr what went wrong."""
+    return _request("GET", base, path, settings, params=params)
+
+
+def _request(
+    method: str, base: str, path: str, settings: Settings, **kwargs: Any
+) -> httpx.Response | int:
     try:
-        response = httpx.get(
-            f"{base}{path}", params=params, headers=auth_headers(settings), timeout=30
+        response = httpx.request(
+            method, f"{base}{path}", headers=auth_headers(settings), timeout=30, **kwargs
         )
     except httpx.HTTPError as exc:
         print(
@@ -131,7 +193,7 @@ def _get(base: str, path: str, params: dict[str, Any], settings: Settings) -> ht
             file=sys.stderr,
         )
         return 1
-    if response.status_code != 200:
+    if response.status_code not in (200, 201):
         try:
             error = str(response.json().get("error") or response.text)
         except ValueError:

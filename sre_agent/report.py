@@ -91,6 +91,9 @@ def render(investigation: Investigation, incident: Incident | None = None) -> st
             if not item.in_prompt:
                 note += " (not in the prompt: over the budget)"
             lines += ["", f"### {_label(item)}{note}", fence, output, fence]
+    lines += _history(inv)
+    lines += _feedback(inv)
+    lines += _seen_before(inv)
     lines += _sources(inv.sources)
     lines += _run(inv.llm_usage, inv.duration_s)
     return "\n".join(lines).rstrip() + "\n"
@@ -191,6 +194,50 @@ def telling_lines(output: str, quotes: list[str]) -> list[str]:
     return [_cut(r) for r in chosen[:SHOWN_LINES]]
 
 
+def _history(inv: Investigation) -> list[str]:
+    """The alert's history as the model read it (earlier firings, confirmed causes, and
+    which of our records and Prometheus' ALERTS it rests on)."""
+    found = next((e for e in inv.evidence if e.tool == "history"), None)
+    if found is None or inv.analysis is None:  # without one, "Evidence gathered" has it
+        return []
+    text = found.output.strip()
+    fence = _fence([text])
+    return ["", f"## History [{found.id}]" if found.id else "## History", fence, text, fence]
+
+
+def _feedback(inv: Investigation) -> list[str]:
+    """People's verdicts on the analysis, oldest first."""
+    if not inv.feedback:
+        return []
+    lines = ["", "## Feedback"]
+    for item in inv.feedback:
+        text = f"- **{_md(item.verdict)}** by {_md(item.author)} ({_md(item.created_at[:16])})"
+        if item.cause:
+            text += f": {_md(item.cause)}"
+        if item.note:
+            text += f" — {_md(item.note)}"
+        lines.append(text)
+    return lines
+
+
+def _seen_before(inv: Investigation) -> list[str]:
+    """Past investigations like this one, best first, with their causes."""
+    if not inv.similar:
+        return []
+    lines = ["", "## Seen before"]
+    for ref in inv.similar:
+        judged = {"confirmed": "confirmed cause", "partial": "partly right", "wrong": "corrected"}
+        said = judged.get(ref.verdict or "", "analysis, not confirmed")
+        text = f"- {_md(ref.alertname)} {_md(ref.created_at[:16])} ({_md(ref.match)}): "
+        text += f"[{ref.investigation_id}](/investigations/{ref.investigation_id})"
+        if ref.cause:
+            text += f" — {said}: {_md(ref.cause)}"
+        elif ref.verdict == "wrong":
+            text += " — its analysis was judged wrong"
+        lines.append(text)
+    return lines
+
+
 def _sources(sources: Sources | None) -> list[str]:
     lines = ["", "## Sources"]
     if sources is None:
@@ -270,6 +317,10 @@ def _md(text: object) -> str:
         return line
     cut = start.end() - 1  # before the marker's last character: `\#`, `1\.`
     return f"{line[:cut]}\\{line[cut:]}"
+
+
+#: :func:`_md` and :func:`_code` for the other markdown presenters (runbook drafts).
+inert, code_span = _md, _code
 
 
 def _squash(text: str) -> str:

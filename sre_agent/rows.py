@@ -27,6 +27,7 @@ from sre_agent.models import (
     Investigation,
     Join,
     LlmUsage,
+    SimilarRef,
     Sources,
     ToolCall,
     WalkedObject,
@@ -44,6 +45,7 @@ COLUMNS: dict[str, TypeAdapter[Any]] = {
     "sources": TypeAdapter(Sources),
     "joined": TypeAdapter(list[Join]),
     "objects": TypeAdapter(list[WalkedObject]),
+    "similar": TypeAdapter(list[SimilarRef]),
 }
 #: Columns a row has that the record does not serve.
 _NOT_SERVED = ("dedup_key", "report")

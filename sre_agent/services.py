@@ -28,6 +28,7 @@ from sre_agent.models import Investigation
 from sre_agent.notify import Notifier
 from sre_agent.prompts import Prompts, load_prompts
 from sre_agent.readiness import OneAtATime, Readiness
+from sre_agent.retention import Retention
 from sre_agent.settings import Settings
 from sre_agent.store import Store
 from sre_agent.web.feed import Feed
@@ -54,6 +55,8 @@ class Services:
     readiness: Readiness
     #: The web pages' live feed (its poller runs with ``serve``).
     feed: Feed
+    #: Prunes old investigations (SRE_AGENT_RETENTION_DAYS; runs with ``serve``).
+    retention: Retention
 
 
 async def load_kube(settings: Settings) -> tuple[Any | None, str | None]:
@@ -136,6 +139,7 @@ async def open_services(
             chat,
             readiness,
             Feed(store),
+            Retention(settings, store, chat.forget),
         )
         if serve:
             await _start(services, stack)
@@ -162,6 +166,8 @@ async def _start(services: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(services.notifier.stop)
     await services.worker.start()
     stack.push_async_callback(services.worker.stop)
+    await services.retention.start()
+    stack.push_async_callback(services.retention.stop)
     # Last to start, first to stop: its open streams end before anything they read closes.
     await services.feed.start()
     stack.push_async_callback(services.feed.stop)

@@ -123,6 +123,13 @@ class Settings(AuthSettings):
     queue_aging: float = Field(default=600.0, gt=0)
     #: Seconds after which stored evidence is gathered again before the model's run.
     evidence_max_age: float = Field(default=600.0, gt=0)
+    #: Put the alert's history (earlier firings on the same object, past causes, people's
+    #: verdicts) first in the prompt, within 15% of the evidence budget.
+    history: bool = True
+    #: Days finished investigations are kept (pruned hourly); those whose cause a person
+    #: confirmed or gave are kept for SRE_AGENT_RETENTION_CONFIRMED_DAYS. 0: kept forever.
+    retention_days: int = Field(default=90, ge=0)
+    retention_confirmed_days: int = Field(default=365, ge=0)
     #: Investigate again, once Ollama answers, what got only an evidence report while it was down.
     reinvestigate: bool = True
     #: Seconds between checks for that.
@@ -150,6 +157,10 @@ class Settings(AuthSettings):
     slack_channel: str | None = Field(default=None, validate_default=True)
     #: Where chat.postMessage is sent (a proxy, or a test server).
     slack_api_url: str = "https://slack.com/api"
+    #: A Slack app's signing secret: with it (and the bot token), analyses get
+    #: "Confirm" / "Wrong" buttons, and POST /slack/interactions takes their clicks,
+    #: each verified by its signature (a forged or stale request is refused).
+    slack_signing_secret: SecretStr | None = None
     #: The URL users reach this service at; links in Slack messages start with it.
     public_url: str | None = None
     #: The service the CLI's ``chat``, ``list`` and ``show`` talk to (``--url`` wins).

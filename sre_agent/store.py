@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sre_agent.alerts import Alert, mask_label
+from sre_agent.memory import subject_key
 from sre_agent.migrations import migrate
 from sre_agent.models import ACTIVE, FINAL, Investigation
 from sre_agent.rows import decode, dump, intake_row, text
 from sre_agent.store_incidents import IncidentReads
 from sre_agent.store_joins import WILL_RETRY, IncidentWrites, resolve_incidents
+from sre_agent.store_memory import MemoryTables, attach_feedback, refresh_similar
 from sre_agent.store_side import SideTables
 
 T = TypeVar("T")
@@ -51,7 +53,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Store(IncidentReads, IncidentWrites, SideTables):
+class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
     """A thin, thread-safe layer over one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -237,7 +239,7 @@ class Store(IncidentReads, IncidentWrites, SideTables):
             db.execute(
                 "UPDATE investigations SET status=?, status_reason=?, evidence=?, tool_calls=?,"
                 " llm_usage=?, analysis=?, raw_text=?, finished_at=?, duration_s=?,"
-                " llm_retry=?, sources=?, objects=? WHERE id=?",
+                " llm_retry=?, sources=?, objects=?, subject=? WHERE id=?",
                 (
                     inv.status,
                     text(reason) if reason else None,
@@ -251,6 +253,7 @@ class Store(IncidentReads, IncidentWrites, SideTables):
                     int(llm_retry),
                     dump("sources", inv.sources) if inv.sources is not None else None,
                     dump("objects", inv.objects),
+                    subject_key(inv.alert.labels),
                     inv.id,
                 ),
             )
@@ -306,7 +309,12 @@ class Store(IncidentReads, IncidentWrites, SideTables):
     @staticmethod
     def _get(db: sqlite3.Connection, ident: str) -> Investigation | None:
         row = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
-        return decode(row) if row else None
+        if row is None:
+            return None
+        record = decode(row)
+        attach_feedback(db, [record])
+        refresh_similar(db, record)
+        return record
 
     def changed(self, after: int, limit: int = 100) -> tuple[int, list[Investigation]]:
         """Investigations written since change number ``after`` (oldest change first),

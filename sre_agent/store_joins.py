@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sre_agent import incidents as rule
+from sre_agent.memory import subject_key
 from sre_agent.models import (
+    AlertRecord,
     Evidence,
     Investigation,
     Join,
@@ -35,6 +37,12 @@ _FOOTPRINT_COLUMNS = (
 MAX_JOINS = 5
 #: How a reason ends when the run is to be made again once the model server answers.
 WILL_RETRY = "; will investigate again when Ollama answers"
+
+
+def _labels(db: sqlite3.Connection, ident: str) -> dict[str, str]:
+    """The stored alert's labels (what its subject is made of)."""
+    row = db.execute("SELECT alert FROM investigations WHERE id=?", (ident,)).fetchone()
+    return AlertRecord.model_validate_json(row["alert"]).labels if row else {}
 
 
 def _now() -> str:
@@ -67,7 +75,8 @@ class IncidentWrites:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE investigations SET evidence=?, tool_calls=?, sources=?, objects=?,"
-                " llm_usage=?, evidence_at=? WHERE id=? AND status IN ('queued', 'running')",
+                " llm_usage=?, evidence_at=?, subject=? WHERE id=?"
+                " AND status IN ('queued', 'running')",
                 (
                     dump("evidence", list(evidence)),
                     dump("tool_calls", list(tool_calls)),
@@ -75,6 +84,7 @@ class IncidentWrites:
                     dump("objects", list(objects)),
                     dump("llm_usage", usage),
                     _now(),
+                    subject_key(_labels(db, ident)),
                     ident,
                 ),
             )

@@ -35,9 +35,10 @@ from datetime import UTC, datetime
 
 from sre_agent import dispatch
 from sre_agent import incidents as rule
-from sre_agent.agent import Investigator, Result, RunLog, describe_error
+from sre_agent.agent import History, Investigator, Result, RunLog, describe_error
 from sre_agent.backends import check_ollama
 from sre_agent.findings import fit_budget
+from sre_agent.memory import Memory
 from sre_agent.metrics import Metrics
 from sre_agent.models import Evidence, Investigation
 from sre_agent.store import WILL_RETRY, Store, no_retry
@@ -93,6 +94,12 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._model_depth = 0
         self._finished: dict[str, asyncio.Event] = {}
+        #: The alert's history for the first prompt (SRE_AGENT_HISTORY).
+        self.memory = (
+            Memory(store, investigator.deps, self.settings.evidence_budget_tokens)
+            if self.settings.history
+            else None
+        )
 
     async def start(self) -> None:
         resumed = await self.store.call(self.store.requeue_unfinished)
@@ -172,7 +179,7 @@ class Worker:
         if record.evidence_at is None:
             run = RunLog()
             try:
-                await self.investigator.gather(record.alert, run)
+                await self.investigator.gather(record.alert, run, history=self._history(record))
             except Exception:  # a bug of ours in the walk: the report says what answered
                 log.exception("investigation %s: evidence phase failed", ident)
             save = functools.partial(
@@ -196,6 +203,7 @@ class Worker:
             )
         if joined is None:
             return None
+        joined = await self._remember(joined)
         if record.evidence_at is None:
             log.info(
                 "investigation %s: evidence report in (%d finding(s)), incident %s%s",
@@ -296,7 +304,7 @@ class Worker:
             # comes as the run ends, and the worker would loop on past its stop.
             async with asyncio.timeout(self.timeout):
                 result = await self.investigator.run(
-                    alert, run, findings=findings, incident=context
+                    alert, run, findings=findings, incident=context, history=self._history(record)
                 )
         except TimeoutError:
             reason = f"deadline of {self.timeout:g} s reached (SRE_AGENT_INVESTIGATION_TIMEOUT)"
@@ -321,6 +329,8 @@ class Worker:
             f": {result.reason}" if result.reason else "",
         )
         stored = await asyncio.to_thread(self.store.get, ident)
+        if stored is not None:
+            stored = await self._remember(stored)
         linked: list[Investigation] = []
         if stored is not None and stored.llm_retry and record.incident_id:
             linked = await self.store.call(self.store.head_awaits_model, ident)
@@ -376,6 +386,21 @@ class Worker:
         if len(others) > PROMPT_MEMBERS:
             lines.append(f"- ... and {len(others) - PROMPT_MEMBERS} more")
         return "\n".join(lines)
+
+    def _history(self, record: Investigation) -> History | None:
+        """What makes the record's history finding (SRE_AGENT_HISTORY), for the gatherer."""
+        if self.memory is None:
+            return None
+        return functools.partial(self.memory.history, record)
+
+    async def _remember(self, record: Investigation) -> Investigation:
+        """Index the record and find the past investigations like it ("Seen before");
+        a failure here costs the list, never the investigation."""
+        try:
+            return await self.store.call(self.store.remember, record.id) or record
+        except Exception:
+            log.exception("investigation %s: similar investigations not found", record.id)
+            return record
 
     async def _link_to(self, head_id: str) -> None:
         linked = await self.store.call(self.store.head_finished, head_id)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.types import Receive, Scope, Send
 
 from sre_agent.api.deps import ChatDep, MetricsDep, StoreDep, require_json
-from sre_agent.api.schemas import CHAT_EVENTS, ChatAnswer, ChatHistory, errors
+from sre_agent.api.schemas import CHAT_EVENTS, ChatAnswer, ChatHistory, clean_text, errors
 from sre_agent.auth import User, UserDep
 from sre_agent.chat import MAX_MESSAGE_CHARS, ChatService, ChatUnavailable
 from sre_agent.chat_events import Event
@@ -41,13 +41,7 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("contains a lone surrogate (not valid Unicode)") from None
-        if "\x00" in value:
-            raise ValueError("contains a NUL character")
-        return value
+        return clean_text(value)
 
 
 async def _investigation(store: Store, ident: str) -> Investigation:

@@ -36,6 +36,18 @@ ERRORS = {
 }
 
 
+def clean_text(value: str) -> str:
+    """A text a person sent (a question, a cause): ValueError for what SQLite, the
+    redactor or a viewer cannot hold -- a lone surrogate, a NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (not valid Unicode)") from None
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
 class ErrorBody(BaseModel):
     """Every error answer: one message that says what is wrong and what to change."""
 
@@ -105,6 +117,9 @@ class InvestigationSummary(BaseModel):
     created_at: str
     finished_at: str | None
     summary: str | None = Field(description="the analysis' summary, once there is one")
+    verdict: Literal["confirmed", "wrong", "partial"] | None = Field(
+        None, description="the latest verdict a person gave on its analysis (feedback)"
+    )
 
 
 class InvestigationList(BaseModel):

@@ -221,7 +221,8 @@ async def investigation_page(
     request: Request, record: Investigation, talk: ChatService, settings: Settings
 ) -> HTMLResponse:
     """The report as a page, the chat panel below it; its incident (and the head that
-    explains it) above."""
+    explains it) above; past investigations like it ("Seen before") and people's verdicts
+    on it, with the form that gives one once it is final ("Feedback")."""
     cursor = get_feed(request).cursor
     history = await _history(talk, record.id) if record.final else []
     incident = await _incident_of(request, record)
@@ -238,6 +239,7 @@ async def investigation_page(
         "links": view.alert_links(record),
         "history": history,
         "chat_open": record.final,
+        "root_cause": view.first_cause(record),
         "feed": f"/events/investigations?{urlencode({'id': record.id, 'after': cursor})}",
         "chat_rate": settings.chat_rate_per_minute,
     }

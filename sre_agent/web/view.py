@@ -1,5 +1,6 @@
 """What the templates show, worked out in Python: ages, durations, one-line summaries, the
-links a record may carry, and each root cause with the findings it cites.
+links a record may carry, each root cause with the findings it cites, and how people's
+verdicts read ("Seen before", "Feedback").
 
 The record's texts were redacted where they entered and are escaped by the templates
 (autoescape); here nothing is marked safe. A URL from outside (an annotation, the alert's
@@ -16,7 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sre_agent import sources as src
-from sre_agent.models import Evidence, Incident, IncidentAlert, Investigation, RootCause
+from sre_agent.models import (
+    Evidence,
+    Incident,
+    IncidentAlert,
+    Investigation,
+    RootCause,
+    SimilarRef,
+)
 from sre_agent.report import MAX_CITED, telling_lines
 
 #: Characters of the one-line summary in the list.
@@ -28,6 +36,8 @@ LINK_ANNOTATIONS = {
     "dashboard_url": "Dashboard",
     "dashboard": "Dashboard",
 }
+#: A verdict as the pages name it: the feedback form's buttons say the same.
+VERDICTS = {"confirmed": "Cause confirmed", "partial": "Partly right", "wrong": "Wrong"}
 
 
 def safe_url(url: object) -> str | None:
@@ -221,6 +231,29 @@ def member_role(incident: Incident | None, ident: str) -> str | None:
     return found.role if found is not None else None
 
 
+def verdict_label(verdict: str | None) -> str:
+    return VERDICTS.get(verdict or "", verdict or "")
+
+
+def standing(ref: SimilarRef) -> str:
+    """How a cause "Seen before" shows stands: a person confirmed it, gave it or partly
+    agreed with it, or it is only what that analysis said."""
+    if ref.verdict == "confirmed":
+        return "✓ Confirmed cause"
+    if ref.verdict == "partial":
+        return "Cause (partly right)"
+    if ref.verdict == "wrong":
+        return "Cause a person gave (the analysis was wrong)"
+    return "The analysis' cause (nobody judged it)"
+
+
+def first_cause(record: Investigation) -> str | None:
+    """The cause "Cause confirmed" confirms: the analysis' first root cause."""
+    if record.analysis is None or not record.analysis.root_causes:
+        return None
+    return record.analysis.root_causes[0].cause
+
+
 def register(env: Any) -> None:
     """The filters the templates use."""
     env.filters["age"] = age
@@ -228,3 +261,5 @@ def register(env: Any) -> None:
     env.filters["one_line"] = one_line
     env.filters["args_text"] = args_text
     env.filters["safe_url"] = safe_url
+    env.filters["verdict_label"] = verdict_label
+    env.filters["standing"] = standing

@@ -68,8 +68,14 @@ def test_every_route_documents_its_answers_and_errors(client):
         for method in route.methods
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
-    assert routes == documented and len(routes) == 10
+    assert routes == documented and len(routes) == 14
     assert {("/incidents", "get"), ("/incidents/{ident}", "get")} <= routes
+    assert {
+        ("/investigations/{ident}/feedback", "post"),
+        ("/investigations/{ident}/feedback", "get"),
+        ("/runbooks/{alertname}", "get"),
+        ("/slack/interactions", "post"),
+    } <= routes
 
     for path, method in routes:
         responses = doc["paths"][path][method]["responses"]

@@ -1,6 +1,6 @@
 """Storms through the real Alertmanager to a running service: every alert arrives,
 and the storm becomes the incidents its file expects, the
-model's first run is the head's, and each alert's evidence report is out within 1 s."""
+model's first run of each incident is its head's, and each alert's evidence report is out within 1 s."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from sre_agent_lab.storms import load_storms
 from tests.support.lab import Lab, open_lab
-from tests.support.model_scripts import investigator
+from tests.support.model_scripts import alert_labels, investigator
 from tests.support.storms import StormRun, run_storm
 
 STORMS = {s.name: s for s in load_storms()}
@@ -76,10 +76,20 @@ def test_storm_becomes_the_expected_incidents(lab, runs, name):
         assert len(members) == expected.count, run.order()
         for wanted in expected.members:
             assert any(all(m.get(k) == v for k, v in wanted.items()) for m in members), wanted
+        # The model's first run of this incident is its head's (which incident runs first
+        # is the queue's order: severity, then age -- timing, not the rule).
+        first = next(
+            (
+                asked
+                for asked in map(alert_labels, run.chats)
+                if any(all(m.get(k) == v for k, v in asked.items()) for m in members)
+            ),
+            {},
+        )
+        assert all(first.get(k) == v for k, v in expected.head.items()), (
+            f"{expected.describe()}: first LLM run {first}: {run.order()}"
+        )
     assert len(run.llm_runs()) <= storm.max_llm_runs, run.order()
-    first = run.first_chat_labels()
-    head = storm.incidents[0].head
-    assert all(first.get(k) == v for k, v in head.items()), f"first LLM run {first}: {run.order()}"
 
 
 @pytest.mark.parametrize("name", sorted(STORMS))

@@ -10,8 +10,10 @@ installs it), never a browser of its own (``playwright install`` is not needed).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,8 +22,8 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright
 
 from tests.support.fake_kube import WORLD_HOMEPAGE, FakeKube
-from tests.support.fake_ollama import FakeOllama, Wire, WireWriter
-from tests.support.model_scripts import investigator
+from tests.support.fake_ollama import FakeOllama, Say, Wire, WireWriter, answer_json
+from tests.support.model_scripts import alert_labels, analysis_from, has_evidence, investigator
 from tests.support.net import free_port
 from tests.support.service import ServiceProcess
 
@@ -112,6 +114,19 @@ def slow_answer(words: list[str], pause: float = 0.4) -> Wire:
         wire.end()
 
     return Wire(write)
+
+
+def without_cause(alertname: str) -> Callable[[dict[str, Any]], Say]:
+    """The scripted investigator, except that its analysis of ``alertname`` names no root
+    cause (a page then has nothing for "Cause confirmed" to confirm)."""
+
+    def reply(request: dict[str, Any]) -> Say:
+        mine = alert_labels(request).get("alertname") == alertname
+        if mine and (request.get("format") or has_evidence(request)):
+            return answer_json({**analysis_from(request), "root_causes": []})
+        return investigator(request)
+
+    return reply
 
 
 class WebLab:
@@ -205,6 +220,34 @@ class WebLab:
                 states = {i: r["status"] for i, r in records.items()}
                 raise AssertionError(f"investigations not finished in {timeout} s: {states}")
             time.sleep(0.2)
+
+    def give_feedback(self, ident: str, verdict: str, **fields: str) -> dict[str, Any]:
+        """A verdict through the API with the person's bearer token (no CSRF: no browser)."""
+        response = httpx.post(
+            f"{self.url}/investigations/{ident}/feedback",
+            json={"verdict": verdict, **fields},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def session(self) -> tuple[httpx.Client, str]:
+        """A person's web session over plain HTTP, made by the login form as a browser
+        makes one: a client holding the session cookie, and the CSRF token its pages carry
+        (for the ``X-CSRF-Token`` header of a fetch). The caller closes the client."""
+        client = httpx.Client(base_url=self.url, timeout=10, headers={"Accept": "text/html"})
+        form = client.get("/login")
+        login_csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert login_csrf, form.text
+        done = client.post(
+            "/login", data={"token": self.token, "next": "/", "csrf": login_csrf.group(1)}
+        )
+        assert done.status_code == 303, done.text
+        page = client.get("/")
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+        assert csrf, page.text[:500]
+        return client, csrf.group(1)
 
     # --- the browser --------------------------------------------------------------------
 

@@ -10,7 +10,10 @@
 - ``POST /api/chat.update`` edits a posted message (``channel`` as the post answered it,
   ``ts``) in place in :attr:`FakeSlack.messages` and answers ``{"ok": true, "channel",
   "ts", "text"}``; ``{"ok": false, "error": "message_not_found"}`` for a message it
-  does not hold, as Slack does. :meth:`FakeSlack.delete` removes one (a person did).
+  does not hold, as Slack does. :meth:`FakeSlack.delete` removes one (a person did);
+- ``POST /actions/T000/...`` (:attr:`FakeSlack.response_url`, what a button's click names
+  as its ``response_url``) answers ``{"ok": true}`` and keeps the note in
+  :attr:`FakeSlack.notes` (an ephemeral one only the person who clicked sees).
 
 :meth:`FakeSlack.fail` scripts the next requests to fail: :func:`server_error` (500),
 :func:`rate_limited` (429 with ``Retry-After``), :func:`api_error` (``{"ok": false,
@@ -29,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
+RESPONSE_PATH = "/actions/T000/1764201600/RESPONSEURL"
 TOKEN = "xoxb-1111-2222-fakeslacktoken"
 
 
@@ -56,6 +60,7 @@ class FakeSlack:
         self.token = token
         self.requests: list[dict[str, Any]] = []  # every attempt: path, headers, payload, answer
         self.messages: list[dict[str, Any]] = []  # delivered: payload + "ts", "channel"
+        self.notes: list[dict[str, Any]] = []  # posted to a click's response_url
         self._failures: deque[Failure] = deque()
         self._lock = threading.Lock()
         self._count = 0
@@ -87,6 +92,21 @@ class FakeSlack:
     @property
     def api_url(self) -> str:
         return self.url + "/api"
+
+    @property
+    def response_url(self) -> str:
+        return self.url + RESPONSE_PATH
+
+    def wait_for_notes(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The notes posted to :attr:`response_url` once there are ``count`` (or by then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.notes) >= count:
+                    return list(self.notes)
+            time.sleep(0.02)
+        with self._lock:
+            return list(self.notes)
 
     def fail(self, *failures: Failure) -> None:
         """The next ``len(failures)`` requests fail, in this order."""
@@ -154,6 +174,9 @@ class FakeSlack:
                 if not api:
                     return 404, {}, failure.error.encode()
                 return _json({"ok": False, "error": failure.error})
+            if path == RESPONSE_PATH:
+                self.notes.append(dict(payload))
+                return _json({"ok": True})
             if path == WEBHOOK_PATH:
                 self.messages.append(dict(payload))
                 return 200, {"Content-Type": "text/plain"}, b"ok"

@@ -1,6 +1,7 @@
-// sre-agent's pages: the list's live rows, an investigation's live status, and the chat
-// panel. No framework, nothing from elsewhere. Rows come rendered (and escaped) by the
-// service; the model's text is only ever set as textContent, never as HTML.
+// sre-agent's pages: the list's live rows, an investigation's live status, the chat
+// panel and the feedback form. No framework, nothing from elsewhere. Rows and sections
+// come rendered (and escaped) by the service; the model's text is only ever set as
+// textContent, never as HTML.
 "use strict";
 
 (function () {
@@ -147,6 +148,13 @@
     return node;
   }
 
+  // The session's CSRF token (the page's <meta>), sent with every POST of ours; "" off a
+  // session (a proxy's user has one too; anonymous needs none).
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") || "" : "";
+  }
+
   // What the service said when it refused a question: its own text, with when to ask
   // again from Retry-After only when the text does not say it already.
   async function errorOf(response) {
@@ -218,8 +226,7 @@
     const log = document.getElementById("chat-log");
     const status = document.getElementById("chat-status");
     const button = form.querySelector('button[type="submit"]');
-    const meta = document.querySelector('meta[name="csrf-token"]');
-    const csrf = meta ? meta.getAttribute("content") : "";
+    const csrf = csrfToken();
     form.hidden = false;
 
     function failed(answer, text, status) {
@@ -313,6 +320,89 @@
     });
   }
 
+  // --- feedback: a verdict posted as JSON, then the section as the service renders it --
+  // The page again, for its feedback section and the verdict in its head; a whole reload
+  // when the section is not in what came back.
+  async function refreshFeedback(section) {
+    const response = await fetch(window.location.pathname, {
+      headers: { Accept: "text/html" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    const doc = response.ok
+      ? new DOMParser().parseFromString(await response.text(), "text/html")
+      : null;
+    const fresh = doc ? doc.getElementById("feedback") : null;
+    if (!fresh) {
+      window.location.reload();
+      return;
+    }
+    const verdict = doc.getElementById("verdict");
+    const shown = document.getElementById("verdict");
+    if (verdict && shown) {
+      shown.replaceWith(document.adoptNode(verdict));
+    } else if (verdict) {
+      const meta = document.querySelector(".page-head .meta");
+      if (meta) meta.insertBefore(document.adoptNode(verdict), meta.children[1] || null);
+    }
+    const replaced = document.adoptNode(fresh);
+    section.replaceWith(replaced);
+    feedback(replaced, "Thank you: your verdict is kept.");
+  }
+
+  function feedback(section, said) {
+    const form = section.querySelector("#feedback-form");
+    if (!form) return;
+    const status = form.querySelector("#feedback-status");
+    const buttons = form.querySelectorAll('button[name="verdict"]');
+    form.hidden = false;
+    if (said) status.textContent = said;
+    // Enter in the cause field gives no verdict: the buttons do.
+    form.elements.cause.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") event.preventDefault();
+    });
+
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const button = event.submitter;
+      if (!button || button.name !== "verdict" || button.disabled) return;
+      const body = { verdict: button.value };
+      const cause = form.elements.cause.value.trim();
+      const note = form.elements.note.value.trim();
+      if (cause) body.cause = cause;
+      if (note) body.note = note;
+      const headers = { "Content-Type": "application/json", Accept: "application/json" };
+      const csrf = csrfToken();
+      if (csrf) headers["X-CSRF-Token"] = csrf;
+      for (const other of buttons) other.disabled = true;
+      status.classList.remove("failed");
+      status.textContent = "sending…";
+      let kept = false;
+      try {
+        const response = await fetch(form.dataset.url, {
+          method: "POST",
+          headers: headers,
+          body: JSON.stringify(body),
+          credentials: "same-origin",
+        });
+        if (!response.ok) {
+          status.classList.add("failed");
+          status.textContent = "Not kept: " + (await errorOf(response));
+          return;
+        }
+        kept = true;
+        status.textContent = "kept; reading it back…";
+        await refreshFeedback(section);
+      } catch (error) {
+        if (kept) return window.location.reload(); // kept: the page shows it
+        status.classList.add("failed");
+        status.textContent = "the request failed: " + (error && error.message ? error.message : error);
+      } finally {
+        for (const other of buttons) other.disabled = false;
+      }
+    });
+  }
+
   // --- the filter form: empty fields stay out of the URL (/?namespace=shop) -------
   function tidyFilters(form) {
     form.addEventListener("submit", function () {
@@ -342,6 +432,8 @@
     if (article && article.dataset.feed && window.EventSource) liveStatus(article);
     const section = document.getElementById("chat");
     if (section && window.fetch && window.ReadableStream) chat(section);
+    const judged = document.getElementById("feedback");
+    if (judged && window.fetch && window.DOMParser) feedback(judged);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
