@@ -173,7 +173,7 @@ class Investigator:
         timeout = min(self.settings.evidence_timeout, self.settings.investigation_timeout / 2)
         try:
             async with asyncio.TaskGroup() as both:  # the history beside the walk
-                both.create_task(self._history(history, keep))
+                both.create_task(self.add_history(history, keep))
                 await evidence.gather(
                     alert, self.deps, on_finding=keep, timeout=timeout, walked=run.objects
                 )
@@ -195,7 +195,7 @@ class Investigator:
             item.in_prompt = item.id in shown
         return kept
 
-    async def _history(self, history: History | None, keep: Callable[[Evidence], None]) -> None:
+    async def add_history(self, history: History | None, keep: Callable[[Evidence], None]) -> None:
         """The history finding; without it the run goes on (a safety bound: its Prometheus
         query has its own, so our records always count)."""
         if history is None:

@@ -179,7 +179,7 @@ class Worker:
         if record.evidence_at is None:
             run = RunLog()
             try:
-                await self.investigator.gather(record.alert, run, history=self._history(record))
+                await self.investigator.gather(record.alert, run)
             except Exception:  # a bug of ours in the walk: the report says what answered
                 log.exception("investigation %s: evidence phase failed", ident)
             save = functools.partial(
@@ -203,7 +203,6 @@ class Worker:
             )
         if joined is None:
             return None
-        joined = await self._remember(joined)
         if record.evidence_at is None:
             log.info(
                 "investigation %s: evidence report in (%d finding(s)), incident %s%s",
@@ -297,6 +296,8 @@ class Worker:
         log.info("investigation %s started: %s", ident, alert.labels.get("alertname"))
         run = RunLog()
         findings = self._restore(record, run)
+        if findings is not None:
+            findings = await self._with_history(record, run, findings)
         context = await self._incident_context(record)
         started = time.perf_counter()
         try:
@@ -329,8 +330,6 @@ class Worker:
             f": {result.reason}" if result.reason else "",
         )
         stored = await asyncio.to_thread(self.store.get, ident)
-        if stored is not None:
-            stored = await self._remember(stored)
         linked: list[Investigation] = []
         if stored is not None and stored.llm_retry and record.incident_id:
             linked = await self.store.call(self.store.head_awaits_model, ident)
@@ -387,6 +386,35 @@ class Worker:
             lines.append(f"- ... and {len(others) - PROMPT_MEMBERS} more")
         return "\n".join(lines)
 
+    async def _with_history(
+        self, record: Investigation, run: RunLog, findings: list[Evidence]
+    ) -> list[Evidence]:
+        """The stored report's findings with the alert's history first (read now, before
+        the model: only alerts the model runs for pay for it, and it is as fresh as it
+        gets); the rest refitted into what the history leaves of the budget."""
+        history = self._history(record)
+        if history is None:
+            return findings
+        kept: list[Evidence] = []
+        await self.investigator.add_history(history, kept.append)
+        if not kept:
+            return findings
+        # A run again (the model server came back): today's history replaces the last.
+        old = {e.id for e in run.evidence if e.tool == "history"}
+        run.evidence = [e for e in run.evidence if e.id not in old]
+        run.tool_calls = [c for c in run.tool_calls if c.id not in old]
+        item = kept[0]
+        item.id = f"E{run.next_id}"
+        run.next_id += 1
+        run.evidence.insert(0, item)
+        run.tool_calls.insert(0, item.tool_call())
+        shown = [item, *(e for e in run.evidence[1:] if e.in_prompt)]
+        fitted = fit_budget(shown, self.settings.evidence_budget_tokens)
+        ids = {e.id for e in fitted}
+        for e in run.evidence:
+            e.in_prompt = e.id in ids
+        return fitted
+
     def _history(self, record: Investigation) -> History | None:
         """What makes the record's history finding (SRE_AGENT_HISTORY), for the gatherer."""
         if self.memory is None:
@@ -409,6 +437,7 @@ class Worker:
     # --- hooks --------------------------------------------------------------------------
     async def _finish_hooks(self, records: Iterable[Investigation]) -> None:
         for record in records:
+            record = await self._remember(record)  # final: "Seen before" for what it is
             if self.metrics is not None:
                 self.metrics.observe_explained(record)
             await self._hook(self.on_finished, record)

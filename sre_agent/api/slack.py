@@ -168,6 +168,9 @@ async def slack_interactions(
     if refused is not None:
         _log_refusal(request, *refused)
         raise HTTPException(401, f"refused: {refused[1]}; nothing was stored")
+    if _replayed(request, x_slack_signature or ""):
+        log.warning("slack: a signed request seen before was sent again: ignored")
+        return Response(status_code=200)
     payload = interaction(body)
     if payload.get("type") != "block_actions":
         log.info("slack: ignored a %s interaction", printable(str(payload.get("type")), 40))
@@ -208,6 +211,20 @@ async def slack_interactions(
             f" by {escape(author)}. Thank you.",
         )
     return Response(status_code=200)
+
+
+def _replayed(request: Request, signature: str) -> bool:
+    """Whether this very request (its signature: of its timestamp and body) came before,
+    within the window a signature is good for: a captured click sent again stores no
+    second verdict. Remembered per process, for MAX_AGE seconds."""
+    seen: dict[str, float] = request.app.state.__dict__.setdefault("slack_seen", {})
+    now = time.monotonic()
+    for old in [k for k, at in seen.items() if now - at > 2 * MAX_AGE]:
+        del seen[old]
+    if signature in seen:
+        return True
+    seen[signature] = now
+    return False
 
 
 def _log_refusal(request: Request, reason: str, problem: str) -> None:

@@ -207,13 +207,17 @@ def test_a_signed_click_stores_the_verdict_by_its_slack_user(make_settings, olla
 
         # Someone else thinks otherwise: kept too, and the latest verdict is theirs.
         body = _form(_click(ident, "sre_agent_feedback_wrong", id="U0BOB"))
-        assert client.post(INTERACTIONS, content=body, headers=_signed(body)).status_code == 200
+        headers = _signed(body)
+        assert client.post(INTERACTIONS, content=body, headers=headers).status_code == 200
         stored = _feedback(client, ident, bearer)
         assert stored["verdict"] == "wrong"
         assert [(f["verdict"], f["author"]) for f in stored["feedback"]] == [
             ("confirmed", "slack:alice"),
             ("wrong", "slack:U0BOB"),
         ]
+        # The same signed request captured and sent again: taken, and nothing stored.
+        assert client.post(INTERACTIONS, content=body, headers=headers).status_code == 200
+        assert len(_feedback(client, ident, bearer)["feedback"]) == 2
 
 
 def test_forged_unsigned_and_stale_clicks_are_refused(make_settings, ollama, slack, caplog):
