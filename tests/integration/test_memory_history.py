@@ -9,7 +9,6 @@ import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,19 +19,10 @@ from sre_agent.settings import load_settings
 from sre_agent.store import Store
 from sre_agent_lab.openmetrics import Series, openmetrics_text
 from sre_agent_lab.prometheus_world import PrometheusServer
-from tests.support.memory import ago, body, seed, suffix
+from tests.support.memory import WEB, ago, body, seed, suffix
 from tests.support.net import free_port
 
-WEB = {"alertname": "KubePodCrashLooping", "namespace": "shop", "container": "web"}
 OOM = "web was OOMKilled: memory limit 256Mi reached under the nightly import job"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "memory.db")
-    store.open()
-    yield store
-    store.close()
 
 
 def memory(store: Store, prometheus_url: str, budget: int = 3000) -> Memory:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from sre_agent.app import create_app
@@ -15,19 +13,10 @@ from sre_agent.retention import Retention
 from sre_agent.runbooks import draft, markdown
 from sre_agent.settings import load_settings
 from sre_agent.store import Store
-from tests.support.memory import ago, seed
+from tests.support.memory import WEB, ago, seed
 
-WEB = {"alertname": "KubePodCrashLooping", "namespace": "shop", "container": "web"}
 OOM_LINE = "Last State: Terminated  Reason: OOMKilled  Exit Code: 137"
 DNS_LINE = "dial tcp: lookup db.shop.svc: no such host (connection refused)"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "sre-agent.db")
-    store.open()
-    yield store
-    store.close()
 
 
 def _two_causes(store: Store) -> dict[str, str]:

@@ -5,9 +5,12 @@ dated back to when it fired, as if it had been stored then."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sre_agent.alerts import parse_payload
 from sre_agent.models import Analysis, Evidence, RootCause
@@ -107,6 +110,19 @@ def seed(
 def suffix(n: int) -> str:
     """A pod name suffix as Kubernetes makes them (its safe alphabet), the n-th."""
     return "".join("bcdfghjklmnpqrstvwxz2456789"[int(c)] for c in f"{n:05d}")
+
+
+#: A pod's labels for the memory tests: web's container in shop (add its ``pod``).
+WEB = {"alertname": "KubePodCrashLooping", "namespace": "shop", "container": "web"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An open store in the test's directory (``sre-agent.db``, as the service names it)."""
+    opened = Store(tmp_path / "sre-agent.db")
+    opened.open()
+    yield opened
+    opened.close()
 
 
 def ago(**delta: float) -> datetime:
