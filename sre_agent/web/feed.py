@@ -182,7 +182,10 @@ class Feed:
                 if self._streams:
                     batch = await asyncio.to_thread(self.read, self.cursor)
                 else:  # nobody listens: only keep up, render nothing
-                    batch = Batch((await asyncio.to_thread(self.store.changed, -1))[0], [])
+                    latest = (await asyncio.to_thread(self.store.changed, -1))[0]
+                    if self._streams:  # one came meanwhile: it reads from the cursor it
+                        continue  # was given, so a change made as it came is not skipped
+                    batch = Batch(latest, [])
             except Exception as exc:  # the store is busy or broken: say so once, retry
                 failing += 1
                 if failing == 1:
