@@ -150,10 +150,10 @@ def _escape(value: str) -> str:
 @dataclass(frozen=True)
 class Episode:
     start: datetime
-    end: datetime | None  # None: still firing
+    end: datetime
 
-    def seconds(self, now: datetime) -> float:
-        return ((self.end or now) - self.start).total_seconds()
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
 
 
 def episodes(stamps: Sequence[float], step: float) -> list[tuple[float, float]]:
@@ -298,7 +298,7 @@ def _records_line(past: Sequence[Investigation], now: datetime) -> str:
 
 def _episodes_line(past: Sequence[Episode], now: datetime) -> str:
     counts = [sum(1 for e in past if now - e.start <= timedelta(days=d)) for d in DAYS]
-    ended = [e.seconds(now) for e in past if e.end is not None]
+    ended = [e.seconds() for e in past]
     text = f"fired {counts[0]} time(s) in the last 7 days, {counts[1]} in 30 days (before this one)"
     if ended:
         text += (

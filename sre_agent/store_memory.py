@@ -196,16 +196,6 @@ class MemoryTables:
             _index(db, record)
         return self.get(ident)
 
-    def similar(self, ident: str) -> list[SimilarRef]:
-        """Past investigations like this one, best first (not stored: as of now)."""
-        with self._read() as db:
-            row = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
-            if row is None:
-                raise KeyError(ident)
-            record = decode(row)
-            attach_feedback(db, [record])
-            return _similar(db, record)
-
     # --- retention ------------------------------------------------------------------
     def prune(self, before: str, confirmed_before: str) -> list[str]:
         """Delete finished investigations created before ``before`` -- those with a cause a
