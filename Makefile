@@ -29,15 +29,18 @@ $(VENV)/.installed-test: pyproject.toml lab/pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
-# Debian's Prometheus and Alertmanager, and its chromium for the browser test
-# (tests/integration/test_browser.py, scripts/screenshots.py): the tests run the real programs.
+# Debian's Prometheus and Alertmanager, its chromium for the browser test
+# (tests/integration/test_browser.py, scripts/screenshots.py) and its PostgreSQL server
+# (tests/support/postgres.py: the store's contract and two replicas on one database):
+# the tests run the real programs.
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
 	    || ! command -v promtool >/dev/null || ! command -v curl >/dev/null \
-	    || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  echo "installing Debian's prometheus, prometheus-alertmanager, curl, chromium and chromium-driver"; \
+	    || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  echo "installing Debian's prometheus, prometheus-alertmanager, curl, chromium, chromium-driver and postgresql"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager curl chromium chromium-driver; \
+	    prometheus prometheus-alertmanager curl chromium chromium-driver postgresql; \
 	fi
 
 # Run the service: SQLite in ./sre-agent.db, Ollama at localhost:11434 (see README for settings).
@@ -56,7 +59,8 @@ lint: install-test
 # Figures, not tests (the tests assert no timings): the evidence-first pipeline per
 # scenario, webhook acks, the redactor, probes and deadlines while the model hangs, chat's
 # overhead per turn, the wheels and a clean venv (that one needs a package index), the web
-# pages' weight and the list's first render over 1,000 investigations (Chromium).
+# pages' weight and the list's first render over 1,000 investigations (Chromium), and on
+# SQLite and Postgres the webhook under a burst, claim latency and failover (bench_ha).
 bench: install-test system-deps
 	$(BIN)/python scripts/bench.py
 	@if [ -f scripts/bench_webhook.py ]; then $(BIN)/python scripts/bench_webhook.py; fi
@@ -66,6 +70,7 @@ bench: install-test system-deps
 	@if [ -f scripts/bench_wheel.py ]; then $(BIN)/python scripts/bench_wheel.py; fi
 	$(BIN)/python scripts/bench_storm.py
 	$(BIN)/python scripts/bench_memory.py
+	$(BIN)/python scripts/bench_ha.py
 	$(BIN)/python scripts/bench_web.py
 
 # The README's pictures of the web pages (docs/screenshots/), from a real run in Chromium.

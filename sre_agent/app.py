@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +38,7 @@ from sre_agent.api.schemas import edge_errors, errors
 from sre_agent.auth import Auth, LogThrottle, Sessions, Tokens
 from sre_agent.services import Services, open_services
 from sre_agent.settings import Settings
+from sre_agent.tasks import cancel_and_wait
 from sre_agent.web import pages
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,19 @@ API_TOKEN = HTTPBearer(
 EDGE_STATUSES = (408, 413)
 
 
+#: Seconds between a replica's looks at the logouts other replicas stored.
+LOGOUT_REFRESH = 3.0
+
+
+async def _follow_logouts(app: FastAPI, store: Any) -> None:
+    while True:
+        await asyncio.sleep(LOGOUT_REFRESH)
+        try:
+            app.state.sessions.restore(await asyncio.to_thread(store.revoked_sessions))
+        except Exception:  # the database is down: the next look tries again
+            log.debug("logouts of other replicas not read", exc_info=True)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +76,14 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.services = services
             # Sessions ended before a restart stay ended.
             app.state.sessions.restore(await asyncio.to_thread(services.store.revoked_sessions))
-            yield
+            refresh = None
+            if services.store.shared:  # and those another replica ended, within seconds
+                refresh = asyncio.create_task(_follow_logouts(app, services.store))
+            try:
+                yield
+            finally:
+                if refresh is not None:
+                    await cancel_and_wait([refresh])
 
     # Every route refuses query parameters it does not take (422 naming them). /docs and
     # /redoc load Swagger UI and ReDoc from fastapi-offline's package, not from a CDN: they

@@ -4,7 +4,8 @@ The stored investigation (alert, analysis, redacted evidence) is the system
 prompt; nothing is re-run. The agent is the investigation's: the same
 ``ChatOllama`` settings, read-only tools, guards and limits. The conversation
 is a LangGraph thread (``thread_id`` = investigation id) checkpointed by
-``AsyncSqliteSaver`` into the service's own SQLite file, so it survives
+``AsyncSqliteSaver`` into the service's own SQLite file (``AsyncPostgresSaver`` into
+its Postgres database, so any replica answers a follow-up), so it survives
 restarts. Each model call fits ``prompt_budget_tokens``: older tool results
 are cleared first, then the oldest turns are left out of the request (the
 stored history keeps them).
@@ -32,7 +33,10 @@ from langchain_core.messages import (
     trim_messages,
 )
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 from sre_agent_tools import ToolDeps, make_tools
 from sre_agent_tools.redact import redact
 
@@ -47,6 +51,7 @@ from sre_agent.agent import (
 )
 from sre_agent.chat_events import Event, EventStream
 from sre_agent.chat_limits import ChatLimits
+from sre_agent.db import CHAT_SETUP_LOCK, is_postgres
 from sre_agent.findings import fit_budget, render
 from sre_agent.llm import make_model
 from sre_agent.models import Analysis, Investigation
@@ -140,8 +145,9 @@ class ChatService:
         self.tools_tokens = tokens.count(
             json.dumps([convert_to_openai_tool(t) for t in self.tools])
         )
-        self._saver: AsyncSqliteSaver | None = None
+        self._saver: AsyncSqliteSaver | AsyncPostgresSaver | None = None
         self._conn: aiosqlite.Connection | None = None
+        self._pool: AsyncConnectionPool[Any] | None = None
         self._reader: Any = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._forgetting: dict[str, asyncio.Future[None]] = {}  # turns cut off, being dropped
@@ -150,6 +156,9 @@ class ChatService:
         self.limits = ChatLimits(settings.chat_rate_per_minute, settings.chat_max_concurrent)
 
     async def open(self) -> None:
+        if is_postgres(self.settings.database_url):
+            await self._open_postgres()
+            return
         path = self.settings.database_path
         path.parent.mkdir(parents=True, exist_ok=True)
         # sqlite3's busy timeout, like the store's: writers wait for each other (WAL).
@@ -160,10 +169,45 @@ class ChatService:
         await self._saver.setup()
         self._reader = create_agent(self.model, self.tools, checkpointer=self._saver)
 
+    async def _open_postgres(self) -> None:
+        """The checkpoints in the store's Postgres database (LangGraph's Postgres
+        checkpointer), so a follow-up works whichever replica answers it. Its tables are
+        set up under an advisory lock: two replicas starting at once do it once."""
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self.settings.database_url,
+            min_size=1,
+            max_size=4,
+            timeout=10,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=False,
+        )
+        await pool.open(wait=True, timeout=15)
+        try:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            async with pool.connection() as conn:
+                # Tried, not waited for: a session waiting on the lock holds a snapshot,
+                # and the setup's CREATE INDEX CONCURRENTLY waits for every snapshot: the
+                # two replicas would wait for each other forever.
+                await _take_lock(conn, CHAT_SETUP_LOCK)
+                try:
+                    await saver.setup()
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(%s)", (CHAT_SETUP_LOCK,))
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        self._saver = saver
+        self._reader = create_agent(self.model, self.tools, checkpointer=self._saver)
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
             self._conn = self._saver = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+            self._saver = None
 
     async def forget(self, idents: Sequence[str]) -> None:
         """Drop the conversations of these investigations (retention deleted them)."""
@@ -402,3 +446,13 @@ def _analysis_lines(analysis: Analysis) -> str:
 
 def _config(ident: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": ident}}
+
+
+async def _take_lock(conn: Any, key: int) -> None:
+    """Take a session advisory lock by trying every 0.2 s (see ``_open_postgres``)."""
+    for _ in range(600):  # two minutes: a setup that long is stuck, say so
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,))).fetchone()
+        if row["ok"]:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError("chat's checkpoint tables: another replica held their setup for 2 min")

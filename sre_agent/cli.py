@@ -15,7 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sre_agent import __version__, chat_cli, records_cli
+from sre_agent_tools.redact import redact
+
+from sre_agent import __version__, chat_cli, db_cli, records_cli
 from sre_agent.errors import AlertPayloadError, ConfigError, OllamaUnavailable
 from sre_agent.logs import configure_logging
 from sre_agent.settings import Settings, load_settings, unknown_variables
@@ -63,6 +65,7 @@ def _parser(lab: bool = False) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8080, help="port to listen on")
     chat_cli.add_parser(sub)
     records_cli.add_parsers(sub)
+    db_cli.add_parser(sub)
     inv = sub.add_parser("investigate", help="investigate an Alertmanager body (or one alert)")
     inv.add_argument("file", help="JSON file, or - for stdin")
     inv.add_argument(
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return records_cli.run_runbook(args, settings)
         if args.command == "serve":
             return serve(settings, args.host, args.port)
+        if args.command == "db":
+            return db_cli.run(args, settings)
         if args.command == "eval":
             from sre_agent_lab.eval import main as evaluate
 
@@ -184,16 +189,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_database(settings: Settings) -> None:
     """Open (and migrate) the database once before serving; ConfigError if it cannot be."""
-    import sqlite3
-
+    from sre_agent.db import DB_ERRORS
     from sre_agent.store import Store
 
-    store = Store(settings.database_path)
+    store = Store(settings.database_url)
+    failures: tuple[type[BaseException], ...] = (*DB_ERRORS, OSError)
     try:
         store.open()
-    except (sqlite3.Error, OSError) as exc:
+    except failures as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
-            f"SRE_AGENT_DATABASE_URL: cannot open {settings.database_path}: {exc}"
+            f"SRE_AGENT_DATABASE_URL: cannot open {store.where}: {redact(reason)[:300]}"
         ) from None
     finally:
         store.close()

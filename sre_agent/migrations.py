@@ -1,7 +1,10 @@
 """The database's migrations, in order: each runs once, in one transaction with the
 rest, and is recorded by number in the ``migrations`` table (as simonw/llm does).
 
-A migration is SQL, or a function for what SQL cannot do (hashing, masking).
+A migration is SQL, or a function for what SQL cannot do (hashing, masking). The same
+numbered migrations run on SQLite and on Postgres; where the engines' SQL differs (types,
+triggers, full-text search) :data:`PG_MIGRATIONS` holds Postgres' text of that number.
+On Postgres they run under an advisory lock: two replicas starting at once migrate once.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from collections.abc import Callable, Iterator
 from sre_agent_tools.redact import redact, redact_obj
 
 from sre_agent.alerts import dedup_hash, mask_label
+from sre_agent.db import MIGRATE_LOCK, WRITE_LOCK, Connection, PgConnection
 
 log = logging.getLogger(__name__)
 
-Migration = str | Callable[[sqlite3.Connection], None]
+Migration = str | Callable[[Connection], None]
 
 MIGRATIONS: list[Migration] = [
     # 1: investigations
@@ -128,7 +132,7 @@ MIGRATIONS: list[Migration] = [
     """
     ALTER TABLE investigations ADD COLUMN subject TEXT;
     ALTER TABLE investigations ADD COLUMN verdict TEXT;
-    ALTER TABLE investigations ADD COLUMN similar TEXT;
+    ALTER TABLE investigations ADD COLUMN "similar" TEXT;
     CREATE INDEX investigations_subject ON investigations(alertname, subject, created_at);
     CREATE INDEX investigations_subject_only ON investigations(subject);
     CREATE TABLE feedback (
@@ -149,22 +153,178 @@ MIGRATIONS: list[Migration] = [
     """,
     # 10: the subjects and index rows of the investigations stored before memory
     lambda db: index_existing(db),
+    # 11: leases (sre_agent.worker): which replica gathers an alert's evidence or runs
+    # its model, until when; a replica that dies leaves a lease that expires, and
+    # another takes the work up
+    """
+    CREATE TABLE leases (
+        investigation_id TEXT PRIMARY KEY,
+        stage TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX leases_owner ON leases(owner);
+    """,
 ]
 
+#: Postgres' text of the migrations whose SQL differs from SQLite's: typed columns
+#: (``DOUBLE PRECISION`` for seconds, not 4-byte ``REAL``), a ``rowid`` column where
+#: SQLite has one built in (the store orders by it), a sequence and a trigger function
+#: for the change numbers, and a ``tsvector`` index for the full-text search.
+PG_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE investigations (
+        rowid BIGSERIAL UNIQUE,
+        id TEXT PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        fingerprint TEXT NOT NULL,
+        alertname TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        namespace TEXT,
+        group_key TEXT NOT NULL DEFAULT '',
+        alert TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        alert_status TEXT NOT NULL DEFAULT 'firing',
+        resolved_at TEXT,
+        deliveries INTEGER NOT NULL DEFAULT 1,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        duration_s DOUBLE PRECISION,
+        evidence TEXT NOT NULL DEFAULT '[]',
+        tool_calls TEXT NOT NULL DEFAULT '[]',
+        llm_usage TEXT NOT NULL DEFAULT '{}',
+        analysis TEXT,
+        raw_text TEXT,
+        report TEXT
+    );
+    CREATE INDEX investigations_status ON investigations(status);
+    CREATE INDEX investigations_created ON investigations(created_at);
+    CREATE INDEX investigations_alertname ON investigations(alertname);
+    """,
+    6: """
+    ALTER TABLE investigations ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0;
+    CREATE SEQUENCE investigations_change_numbers;
+    UPDATE investigations SET change_seq = nextval('investigations_change_numbers');
+    CREATE INDEX investigations_change_seq ON investigations(change_seq);
+    CREATE FUNCTION investigations_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' OR NEW.change_seq = OLD.change_seq THEN
+            NEW.change_seq := nextval('investigations_change_numbers');
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER investigations_changed BEFORE INSERT OR UPDATE ON investigations
+        FOR EACH ROW EXECUTE FUNCTION investigations_change();
+    """,
+    7: """
+    CREATE TABLE revoked_sessions (
+        session_id TEXT PRIMARY KEY,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    """,
+    8: """
+    CREATE TABLE incidents (
+        rowid BIGSERIAL UNIQUE,
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'open',
+        title TEXT NOT NULL DEFAULT '',
+        head_id TEXT,
+        opened_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        resolved_at TEXT,
+        slack_channel TEXT,
+        slack_ts TEXT
+    );
+    CREATE INDEX incidents_open ON incidents(status, updated_at);
+    CREATE INDEX incidents_opened ON incidents(opened_at);
+    ALTER TABLE investigations ADD COLUMN incident_id TEXT;
+    ALTER TABLE investigations ADD COLUMN joined TEXT;
+    ALTER TABLE investigations ADD COLUMN objects TEXT;
+    ALTER TABLE investigations ADD COLUMN evidence_at TEXT;
+    ALTER TABLE investigations ADD COLUMN explained_by TEXT;
+    CREATE INDEX investigations_incident ON investigations(incident_id);
+    """,
+    9: """
+    ALTER TABLE investigations ADD COLUMN subject TEXT;
+    ALTER TABLE investigations ADD COLUMN verdict TEXT;
+    ALTER TABLE investigations ADD COLUMN "similar" TEXT;
+    CREATE INDEX investigations_subject ON investigations(alertname, subject, created_at);
+    CREATE INDEX investigations_subject_only ON investigations(subject);
+    CREATE TABLE feedback (
+        id BIGSERIAL PRIMARY KEY,
+        investigation_id TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        cause TEXT,
+        analysis_cause TEXT,
+        note TEXT,
+        author TEXT NOT NULL,
+        via TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX feedback_investigation ON feedback(investigation_id);
+    CREATE TABLE memory_fts (
+        rowid BIGINT PRIMARY KEY,
+        investigation_id TEXT NOT NULL,
+        alertname TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL DEFAULT '',
+        body TEXT NOT NULL DEFAULT '',
+        doc tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('english', alertname), 'A')
+            || setweight(to_tsvector('english', subject || ' ' || body), 'B')
+        ) STORED
+    );
+    CREATE INDEX memory_fts_doc ON memory_fts USING GIN (doc);
+    """,
+    11: """
+    CREATE TABLE leases (
+        investigation_id TEXT PRIMARY KEY,
+        stage TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX leases_owner ON leases(owner);
+    """,
+}
 
-def migrate(db: sqlite3.Connection, now: str) -> None:
-    """Run the migrations not recorded yet, in order, inside the caller's transaction."""
+
+def migrate(db: Connection, now: str) -> list[int]:
+    """Run the migrations not recorded yet, in order, inside the caller's transaction;
+    the numbers run."""
+    postgres = isinstance(db, PgConnection)
+    if postgres:  # held to the transaction's end: a second replica waits, then finds all done;
+        # and the write lock, so a migration's writes and a running replica's never interleave
+        db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK,))
+        db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
     db.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, applied_at TEXT)")
     done = {row[0] for row in db.execute("SELECT id FROM migrations")}
+    ran = []
     for number, sql in enumerate(MIGRATIONS, 1):
         if number in done:
             continue
+        if postgres and number in PG_MIGRATIONS:
+            sql = PG_MIGRATIONS[number]
         if callable(sql):
             sql(db)
+        elif isinstance(db, PgConnection):
+            db.script(sql)
         else:
             for statement in statements(sql):
                 db.execute(statement)
         db.execute("INSERT INTO migrations VALUES (?, ?)", (number, now))
+        ran.append(number)
+    return ran
+
+
+def not_run(db: Connection) -> list[int]:
+    """The numbers of the migrations not run yet (``sre-agent db status``)."""
+    try:
+        done = {row[0] for row in db.execute("SELECT id FROM migrations")}
+    except Exception:  # no table yet: none ran
+        return list(range(1, len(MIGRATIONS) + 1))
+    return [n for n in range(1, len(MIGRATIONS) + 1) if n not in done]
 
 
 def statements(sql: str) -> Iterator[str]:
@@ -181,7 +341,7 @@ def statements(sql: str) -> Iterator[str]:
         yield pending
 
 
-def mask_columns(db: sqlite3.Connection) -> None:
+def mask_columns(db: Connection) -> None:
     """Migration 4: rows written before dedup keys were hashed and the identifying
     columns masked get both now (the hash is of the raw key, as :meth:`Alert.dedup_key`),
     and everything else they hold passes today's redactor, which masks forms the
@@ -229,7 +389,7 @@ def _alert(text: str) -> str:
     return json.dumps(alert)
 
 
-def index_existing(db: sqlite3.Connection) -> None:
+def index_existing(db: Connection) -> None:
     """Migration 10: each stored investigation's subject and full-text index row. A row
     today's record cannot read keeps no subject (it is never history), and is logged."""
     from sre_agent.memory import subject_key

@@ -303,7 +303,7 @@ class Notifier:
 
     async def _show_bot(self, incident: Incident, box: _Outbox) -> bool:
         message, _ = await self._incident_message(incident)
-        where = await asyncio.to_thread(self.store.incident_slack, incident.id)
+        where = await self._incident_where(incident.id)
         if where is not None:
             try:
                 await self._update(message, channel=where[0], ts=where[1])
@@ -312,11 +312,31 @@ class Notifier:
                 if exc.error != "message_not_found":
                     raise
                 log.info("Slack message of incident %s was deleted: posting it again", incident.id)
-        answer = await self._chat({**message, "unfurl_links": False})
+        try:
+            answer = await self._chat({**message, "unfurl_links": False})
+        except BaseException:
+            await asyncio.to_thread(self.store.unclaim_incident_slack, incident.id)
+            raise
         await asyncio.to_thread(
             self.store.save_incident_slack, incident.id, answer["channel"], answer["ts"]
         )
         return True
+
+    async def _incident_where(self, incident_id: str) -> tuple[str, str] | None:
+        """The incident's message to edit; None when this replica is to post it. One
+        replica posts it (:meth:`Store.claim_incident_slack`); another that shows the
+        incident meanwhile waits for that message and edits it."""
+        stale = self.max_total + 10.0
+        deadline = asyncio.get_running_loop().time() + stale
+        while True:
+            where = await asyncio.to_thread(self.store.incident_slack, incident_id)
+            if where is not None:
+                return where
+            if await asyncio.to_thread(self.store.claim_incident_slack, incident_id, stale):
+                return None
+            if asyncio.get_running_loop().time() > deadline:
+                return None
+            await asyncio.sleep(0.2)
 
     async def _show_webhook(self, incident: Incident, box: _Outbox) -> bool:
         """The incident's first evidence report, its analysis, its resolution: one message
@@ -396,12 +416,35 @@ class Notifier:
             await self._chat(message)
             return
         async with self._group_locks.setdefault(group, asyncio.Lock()):
-            thread = self.store.slack_thread(group)
+            thread = await self._group_thread(group)
             if thread is not None:
                 await self._chat(message, channel=thread[0], thread_ts=thread[1])
                 return
-            answer = await self._chat(message)
-            self.store.save_slack_thread(group, answer["channel"], answer["ts"])
+            try:
+                answer = await self._chat(message)
+            except BaseException:
+                await asyncio.to_thread(self.store.unclaim_slack_thread, group)
+                raise
+            await asyncio.to_thread(
+                self.store.save_slack_thread, group, answer["channel"], answer["ts"]
+            )
+
+    async def _group_thread(self, group: str) -> tuple[str, str] | None:
+        """The group's thread to reply in; None when this replica is to start it. Another
+        replica posting the group's first message at the same moment (an HA pair, or two
+        replicas finishing alerts of one group together) is waited for, so a group gets
+        one thread: its claim is the table's row (:meth:`Store.claim_slack_thread`)."""
+        stale = self.max_total + 10.0  # a claim older than one post's retries: its poster died
+        deadline = asyncio.get_running_loop().time() + stale
+        while True:
+            thread = await asyncio.to_thread(self.store.slack_thread, group)
+            if thread is not None:
+                return thread
+            if await asyncio.to_thread(self.store.claim_slack_thread, group, stale):
+                return None
+            if asyncio.get_running_loop().time() > deadline:
+                return None  # never filled: post on its own rather than not at all
+            await asyncio.sleep(0.2)
 
     async def _post_resolved(self, record: Investigation) -> bool:
         text = resolved_line(record)
@@ -412,7 +455,7 @@ class Notifier:
             return True
         group = record.group_key
         async with self._group_locks.setdefault(group, asyncio.Lock()):
-            thread = self.store.slack_thread(group) if group else None
+            thread = await asyncio.to_thread(self.store.slack_thread, group) if group else None
         if thread is None:
             log.info("no Slack thread for %s yet: resolved note not posted", record.id)
             return False

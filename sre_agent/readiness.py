@@ -207,8 +207,9 @@ class Readiness:
                 await self._ping_thread(self._ping)
         except TimeoutError:
             return {"ok": False, "error": f"no answer within {timeout:g} s"}
-        except Exception as exc:
-            return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+        except Exception as exc:  # the detail (a server's address, a user) to the log only
+            log.warning("readiness: the database did not answer: %s: %s", type(exc).__name__, exc)
+            return {"ok": False, "error": f"{exc.__class__.__name__} (the log has the detail)"}
         return {"ok": True}
 
     async def _watch(self, name: str) -> None:

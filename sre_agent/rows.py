@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -69,7 +68,7 @@ def dump(column: str, value: Any) -> str:
         return text(json.dumps(adapter.dump_python(value, mode="json"), ensure_ascii=False))
 
 
-def decode(row: sqlite3.Row) -> Investigation:
+def decode(row: Any) -> Investigation:
     """One row as the record: JSON columns validated by their models."""
     data: dict[str, Any] = {k: row[k] for k in row.keys() if k not in _NOT_SERVED}
     for column, adapter in COLUMNS.items():

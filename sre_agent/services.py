@@ -90,7 +90,7 @@ async def open_services(
     ``concurrency`` defaults to SRE_AGENT_MAX_CONCURRENT.
     """
     async with AsyncExitStack() as stack:
-        store = Store(settings.database_path)
+        store = Store(settings.database_url)
         store.open()
         stack.callback(store.close)
         deps = make_deps(settings, await load_kube(settings))

@@ -10,6 +10,7 @@ import difflib
 import logging
 import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from sre_agent_tools.redact import redact_label_value
 
 from sre_agent.alerts import describe_errors
+from sre_agent.db import shown_url
 from sre_agent.errors import ConfigError
 from sre_agent.settings_auth import AuthSettings
 
@@ -72,6 +74,14 @@ class Settings(AuthSettings):
     #: Accept severities outside KNOWN_SEVERITIES (a typo there would skip every alert).
     allow_custom_severities: bool = False
     max_concurrent: int = Field(default=1, ge=1, le=64)
+    #: Model runs at once across all replicas on one Postgres database (a shared Ollama);
+    #: None: each replica's SRE_AGENT_MAX_CONCURRENT alone.
+    max_concurrent_total: int | None = Field(default=None, ge=1, le=1024)
+    #: This replica's name in its leases (default: the host name, a pod's name).
+    replica_id: str = Field(default_factory=lambda: socket.gethostname() or "sre-agent")
+    #: Seconds a replica's claim on an alert's evidence or run lasts unless renewed (every
+    #: third of it): how long work of a replica that died waits for another to take it.
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     investigation_timeout: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Host header names (or ``*.domain``, or ``*``) the API answers to, against DNS
@@ -282,9 +292,21 @@ class Settings(AuthSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            from psycopg.conninfo import conninfo_to_dict
+
+            try:
+                conninfo_to_dict(value)
+            except Exception:  # libpq's reason may quote the password: never shown
+                raise ValueError(
+                    "not a Postgres URL libpq can read (postgresql://USER:PASSWORD@HOST:PORT/DB,"
+                    f" a password's special characters percent-encoded), got {shown_url(value)!r}"
+                ) from None
+            return value
         if not value.startswith("sqlite:///"):
             raise ValueError(
-                f"only sqlite:///PATH is supported (e.g. sqlite:///./sre-agent.db), got {value!r}"
+                "sqlite:///PATH (e.g. sqlite:///./sre-agent.db) or postgresql://USER@HOST/DB,"
+                f" got {shown_url(value)!r}"
             )
         if "?" in value or "#" in value:  # it would become part of the file's name
             raise ValueError(

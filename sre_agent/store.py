@@ -22,17 +22,29 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sre_agent.alerts import Alert, mask_label
+from sre_agent.db import (
+    POOL_SIZE,
+    WRITE_LOCK,
+    Connection,
+    Postgres,
+    announce,
+    connect_sqlite,
+    is_postgres,
+    mark_intake_thread,
+    shown_url,
+)
 from sre_agent.memory import subject_key
-from sre_agent.migrations import migrate
+from sre_agent.migrations import migrate, not_run
 from sre_agent.models import ACTIVE, FINAL, Investigation
 from sre_agent.rows import decode, dump, intake_row, text
 from sre_agent.store_incidents import IncidentReads
@@ -46,7 +58,16 @@ T = TypeVar("T")
 #: the analysis and the failure reason.
 TEXT_COLUMNS = ("alertname", "namespace", "alert", "analysis", "status_reason")
 
-__all__ = ["ACTIVE", "FINAL", "WILL_RETRY", "Store", "no_retry", "now_iso"]
+__all__ = [
+    "ACTIVE",
+    "FINAL",
+    "WILL_RETRY",
+    "AtCapacity",
+    "LeaseLost",
+    "Store",
+    "no_retry",
+    "now_iso",
+]
 
 
 def now_iso() -> str:
@@ -54,43 +75,92 @@ def now_iso() -> str:
 
 
 class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
-    """A thin, thread-safe layer over one SQLite file."""
+    """A thin, thread-safe layer over one SQLite file or one Postgres database
+    (:mod:`sre_agent.db`): ``Store(path)`` or ``Store("postgresql://...")``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: Path | str) -> None:
+        where = str(location)
+        #: The Postgres URL; None for SQLite.
+        self.url = where if is_postgres(where) else None
+        self.path = Path(where.removeprefix("sqlite:///")) if self.url is None else Path()
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._intake: ThreadPoolExecutor | None = None
+        self._pg: Postgres | None = None
+        #: This store's name in its announcements: a replica does not wake itself.
+        self.instance = uuid.uuid4().hex
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas may use this database too (Postgres): work is then
+        claimed under leases, and nothing in the queue lives only in this process."""
+        return self.url is not None
+
+    @property
+    def database_url(self) -> str:
+        """What SRE_AGENT_DATABASE_URL names this database as."""
+        return self.url or f"sqlite:///{self.path}"
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (a URL without its password)."""
+        return shown_url(self.url) if self.url else str(self.path)
 
     async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run blocking work that writes here (intake: decode, redact, store) on the
         store's own thread: the event loop never waits on it, and writers queue there
         rather than as many threads fighting the event loop for the GIL."""
         if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sre-agent-store")
+            # Postgres: the pool's width, so a call waiting on a database that does not
+            # answer holds only itself; SQLite: one, its writes are serialized anyway.
+            width = POOL_SIZE if self.url else 1
+            self._writer = ThreadPoolExecutor(width, thread_name_prefix="sre-agent-store")
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
+    async def call_intake(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """:meth:`call` for a webhook delivery. On Postgres it has a thread of its own:
+        background work waiting on an unreachable database never delays the 503 that
+        makes Alertmanager send the alerts again."""
+        if self.url is None:
+            return await self.call(fn, *args)
+        if self._intake is None:
+            self._intake = ThreadPoolExecutor(
+                2, thread_name_prefix="sre-agent-intake", initializer=mark_intake_thread
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._intake, fn, *args)
+
     def open(self) -> None:
+        if self.url is not None:
+            # the writer threads, and the readers in asyncio's default executor
+            self._pg = Postgres(self.url, max_size=POOL_SIZE + 4)
+            try:
+                self._pg.open()
+                self._migrate()
+            except BaseException:
+                self._pg.close()
+                self._pg = None
+                raise
+            return
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.row_factory = sqlite3.Row
+        db = connect_sqlite(self.path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit; see the docstring
-        db.execute("PRAGMA busy_timeout=5000")
         self._db = db
         self._migrate()
-        reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        reader.row_factory = sqlite3.Row
-        reader.execute("PRAGMA busy_timeout=5000")
-        self._reader = reader
+        self._reader = connect_sqlite(self.path)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
+        for pool in (self._writer, self._intake):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._writer = self._intake = None
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
         with self._read_lock:  # never under a query another thread is running: that crashes
             if self._reader is not None:
                 self._reader.close()
@@ -100,31 +170,50 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
                 self._db.close()
                 self._db = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None or self._pg is not None
+
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[Connection]:
         """The read connection: never waits for the write lock."""
+        if self._pg is not None:
+            with self._pg.read() as conn:
+                yield conn
+            return
         with self._read_lock:
             if self._reader is None:
                 raise RuntimeError("store is not open")
-            yield self._reader
+            yield cast(Connection, self._reader)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, serial: bool = True) -> Iterator[Connection]:
+        """A write transaction. On Postgres ``serial`` takes the replicas' write lock
+        (:data:`sre_agent.db.WRITE_LOCK`); lease claims, which race with SKIP LOCKED
+        instead, do without it. SQLite serializes every write anyway."""
+        if self._pg is not None:
+            with self._pg.tx(lock=WRITE_LOCK if serial else None) as conn:
+                yield conn
+            return
         if self._db is None:
             raise RuntimeError("store is not open")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield cast(Connection, self._db)
             except BaseException:
                 if self._db.in_transaction:  # SQLITE_FULL and the like roll back by themselves
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            migrate(db, now_iso())
+    def _migrate(self) -> list[int]:
+        with self._tx(serial=False) as db:  # migrate() takes its own lock on Postgres
+            return migrate(db, now_iso())
+
+    def migrations_pending(self) -> list[int]:
+        with self._read() as db:
+            return not_run(db)
 
     def ping(self) -> None:
         """A read: readiness must not queue behind writers for the write lock."""
@@ -155,28 +244,39 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
         now = now_iso()
         opened: list[tuple[str, str, bool]] = []
         closed: list[str | None] = []
+        alerts = dict(zip(keys, firing, strict=False))
         with self._tx() as db:
-            for key, alert in zip(keys, firing, strict=True):
-                found = db.execute(
-                    "SELECT id, status FROM investigations WHERE dedup_key=?", (key,)
-                ).fetchone()
-                if found is not None:
+            # The unique key decides, not a read before the write: two replicas given the
+            # same firing at the same instant store it once. A few statements a delivery,
+            # whatever its size.
+            made = _insert(db, [(k, rows[k]) for k in alerts if k in rows], now)
+            found = _existing(db, [k for k in alerts if k not in made])
+            for key in [k for k in alerts if k not in made and k not in found]:
+                # known a moment ago, gone since (pruned): stored again
+                made |= _insert(db, [(key, intake_row(alerts[key], group_key))], now)
+            seen: set[str] = set()
+            again: dict[str, int] = {}  # id -> deliveries to add
+            for key in keys:
+                if key in made and key not in seen:
+                    opened.append((made[key], "queued", True))
+                else:
+                    ident, status = (made[key], "queued") if key in made else found[key]
+                    opened.append((ident, status, False))
+                    again[ident] = again.get(ident, 0) + 1
+                seen.add(key)
+            by_count: dict[int, list[str]] = {}
+            for ident, count in again.items():
+                by_count.setdefault(count, []).append(ident)
+            for count, idents in by_count.items():
+                for n in range(0, len(idents), 500):
+                    chunk = idents[n : n + 500]
                     db.execute(
-                        "UPDATE investigations SET deliveries = deliveries + 1 WHERE id=?",
-                        (found["id"],),
+                        "UPDATE investigations SET deliveries = deliveries + ? WHERE id IN"
+                        f" ({','.join('?' * len(chunk))})",
+                        (count, *chunk),
                     )
-                    opened.append((found["id"], found["status"], False))
-                    continue
-                row = rows.get(key) or intake_row(alert, group_key)  # gone since: rare
-                ident = uuid.uuid4().hex[:16]
-                db.execute(
-                    "INSERT INTO investigations (id, dedup_key, fingerprint, alertname, severity,"
-                    " namespace, group_key, alert, status, created_at)"
-                    " VALUES (:id, :dedup_key, :fingerprint, :alertname, :severity, :namespace,"
-                    " :group_key, :alert, 'queued', :created_at)",
-                    {**row, "id": ident, "created_at": now},
-                )
-                opened.append((ident, "queued", True))
+            if made:
+                announce(db, self.instance)
             for alert in resolved:
                 closed.append(_resolve(db, alert, now))
             resolve_incidents(db, [ident for ident in closed if ident], now)
@@ -210,26 +310,55 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
         return record
 
     # --- worker -------------------------------------------------------------
-    def claim(self, ident: str) -> Investigation | None:
-        """queued -> running, atomically; None when it is not queued any more."""
+    def claim(
+        self,
+        ident: str,
+        owner: str = "",
+        seconds: float = 0.0,
+        total: int | None = None,
+    ) -> Investigation | None:
+        """queued -> running, atomically, under a lease of ``seconds`` for ``owner``
+        when one is given; None when it is not queued any more, another replica holds
+        it, or ``total`` runs hold live leases already (SRE_AGENT_MAX_CONCURRENT_TOTAL)."""
+        now = time.time()
         with self._tx() as db:
+            if db.dialect == "postgres":  # the row before its lease, as lease_evidence does:
+                # one order of locks, so the two never deadlock
+                db.execute("SELECT id FROM investigations WHERE id=? FOR UPDATE", (ident,))
+            if total is not None and owner:
+                running = db.execute(
+                    "SELECT count(*) FROM investigations i JOIN leases l"
+                    " ON l.investigation_id = i.id WHERE i.status='running' AND l.expires_at >= ?",
+                    (now,),
+                ).fetchone()[0]
+                if running >= total:
+                    raise AtCapacity(f"{running} runs of {total} at most across replicas")
+            if owner and not _take(db, ident, "model", owner, now, seconds):
+                return None
             cur = db.execute(
                 "UPDATE investigations SET status='running', started_at=?, attempts=attempts+1"
                 " WHERE id=? AND status='queued'",
                 (now_iso(), ident),
             )
             if cur.rowcount != 1:
+                if owner:
+                    db.execute(
+                        "DELETE FROM leases WHERE investigation_id=? AND owner=?", (ident, owner)
+                    )
                 return None
         return self.get(ident)
 
-    def finish(self, investigation: Investigation) -> None:
+    def finish(self, investigation: Investigation, owner: str = "") -> None:
         """Store a finished run: its status, reason, evidence, tool calls, usage, analysis,
         sources and timing. A run that asks to be investigated again (``llm_retry``, its
         reason ending in :data:`WILL_RETRY`) of an alert that resolved meanwhile is not:
-        its reason says so."""
+        its reason says so. With ``owner``: only while that owner holds the run's lease
+        (else :class:`LeaseLost`: another replica took the run up, and its result counts)."""
         inv = investigation
         llm_retry, reason = inv.llm_retry, inv.status_reason
         with self._tx() as db:
+            if owner:
+                _fence(db, inv.id, owner)
             if llm_retry:
                 row = db.execute(
                     "SELECT alert_status FROM investigations WHERE id=?", (inv.id,)
@@ -258,9 +387,79 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
                 ),
             )
 
-    def fail_running(self, ident: str, reason: str) -> None:
-        """An investigation whose run broke in our own code: failed, with the reason."""
+    # --- leases: which replica does what, until when ------------------------------
+    def lease_evidence(self, owner: str, seconds: float, ident: str | None = None) -> str | None:
+        """Take the evidence stage of ``ident`` -- or, without one, of the oldest queued
+        alert whose report is not in -- under a lease of ``seconds`` for ``owner``,
+        unless another holds a live one; the id taken, or None."""
+        now = time.time()
+        with self._tx(serial=False) as db:
+            # A named one (this replica's own delivery, or resumed at start) whatever its
+            # report: gather_stage joins one whose report is in; else the oldest without.
+            where = "i.status='queued' AND (l.expires_at IS NULL OR l.expires_at < ?)"
+            params: list[Any] = [now]
+            if ident is not None:
+                where += " AND i.id=?"
+                params.append(ident)
+            else:
+                where += " AND i.evidence_at IS NULL"
+            # Replicas racing for the queue's head each take a different row.
+            skip = " FOR UPDATE OF i SKIP LOCKED" if db.dialect == "postgres" else ""
+            row = db.execute(
+                "SELECT i.id FROM investigations i"
+                " LEFT JOIN leases l ON l.investigation_id = i.id"
+                f" WHERE {where} ORDER BY i.created_at, i.rowid LIMIT 1{skip}",
+                params,
+            ).fetchone()
+            if row is None or not _take(db, row["id"], "evidence", owner, now, seconds):
+                return None
+            return str(row["id"])
+
+    def renew_leases(self, owner: str, idents: Sequence[str], seconds: float) -> set[str]:
+        """Extend ``owner``'s leases on these; the ids it still holds."""
+        if not idents:
+            return set()
+        held: set[str] = set()
+        with self._tx(serial=False) as db:
+            for n in range(0, len(idents), 500):
+                chunk = list(idents[n : n + 500])
+                marks = ",".join("?" * len(chunk))
+                held.update(
+                    row[0]
+                    for row in db.execute(
+                        f"UPDATE leases SET expires_at=? WHERE owner=? AND investigation_id IN"
+                        f" ({marks}) RETURNING investigation_id",
+                        (time.time() + seconds, owner, *chunk),
+                    )
+                )
+        return held
+
+    def release(self, ident: str, owner: str) -> None:
+        """``owner`` is done with this one (its report is stored, or its run)."""
+        with self._tx(serial=False) as db:
+            db.execute("DELETE FROM leases WHERE investigation_id=? AND owner=?", (ident, owner))
+            announce(db, self.instance)  # a slot or the model's queue changed
+
+    def requeue_expired(self) -> list[str]:
+        """Runs whose lease expired (their replica died or hung): queued again, for
+        whichever replica claims them next."""
         with self._tx() as db:
+            rows = db.execute(
+                "UPDATE investigations SET status='queued' WHERE status='running'"
+                " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.investigation_id ="
+                " investigations.id AND l.expires_at >= ?) RETURNING id",
+                (time.time(),),
+            ).fetchall()
+            if rows:
+                announce(db, self.instance)
+        return [row[0] for row in rows]
+
+    def fail_running(self, ident: str, reason: str, owner: str = "") -> None:
+        """An investigation whose run broke in our own code: failed, with the reason
+        (with ``owner``: only while it holds the run's lease, see :meth:`finish`)."""
+        with self._tx() as db:
+            if owner:
+                _fence(db, ident, owner)
             db.execute(
                 "UPDATE investigations SET status='failed', status_reason=?, finished_at=?"
                 " WHERE id=? AND status='running'",
@@ -292,12 +491,40 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
             )
         return [row["id"] for row in rows]
 
-    def requeue_unfinished(self) -> list[str]:
-        """At start: what was queued or running when the process died goes back in the queue."""
+    def requeue_unfinished(self, replica: str = "") -> list[str]:
+        """At start: what was queued or running when the process died goes back in the
+        queue. With SQLite (one process) all of it; on a shared database only what this
+        replica's earlier processes held (``replica``) or whose lease expired -- another
+        replica's live work is its own, and queued work nobody holds is swept up anyway."""
+        now = time.time()
         with self._tx() as db:
-            db.execute("UPDATE investigations SET status='queued' WHERE status='running'")
+            if not self.shared:
+                db.execute("DELETE FROM leases")
+                db.execute("UPDATE investigations SET status='queued' WHERE status='running'")
+                rows = db.execute(
+                    "SELECT id FROM investigations WHERE status='queued' ORDER BY created_at"
+                ).fetchall()
+                return [row["id"] for row in rows]
+            like = replica.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            mine = db.execute(
+                "DELETE FROM leases WHERE owner LIKE ? ESCAPE '\\' RETURNING investigation_id",
+                (like + "/%",),
+            ).fetchall()
+            requeued = db.execute(
+                "UPDATE investigations SET status='queued' WHERE status='running'"
+                " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.investigation_id ="
+                " investigations.id AND l.expires_at >= ?) RETURNING id",
+                (now,),
+            ).fetchall()
+            taken = {row[0] for row in (*mine, *requeued)}
+            if not taken:
+                return []
+            ids = sorted(taken)
+            marks = ",".join("?" * len(ids))
             rows = db.execute(
-                "SELECT id FROM investigations WHERE status='queued' ORDER BY created_at"
+                f"SELECT id FROM investigations WHERE status='queued' AND id IN ({marks})"
+                " ORDER BY created_at",
+                ids,
             ).fetchall()
         return [row["id"] for row in rows]
 
@@ -307,7 +534,7 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
             return self._get(db, ident)
 
     @staticmethod
-    def _get(db: sqlite3.Connection, ident: str) -> Investigation | None:
+    def _get(db: Connection, ident: str) -> Investigation | None:
         row = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
         if row is None:
             return None
@@ -343,7 +570,7 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
         """Newest first; ``before`` (an id) pages on: only those listed after it.
         ``text`` matches anywhere in the alert, the analysis or the failure reason
         (case-insensitive, literally). Raises KeyError when ``before`` names none."""
-        if self._db is None:
+        if not self.is_open:
             raise RuntimeError("store is not open")
         where, params = [], []
         for column, value in (
@@ -357,7 +584,8 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
                 params.append(value)
         if text:
             like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in TEXT_COLUMNS) + ")")
+            op = "ILIKE" if self.url else "LIKE"  # SQLite's LIKE ignores ASCII case already
+            where.append("(" + " OR ".join(f"{c} {op} ? ESCAPE '\\'" for c in TEXT_COLUMNS) + ")")
             params.extend([like] * len(TEXT_COLUMNS))
         if before is not None:  # the same order as ORDER BY: a stable cursor
             where.append(
@@ -384,7 +612,7 @@ def no_retry(reason: str | None, why: str) -> str:
     return f"{kept}; not investigated again: {why}" if kept else f"not investigated again: {why}"
 
 
-def _resolve(db: sqlite3.Connection, alert: Alert, now: str) -> str | None:
+def _resolve(db: Connection, alert: Alert, now: str) -> str | None:
     """Mark this firing resolved; a still-queued investigation is not started, and one
     waiting for the model server to come back is not run again."""
     resolved_at = (alert.ended_at or datetime.now(UTC)).isoformat()
@@ -410,6 +638,83 @@ def _resolve(db: sqlite3.Connection, alert: Alert, now: str) -> str | None:
             ("alert resolved before the investigation started", now, row["id"]),
         )
     return str(row["id"])
+
+
+_INSERT = (
+    "INSERT INTO investigations (id, dedup_key, fingerprint, alertname, severity, namespace,"
+    " group_key, alert, status, created_at) VALUES {} ON CONFLICT (dedup_key) DO NOTHING"
+    " RETURNING id, dedup_key"
+)
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)"
+
+
+def _insert(db: Connection, rows: Sequence[tuple[str, dict[str, Any]]], now: str) -> dict[str, str]:
+    """Insert these new rows (dedup key, intake row), 100 a statement; dedup key -> id of
+    those stored now (not those another delivery stored first)."""
+    made: dict[str, str] = {}
+    for n in range(0, len(rows), 100):
+        chunk = rows[n : n + 100]
+        params: list[Any] = []
+        for key, row in chunk:
+            params += [
+                uuid.uuid4().hex[:16],
+                key,
+                row["fingerprint"],
+                row["alertname"],
+                row["severity"],
+                row["namespace"],
+                row["group_key"],
+                row["alert"],
+                now,
+            ]
+        for r in db.execute(_INSERT.format(", ".join([_ROW] * len(chunk))), params):
+            made[r[1]] = r[0]
+    return made
+
+
+def _existing(db: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """dedup key -> (id, status) of those stored."""
+    found: dict[str, tuple[str, str]] = {}
+    for n in range(0, len(keys), 500):
+        chunk = keys[n : n + 500]
+        for r in db.execute(
+            "SELECT id, status, dedup_key FROM investigations WHERE dedup_key IN"
+            f" ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            found[r[2]] = (r[0], r[1])
+    return found
+
+
+class LeaseLost(RuntimeError):
+    """This replica's lease on a run expired and another replica took it up."""
+
+
+class AtCapacity(RuntimeError):
+    """SRE_AGENT_MAX_CONCURRENT_TOTAL runs hold live leases already."""
+
+
+def _fence(db: Connection, ident: str, owner: str) -> None:
+    held = db.execute(
+        "SELECT 1 FROM leases WHERE investigation_id=? AND owner=?", (ident, owner)
+    ).fetchone()
+    if held is None:
+        raise LeaseLost(f"investigation {ident}: its lease is no longer {owner}'s")
+
+
+def _take(db: Connection, ident: str, stage: str, owner: str, now: float, seconds: float) -> bool:
+    """Lease ``ident`` to ``owner`` unless another holds a live lease on it. The
+    conflict's own check decides (it sees the latest commit), so two replicas that
+    both read the old lease as expired cannot both take it."""
+    row = db.execute(
+        "INSERT INTO leases (investigation_id, stage, owner, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (investigation_id) DO UPDATE SET stage=excluded.stage,"
+        " owner=excluded.owner, expires_at=excluded.expires_at"
+        " WHERE leases.expires_at < ? OR leases.owner = excluded.owner"
+        " RETURNING investigation_id",
+        (ident, stage, owner, now + seconds, now),
+    ).fetchone()
+    return row is not None
 
 
 def _found(record: Investigation | None) -> Investigation:

@@ -10,11 +10,11 @@ members at once.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from sre_agent.db import Connection
 from sre_agent.models import Incident, IncidentAlert, IncidentRole, Investigation
 from sre_agent.rows import decode
 
@@ -28,7 +28,7 @@ _MEMBER_COLUMNS = (
 class IncidentReads:
     if TYPE_CHECKING:  # the Store's read connection
 
-        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
 
     def get_incident(self, ident: str) -> Incident | None:
         with self._read() as db:
@@ -74,7 +74,7 @@ class IncidentReads:
         return [decode(row) for row in rows]
 
 
-def _members(db: sqlite3.Connection, incident_ids: Sequence[str]) -> dict[str, list[Investigation]]:
+def _members(db: Connection, incident_ids: Sequence[str]) -> dict[str, list[Investigation]]:
     """Incident id -> its members (without evidence), in arrival order: one query per
     500 incidents (SQLite's bound on host parameters)."""
     found: dict[str, list[Investigation]] = {}
@@ -120,7 +120,7 @@ def _alert(record: Investigation, head_id: str | None) -> IncidentAlert:
     )
 
 
-def _incident(row: sqlite3.Row, members: list[Investigation]) -> Incident:
+def _incident(row: Any, members: list[Investigation]) -> Incident:
     fields: dict[str, Any] = {
         k: row[k] for k in row.keys() if k not in ("slack_channel", "slack_ts")
     }

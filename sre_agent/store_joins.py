@@ -7,7 +7,6 @@ same moment cannot open two incidents for one failure.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sre_agent import incidents as rule
+from sre_agent.db import Connection
 from sre_agent.memory import subject_key
 from sre_agent.models import (
     AlertRecord,
@@ -39,7 +39,7 @@ MAX_JOINS = 5
 WILL_RETRY = "; will investigate again when Ollama answers"
 
 
-def _labels(db: sqlite3.Connection, ident: str) -> dict[str, str]:
+def _labels(db: Connection, ident: str) -> dict[str, str]:
     """The stored alert's labels (what its subject is made of)."""
     row = db.execute("SELECT alert FROM investigations WHERE id=?", (ident,)).fetchone()
     return AlertRecord.model_validate_json(row["alert"]).labels if row else {}
@@ -52,8 +52,8 @@ def _now() -> str:
 class IncidentWrites:
     if TYPE_CHECKING:  # the Store's connections
 
-        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
+        def _tx(self) -> AbstractContextManager[Connection]: ...
 
     # --- the evidence report --------------------------------------------------
     def save_evidence(
@@ -110,7 +110,7 @@ class IncidentWrites:
             full = db.execute("SELECT * FROM investigations WHERE id=?", (ident,)).fetchone()
         return decode(full)
 
-    def _join(self, db: sqlite3.Connection, ident: str, window: float, enabled: bool) -> bool:
+    def _join(self, db: Connection, ident: str, window: float, enabled: bool) -> bool:
         """:meth:`join_incident` within a transaction; False when the record is gone."""
         row = db.execute(
             f"SELECT {_FOOTPRINT_COLUMNS} FROM investigations WHERE id=?", (ident,)
@@ -126,9 +126,7 @@ class IncidentWrites:
             self._link_late(db, record, target, now)
         return True
 
-    def _links(
-        self, db: sqlite3.Connection, record: Investigation, window: float
-    ) -> dict[str, list[Join]]:
+    def _links(self, db: Connection, record: Investigation, window: float) -> dict[str, list[Join]]:
         """Incident id -> the joins of ``record`` to its members, for every open incident
         joined within ``window`` of the record's arrival."""
         since = (_parse(record.created_at) - timedelta(seconds=window)).isoformat(
@@ -149,7 +147,7 @@ class IncidentWrites:
 
     def _place(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         record: Investigation,
         found: dict[str, list[Join]],
         now: str,
@@ -189,7 +187,7 @@ class IncidentWrites:
         )
         return target
 
-    def _retitle(self, db: sqlite3.Connection, incident_id: str) -> None:
+    def _retitle(self, db: Connection, incident_id: str) -> None:
         """The incident's title names its head (or the best candidate) and its size."""
         members = self._members(db, incident_id)
         head_id = db.execute("SELECT head_id FROM incidents WHERE id=?", (incident_id,)).fetchone()
@@ -200,7 +198,7 @@ class IncidentWrites:
             (text(rule.title(head, len(members))), incident_id),
         )
 
-    def _members(self, db: sqlite3.Connection, incident_id: str) -> list[Investigation]:
+    def _members(self, db: Connection, incident_id: str) -> list[Investigation]:
         rows = db.execute(
             f"SELECT {_FOOTPRINT_COLUMNS} FROM investigations WHERE incident_id=?"
             " ORDER BY created_at, rowid",
@@ -208,9 +206,7 @@ class IncidentWrites:
         ).fetchall()
         return [decode(r) for r in rows]
 
-    def _link_late(
-        self, db: sqlite3.Connection, record: Investigation, incident_id: str, now: str
-    ) -> None:
+    def _link_late(self, db: Connection, record: Investigation, incident_id: str, now: str) -> None:
         """A newcomer to an incident whose head already has its analysis: linked to it
         when that analysis explains it."""
         row = db.execute(
@@ -368,7 +364,7 @@ class IncidentWrites:
 
 
 def _link(
-    db: sqlite3.Connection, head: Investigation, members: Sequence[Investigation], now: str
+    db: Connection, head: Investigation, members: Sequence[Investigation], now: str
 ) -> list[str]:
     """Mark as ``linked`` to ``head`` each queued member its analysis explains."""
     linked = []
@@ -394,9 +390,7 @@ def _parse(iso: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def resolve_incidents(
-    db: sqlite3.Connection, investigation_ids: Sequence[str], now: str
-) -> list[str]:
+def resolve_incidents(db: Connection, investigation_ids: Sequence[str], now: str) -> list[str]:
     """Incidents of these (just resolved) investigations whose alerts have all resolved:
     marked resolved. Their ids."""
     done: list[str] = []

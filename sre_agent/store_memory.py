@@ -13,8 +13,9 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sre_agent.db import Connection
 from sre_agent.models import FINAL, Feedback, Investigation, SimilarRef, Verdict
 from sre_agent.report import telling_lines
 from sre_agent.rows import decode, dump, text
@@ -81,8 +82,8 @@ def probe(record: Investigation) -> str:
 class MemoryTables:
     if TYPE_CHECKING:  # the Store's connections
 
-        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
+        def _tx(self) -> AbstractContextManager[Connection]: ...
         def get(self, ident: str) -> Investigation | None: ...
 
     # --- earlier firings ------------------------------------------------------
@@ -146,16 +147,16 @@ class MemoryTables:
                 raise ValueError(
                     "nothing to confirm: the investigation has no root cause; give the cause"
                 )
-            cur = db.execute(
+            row = db.execute(
                 "INSERT INTO feedback (investigation_id, verdict, cause, analysis_cause, note,"
-                " author, via, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " author, via, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (ident, verdict, stands, said, note, author, via, now),
-            )
+            ).fetchone()
             db.execute("UPDATE investigations SET verdict=? WHERE id=?", (verdict, ident))
             attach_feedback(db, [record])
             _index(db, record)
         return Feedback(
-            id=int(cur.lastrowid or 0),
+            id=int(row[0]),
             investigation_id=ident,
             verdict=verdict,
             cause=stands,
@@ -191,7 +192,7 @@ class MemoryTables:
             attach_feedback(db, [record])
             found = _similar(db, record)
             db.execute(
-                "UPDATE investigations SET similar=? WHERE id=?", (dump("similar", found), ident)
+                'UPDATE investigations SET "similar"=? WHERE id=?', (dump("similar", found), ident)
             )
             _index(db, record)
         return self.get(ident)
@@ -234,7 +235,7 @@ class MemoryTables:
         return ids
 
 
-def attach_feedback(db: sqlite3.Connection, records: Sequence[Investigation]) -> None:
+def attach_feedback(db: Connection, records: Sequence[Investigation]) -> None:
     """Each record's feedback, oldest first."""
     by_id = {r.id: r for r in records}
     ids = list(by_id)
@@ -250,7 +251,7 @@ def attach_feedback(db: sqlite3.Connection, records: Sequence[Investigation]) ->
             record.verdict = record.feedback[-1].verdict
 
 
-def refresh_similar(db: sqlite3.Connection, record: Investigation) -> None:
+def refresh_similar(db: Connection, record: Investigation) -> None:
     """A stored "Seen before" list as of now: each entry's latest verdict and the cause
     it gave (a verdict given after the list was made), without the pruned ones."""
     if not record.similar:
@@ -260,7 +261,7 @@ def refresh_similar(db: sqlite3.Connection, record: Investigation) -> None:
     alive = {
         row[0] for row in db.execute(f"SELECT id FROM investigations WHERE id IN ({marks})", ids)
     }
-    latest: dict[str, sqlite3.Row] = {}
+    latest: dict[str, Any] = {}
     for row in db.execute(
         f"SELECT * FROM feedback WHERE investigation_id IN ({marks}) ORDER BY id", ids
     ):
@@ -279,7 +280,7 @@ def refresh_similar(db: sqlite3.Connection, record: Investigation) -> None:
     record.similar = kept
 
 
-def _index(db: sqlite3.Connection, record: Investigation) -> None:
+def _index(db: Connection, record: Investigation) -> None:
     """The record's index row, keyed by its row's rowid (found without a scan)."""
     row = db.execute("SELECT rowid FROM investigations WHERE id=?", (record.id,)).fetchone()
     if row is None:
@@ -342,11 +343,22 @@ def _match(record: Investigation, other: Investigation) -> int:
 _MATCHES = ("same alert and object", "same object", "same alert", "similar text")
 
 
-def _similar(db: sqlite3.Connection, record: Investigation) -> list[SimilarRef]:
+def _similar(db: Connection, record: Investigation) -> list[SimilarRef]:
     """Ranked by what the alerts share, then by a confirmed cause, then text (bm25)."""
     scores: dict[str, float] = {}
     query = probe(record)
-    if query:
+    if query and db.dialect == "postgres":
+        # The same quoted words, OR'ed, read by websearch_to_tsquery (which never fails
+        # on syntax); ts_rank, the alert's name weighted above the rest, negated to sort
+        # as bm25 does (lower is closer).
+        for row in db.execute(
+            "SELECT investigation_id, -ts_rank('{0, 0, 0.5, 1}', doc, q) AS score"
+            " FROM memory_fts, websearch_to_tsquery('english', ?) q WHERE doc @@ q"
+            " ORDER BY score LIMIT ?",
+            (query, _CANDIDATES),
+        ):
+            scores[row["investigation_id"]] = float(row["score"])
+    elif query:
         try:
             for row in db.execute(
                 "SELECT investigation_id, bm25(memory_fts, 0.0, 2.0, 1.0, 1.0) AS score"

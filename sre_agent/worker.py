@@ -16,6 +16,14 @@ an alert that resolves while still queued ends ``cancelled``. Work left queued o
 running when the process died is taken up again by :meth:`Worker.start` (the store
 holds every decision: nothing lives only in memory).
 
+Several replicas on one Postgres database share the queue, which is the table: each
+stage takes an alert under a lease (:meth:`Store.lease_evidence`, :meth:`Store.claim`)
+that this worker renews every third of SRE_AGENT_LEASE_SECONDS while it works. A
+replica that dies leaves leases that expire; the others then take its work up (an
+evidence report nobody is gathering, a run nobody is renewing), and none runs twice
+while its lease is live. New work wakes the other replicas at once (LISTEN/NOTIFY,
+:meth:`Worker.listen`); a sweep every :data:`SWEEP` seconds is the safety net.
+
 Store calls run off the event loop -- writes on the store's writer thread
 (:meth:`Store.call`), reads in a thread -- and each is awaited, so a run is claimed
 before it starts and stored before the hooks and :meth:`Worker.wait` see it. The worker
@@ -30,18 +38,22 @@ import functools
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+
+import psycopg
 
 from sre_agent import dispatch
 from sre_agent import incidents as rule
 from sre_agent.agent import History, Investigator, Result, RunLog, describe_error
 from sre_agent.backends import check_ollama
+from sre_agent.db import CHANNEL
 from sre_agent.findings import fit_budget
 from sre_agent.memory import Memory
 from sre_agent.metrics import Metrics
 from sre_agent.models import Evidence, Investigation
-from sre_agent.store import WILL_RETRY, Store, no_retry
+from sre_agent.store import WILL_RETRY, AtCapacity, LeaseLost, Store, no_retry
 from sre_agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -56,6 +68,11 @@ FAIL_RETRY_DELAYS = (0.5, 2.0)
 IDLE_POLL = 5.0
 #: Other alerts of its incident named in a head's prompt.
 PROMPT_MEMBERS = 12
+#: Seconds between an evidence task's looks at the table for work no replica holds.
+SWEEP = 5.0
+#: Seconds the dispatcher leaves an alert alone that another replica holds, or that the
+#: global cap (SRE_AGENT_MAX_CONCURRENT_TOTAL) kept from starting.
+BUSY_BACKOFF = 2.0
 
 Hook = Callable[[Investigation], Awaitable[None]]
 
@@ -94,6 +111,12 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._model_depth = 0
         self._finished: dict[str, asyncio.Event] = {}
+        #: This process' name in its leases: the replica's, then this start's own.
+        self.owner = f"{self.settings.replica_id}/{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = self.settings.lease_seconds
+        self._held: set[str] = set()  # ids this process holds leases on
+        self._busy: dict[str, float] = {}  # id -> monotonic time to try it again
+        self._capped_until = 0.0  # SRE_AGENT_MAX_CONCURRENT_TOTAL reached: pick none till then
         #: The alert's history for the first prompt (SRE_AGENT_HISTORY).
         self.memory = (
             Memory(store, investigator.deps, self.settings.evidence_budget_tokens)
@@ -102,11 +125,15 @@ class Worker:
         )
 
     async def start(self) -> None:
-        resumed = await self.store.call(self.store.requeue_unfinished)
+        resumed = await self.store.call(self.store.requeue_unfinished, self.settings.replica_id)
         for ident in resumed:  # those whose report is in skip straight to the model's queue
             self.submit(ident)
         if resumed:
             log.info("resuming %d investigation(s) left unfinished by the last run", len(resumed))
+        if self.store.url is not None:  # shared with other replicas (one SQLite process
+            # knows all its work: what it was given, and at start what the last one left)
+            self._tasks.append(asyncio.create_task(self._keep_leases(), name="leases"))
+            self._tasks.append(asyncio.create_task(self.listen(self.store.url), name="listen"))
         if self.settings.reinvestigate:
             self._tasks.append(asyncio.create_task(self._reinvestigate(), name="reinvestigate"))
         self._tasks += [
@@ -127,6 +154,12 @@ class Worker:
         """Something the model's queue depends on changed (an alert resolved)."""
         self._wake.set()
 
+    def announced(self) -> None:
+        """Another replica announced work (Postgres NOTIFY): look for it now."""
+        self._wake.set()
+        for _ in range(min(self.settings.evidence_concurrency, 8) - self.queue.qsize()):
+            self.queue.put_nowait("")  # each evidence task sweeps the table once
+
     @property
     def depth(self) -> int:
         """Alerts waiting: for their evidence, or (report in) for the model."""
@@ -140,12 +173,19 @@ class Worker:
             if not event.is_set() and self._finished.get(ident) is event:
                 del self._finished[ident]  # nobody will set it: do not keep it
             return record
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
-        return await asyncio.to_thread(self.store.get, ident)
+        deadline = time.monotonic() + timeout
+        while True:  # on a shared database another replica may run it: look now and then
+            left = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(min(left, 1.0) if self.store.shared else left):
+                    await event.wait()
+            except TimeoutError:
+                pass
+            record = await asyncio.to_thread(self.store.get, ident)
+            if record is None or record.final or time.monotonic() >= deadline:
+                return record
+            if event.is_set():  # set, yet not final (another replica holds it): wait on
+                event = self._finished.setdefault(ident, asyncio.Event())
 
     def _done(self, ident: str) -> None:
         event = self._finished.pop(ident, None)
@@ -161,13 +201,82 @@ class Worker:
     # --- stage 1: the evidence report -----------------------------------------------------
     async def _evidence_loop(self) -> None:
         while True:
-            ident = await self.queue.get()
+            try:
+                async with asyncio.timeout(SWEEP if self.store.shared else None):
+                    hint: str | None = await self.queue.get()
+            except TimeoutError:
+                hint = None  # nothing submitted here: look for work nobody holds
+            else:
+                self.queue.task_done()
+            try:
+                ident = await self.store.call(
+                    self.store.lease_evidence, self.owner, self.lease_seconds, hint or None
+                )
+            except Exception:  # the store failed: the sweep tries again
+                log.exception("evidence: the queue could not be read")
+                continue
+            if ident is None:  # another replica has it, or it is done
+                continue
+            self._held.add(ident)
             try:
                 await self.gather_stage(ident)
-            except Exception:  # the store failed: it stays queued, taken up at the next start
+            except Exception:  # the store failed: its lease expires, and a sweep retries it
                 log.exception("investigation %s: its evidence report could not be stored", ident)
             finally:
-                self.queue.task_done()
+                await self._release(ident)
+                self._wake.set()
+
+    async def listen(self, url: str) -> None:
+        """Wake at once when another replica stores new work or frees a slot (Postgres
+        LISTEN/NOTIFY); reconnects after a failure, the sweep covering the gap."""
+        delay = 1.0
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, connect_timeout=5
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 1.0
+                    async for note in conn.notifies():
+                        if note.payload != self.store.instance:  # not our own
+                            self.announced()
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s: %s; again in %.0f s", CHANNEL, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _release(self, ident: str) -> None:
+        self._held.discard(ident)
+        try:
+            await self.store.call(self.store.release, ident, self.owner)
+        except Exception:  # it expires instead
+            log.exception("investigation %s: its lease could not be released", ident)
+
+    async def _keep_leases(self) -> None:
+        """Renew this process' leases every third of their length; queue again the runs
+        of replicas whose leases expired (they died, or hung)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                held = sorted(self._held)
+                kept = await self.store.call(
+                    self.store.renew_leases, self.owner, held, self.lease_seconds
+                )
+                for lost in set(held) - kept - (set(held) - self._held):
+                    log.warning(
+                        "investigation %s: its lease was lost (this replica stalled?)", lost
+                    )
+                requeued = await self.store.call(self.store.requeue_expired)
+            except Exception:
+                log.exception("leases could not be renewed")
+                continue
+            if requeued:
+                log.warning(
+                    "%d run(s) of a replica that stopped renewing its leases queued again: %s",
+                    len(requeued),
+                    ", ".join(requeued[:5]),
+                )
                 self._wake.set()
 
     async def gather_stage(self, ident: str, *, alone: bool = False) -> Investigation | None:
@@ -239,13 +348,23 @@ class Worker:
     async def _next(self) -> str:
         """The next investigation to give the model; waits until there is one."""
         while True:
+            capped = self._capped_until - time.monotonic()
+            if capped > 0:  # no queue reads while the replicas are at their cap
+                await asyncio.sleep(capped)
             self._wake.clear()
             try:
                 queued, incidents, heads, pending = await asyncio.to_thread(
                     self.store.model_queue, 2 * self.settings.evidence_timeout
                 )
+                now = time.monotonic()
+                self._busy = {i: t for i, t in self._busy.items() if t > now}
                 choice = dispatch.pick(
-                    queued, incidents, heads, self._running, self.settings, pending=pending
+                    queued,
+                    incidents,
+                    heads,
+                    self._running | set(self._busy),
+                    self.settings,
+                    pending=pending,
                 )
             except Exception:  # the store failed: try again shortly
                 log.exception("model queue: could not be read")
@@ -289,9 +408,32 @@ class Worker:
 
     async def model_stage(self, ident: str) -> None:
         """The model's run of one queued investigation, from its stored evidence report."""
-        record = await self.store.call(self.store.claim, ident)
-        if record is None:  # cancelled (resolved), linked, or already done
+        try:
+            record = await self.store.call(
+                self.store.claim,
+                ident,
+                self.owner,
+                self.lease_seconds,
+                self.settings.max_concurrent_total if self.store.shared else None,
+            )
+        except AtCapacity:  # the replicas run all they may: the dispatcher waits a while
+            self._capped_until = time.monotonic() + BUSY_BACKOFF
             return
+        if record is None:  # cancelled (resolved), linked, done, or another replica's
+            self._busy[ident] = time.monotonic() + BUSY_BACKOFF
+            return
+        self._held.add(ident)
+        try:
+            await self._run(ident, record)
+        except LeaseLost as exc:  # it stalled past its lease: the other replica's run counts
+            log.warning("%s; this replica's run of it is dropped", exc)
+        except Exception as exc:  # never left "running": failed, before the lease goes
+            log.exception("investigation %s: unexpected error", ident)
+            await self._fail(ident, f"internal error: {describe_error(exc)}")
+        finally:
+            await self._release(ident)
+
+    async def _run(self, ident: str, record: Investigation) -> None:
         alert = record.alert
         log.info("investigation %s started: %s", ident, alert.labels.get("alertname"))
         run = RunLog()
@@ -316,6 +458,8 @@ class Worker:
         elapsed = time.perf_counter() - started
         try:
             await self.store.call(self._store_result, ident, record, result, run, elapsed)
+        except LeaseLost:
+            raise
         except Exception as exc:  # disk full, an unencodable text...: failed, never "running"
             log.exception("investigation %s: its result could not be stored", ident)
             result = Result("failed", f"the result could not be stored: {describe_error(exc)}")
@@ -489,10 +633,14 @@ class Worker:
     async def _fail(self, ident: str, reason: str) -> bool:
         """Mark a running investigation failed; retried, since the store may be what failed."""
         reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+        owner = self.owner if self.store.shared else ""
         for delay in (*FAIL_RETRY_DELAYS, None):
             try:
-                await self.store.call(self.store.fail_running, ident, reason)
+                await self.store.call(self.store.fail_running, ident, reason, owner)
                 return True
+            except LeaseLost as exc:  # another replica runs it now: its run decides
+                log.warning("%s; not marked failed here", exc)
+                return False
             except Exception:
                 log.exception("investigation %s: could not be marked failed", ident)
             if delay is not None:
@@ -524,7 +672,7 @@ class Worker:
                 "llm_retry": retry,
             }
         )
-        self.store.finish(done)
+        self.store.finish(done, self.owner if self.store.shared else "")
 
 
 def _parse(iso: str) -> datetime:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from sre_agent.settings import Settings, load_settings
 from tests.support.net import free_port
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 
 if TYPE_CHECKING:
     from tests.support.fake_kube import FakeKube

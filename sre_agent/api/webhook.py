@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from sre_agent.api.deps import (
     require_json,
 )
 from sre_agent.api.schemas import WebhookAnswer, errors
+from sre_agent.db import DB_ERRORS
 from sre_agent.errors import AlertPayloadError
 from sre_agent.models import Investigation
 from sre_agent.report import render
@@ -79,6 +79,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "Accepted: what became of each alert"},
     **errors(400, 401, 405, 408, 413, 415, 422, 503),
 }
+
+
+#: Seconds a delivery may wait on the database before it is answered 503.
+INTAKE_TIMEOUT = 20.0
+#: What answers a delivery 503 (so Alertmanager sends it again).
+REFUSED: tuple[type[BaseException], ...] = (*DB_ERRORS, TimeoutError)
 
 
 def _check_token(settings: Settings, request: Request) -> None:
@@ -183,11 +189,21 @@ async def receive_alerts(
     require_json(request)
     body = await request.body()  # bounded in size and time by the edge (api/edge.py)
     try:
-        done = await store.call(intake, settings, store, body)
-    except sqlite3.Error as exc:
-        log.error("webhook: could not store the alerts: %s", exc)
+        # A database that stops answering mid-delivery gets a 503 too, not a hang; the
+        # delivery is all or nothing, and stored once when Alertmanager sends it again.
+        async with asyncio.timeout(INTAKE_TIMEOUT):
+            done = await store.call_intake(intake, settings, store, body)
+    except REFUSED as exc:
+        log.error(
+            "webhook: could not store the alerts (%s: %s); answered 503, Alertmanager retries",
+            exc.__class__.__name__,
+            str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no detail",
+        )
         raise HTTPException(
-            503, f"could not store the alerts ({exc.__class__.__name__}); nothing was stored"
+            503,
+            f"could not store the alerts ({exc.__class__.__name__}); nothing was stored,"
+            " send them again",
+            headers={"Retry-After": "5"},
         ) from None
     for ident in done.created:
         worker.submit(ident)

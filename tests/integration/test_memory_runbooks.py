@@ -78,7 +78,7 @@ def test_a_runbook_draft_names_both_confirmed_causes_with_their_evidence(store: 
 def test_runbook_route_json_and_markdown(store: Store, tmp_path: Path):
     _two_causes(store)
     store.close()
-    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'sre-agent.db'}",
+    settings = load_settings(database_url=store.database_url,
                              allowed_hosts="testserver", prometheus_url="http://127.0.0.1:1",
                              ollama_url="http://127.0.0.1:1", incidents=False)  # fmt: skip
     with TestClient(create_app(settings)) as client:

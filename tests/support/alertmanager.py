@@ -28,7 +28,10 @@ class AlertmanagerServer:
         group_wait: str = "1s",
         group_interval: str = "2s",
         repeat_interval: str = "1h",
+        also: tuple[str, ...] = (),
     ) -> None:
+        """``also``: more webhook URLs the receiver sends every notification to (each
+        replica of an HA sre-agent, as a receiver with two webhook_configs does)."""
         if BINARY is None:
             raise RuntimeError("prometheus-alertmanager is not installed (make system-deps)")
         self.workdir = workdir
@@ -52,8 +55,10 @@ class AlertmanagerServer:
             "receivers:\n"
             "  - name: agent\n"
             "    webhook_configs:\n"
-            f"    - url: {webhook_url}\n"
-            "      send_resolved: true\n" + auth
+            + "".join(
+                f"    - url: {url}\n      send_resolved: true\n" + auth
+                for url in (webhook_url, *also)
+            )
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

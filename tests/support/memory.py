@@ -116,10 +116,15 @@ def suffix(n: int) -> str:
 WEB = {"alertname": "KubePodCrashLooping", "namespace": "shop", "container": "web"}
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """An open store in the test's directory (``sre-agent.db``, as the service names it)."""
-    opened = Store(tmp_path / "sre-agent.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An open store, once on each backend: SQLite in the test's directory
+    (``sre-agent.db``, as the service names it), and a database of its own on the
+    session's real Postgres server (tests/support/postgres.py)."""
+    if request.param == "postgres":
+        opened = Store(request.getfixturevalue("postgres_url"))
+    else:
+        opened = Store(tmp_path / "sre-agent.db")
     opened.open()
     yield opened
     opened.close()
