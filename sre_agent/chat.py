@@ -51,7 +51,8 @@ from sre_agent.agent import (
 )
 from sre_agent.chat_events import Event, EventStream
 from sre_agent.chat_limits import ChatLimits
-from sre_agent.db import CHAT_SETUP_LOCK, is_postgres
+from sre_agent.db import CHAT_SETUP_LOCK
+from sre_agent.db_url import is_postgres
 from sre_agent.findings import fit_budget, render
 from sre_agent.llm import make_model
 from sre_agent.models import Analysis, Investigation

@@ -46,14 +46,6 @@ CHAT_SETUP_LOCK = 0x5AE_A6E9
 CHANNEL = "sre_agent_work"
 
 
-class Cursor(Protocol):
-    rowcount: int
-
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-    def __iter__(self) -> Iterator[Any]: ...
-
-
 class Connection(Protocol):
     """What the store's SQL runs on: sqlite3's own interface, which :class:`PgConnection`
     offers too."""
@@ -236,23 +228,6 @@ class Postgres:
             if lock is not None:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
             yield PgConnection(conn)
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
-
-
-def shown_url(url: str) -> str:
-    """The URL without its password, for messages and logs: the password of
-    ``scheme://user:password@host`` (up to the last ``@``, whatever it holds) and of a
-    ``password=`` parameter."""
-    scheme = url.find("://")
-    at = url.rfind("@")
-    if scheme != -1 and at > scheme:
-        colon = url.find(":", scheme + 3, at)
-        if colon != -1:
-            url = url[: colon + 1] + "***" + url[at:]
-    return re.sub(r"(?i)(\bpassword=)[^&\s]*", r"\1***", url)
 
 
 def announce(db: Connection, source: str) -> None:

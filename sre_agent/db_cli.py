@@ -18,10 +18,10 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from sre_agent.db import DB_ERRORS, is_postgres
+from sre_agent.db import DB_ERRORS
+from sre_agent.db_url import is_postgres
 from sre_agent.migrations import MIGRATIONS, index_existing
 from sre_agent.settings import Settings, load_settings
 from sre_agent.store import Store
@@ -73,8 +73,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _migrate(store: Store) -> int:
-    probe = Store(store.database_url)
-    before = _pending_without_migrating(probe)
+    before = _pending_without_migrating(store)
     store.open()
     store.close()
     if before:
@@ -194,7 +193,7 @@ def _copy_tables(src: Store, dst: Store) -> dict[str, int]:
             order = "rowid" if table in ("incidents", "investigations", "feedback") else "1"
             cur = read.execute(f"SELECT * FROM {table} ORDER BY {order}")
             names = [c[0] for c in cur.description]
-            mine = {r[1] for r in _columns(write, table)}
+            mine = _columns(write, table)
             kept = [n for n in names if n in mine and n != "rowid"]
             marks = ", ".join("?" * len(kept))
             cols = ", ".join(f'"{n}"' for n in kept)
@@ -213,17 +212,16 @@ def _copy_tables(src: Store, dst: Store) -> dict[str, int]:
     return counts
 
 
-def _columns(db: Any, table: str) -> Sequence[Any]:
+def _columns(db: Any, table: str) -> set[str]:
+    """The names of the target's columns of ``table``."""
     if db.dialect == "postgres":
-        return [
-            (0, r[0])
-            for r in db.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name=?"
-                " AND table_schema = current_schema()",
-                (table,),
-            ).fetchall()
-        ]
-    return list(db.execute(f"PRAGMA table_info({table})").fetchall())
+        rows = db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name=?"
+            " AND table_schema = current_schema()",
+            (table,),
+        )
+        return {r[0] for r in rows}
+    return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
 
 
 async def _copy_chats(source: str, target: str) -> int:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -326,13 +326,26 @@ class Notifier:
         """The incident's message to edit; None when this replica is to post it. One
         replica posts it (:meth:`Store.claim_incident_slack`); another that shows the
         incident meanwhile waits for that message and edits it."""
+        return await self._posted_or_claim(
+            self.store.incident_slack, self.store.claim_incident_slack, incident_id
+        )
+
+    async def _posted_or_claim(
+        self,
+        posted: Callable[[str], tuple[str, str] | None],
+        claim: Callable[[str, float], bool],
+        key: str,
+    ) -> tuple[str, str] | None:
+        """Where the first message of ``key`` is (channel, ts); None when this replica
+        claimed posting it. A claim held by another replica is waited for, up to one
+        post's retries: past that its poster died, and this one posts rather than none."""
         stale = self.max_total + 10.0
         deadline = asyncio.get_running_loop().time() + stale
         while True:
-            where = await asyncio.to_thread(self.store.incident_slack, incident_id)
+            where = await asyncio.to_thread(posted, key)
             if where is not None:
                 return where
-            if await asyncio.to_thread(self.store.claim_incident_slack, incident_id, stale):
+            if await asyncio.to_thread(claim, key, stale):
                 return None
             if asyncio.get_running_loop().time() > deadline:
                 return None
@@ -434,17 +447,9 @@ class Notifier:
         replica posting the group's first message at the same moment (an HA pair, or two
         replicas finishing alerts of one group together) is waited for, so a group gets
         one thread: its claim is the table's row (:meth:`Store.claim_slack_thread`)."""
-        stale = self.max_total + 10.0  # a claim older than one post's retries: its poster died
-        deadline = asyncio.get_running_loop().time() + stale
-        while True:
-            thread = await asyncio.to_thread(self.store.slack_thread, group)
-            if thread is not None:
-                return thread
-            if await asyncio.to_thread(self.store.claim_slack_thread, group, stale):
-                return None
-            if asyncio.get_running_loop().time() > deadline:
-                return None  # never filled: post on its own rather than not at all
-            await asyncio.sleep(0.2)
+        return await self._posted_or_claim(
+            self.store.slack_thread, self.store.claim_slack_thread, group
+        )
 
     async def _post_resolved(self, record: Investigation) -> bool:
         text = resolved_line(record)

@@ -29,7 +29,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from sre_agent_tools.redact import redact_label_value
 
 from sre_agent.alerts import describe_errors
-from sre_agent.db import shown_url
+from sre_agent.db_url import shown_url
 from sre_agent.errors import ConfigError
 from sre_agent.settings_auth import AuthSettings
 

@@ -39,10 +39,9 @@ from sre_agent.db import (
     Postgres,
     announce,
     connect_sqlite,
-    is_postgres,
     mark_intake_thread,
-    shown_url,
 )
+from sre_agent.db_url import is_postgres, shown_url
 from sre_agent.memory import subject_key
 from sre_agent.migrations import migrate, not_run
 from sre_agent.models import ACTIVE, FINAL, Investigation
@@ -505,10 +504,9 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
                     "SELECT id FROM investigations WHERE status='queued' ORDER BY created_at"
                 ).fetchall()
                 return [row["id"] for row in rows]
-            like = replica.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             mine = db.execute(
                 "DELETE FROM leases WHERE owner LIKE ? ESCAPE '\\' RETURNING investigation_id",
-                (like + "/%",),
+                (_literal(replica) + "/%",),
             ).fetchall()
             requeued = db.execute(
                 "UPDATE investigations SET status='queued' WHERE status='running'"
@@ -583,7 +581,7 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
                 where.append(f"{column}=?")
                 params.append(value)
         if text:
-            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            like = "%" + _literal(text) + "%"
             op = "ILIKE" if self.url else "LIKE"  # SQLite's LIKE ignores ASCII case already
             where.append("(" + " OR ".join(f"{c} {op} ? ESCAPE '\\'" for c in TEXT_COLUMNS) + ")")
             params.extend([like] * len(TEXT_COLUMNS))
@@ -604,6 +602,11 @@ class Store(IncidentReads, IncidentWrites, SideTables, MemoryTables):
                 raise KeyError(before)
             rows = db.execute(sql, (*params, limit)).fetchall()
         return [decode(row) for row in rows]
+
+
+def _literal(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself (``ESCAPE '\\'``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def no_retry(reason: str | None, why: str) -> str:

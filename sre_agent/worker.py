@@ -263,7 +263,8 @@ class Worker:
                 kept = await self.store.call(
                     self.store.renew_leases, self.owner, held, self.lease_seconds
                 )
-                for lost in set(held) - kept - (set(held) - self._held):
+                # held then and still, yet not renewed (one released meanwhile is no loss)
+                for lost in (set(held) & self._held) - kept:
                     log.warning(
                         "investigation %s: its lease was lost (this replica stalled?)", lost
                     )
