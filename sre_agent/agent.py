@@ -38,10 +38,19 @@ from sre_agent.analysis import (
     check_citations,
     parse_analysis,
 )
+from sre_agent.echoes import Instructions, check_echo
 from sre_agent.errors import ModelServerError
 from sre_agent.findings import assign_ids, fit_budget, render
 from sre_agent.guards import ArgumentRepair, RepeatGuard, TextToolCalls
-from sre_agent.llm import LLM_ERRORS, describe_error, make_model
+from sre_agent.llm import (
+    LLM_ERRORS,
+    SCHEMA_REFUSED,
+    constrained,
+    describe_error,
+    make_model,
+    refused_schema,
+    server_down,
+)
 from sre_agent.models import AlertRecord, Evidence, Sources, ToolCall
 from sre_agent.prompts import Prompts
 from sre_agent.recorder import Recorder, clean_reply
@@ -55,6 +64,13 @@ Outcome = Literal["completed", "degraded", "failed"]
 History = Callable[[], Awaitable[Evidence | None]]
 
 __all__ = ["LLM_ERRORS", "Investigator", "Result", "RunLog", "describe_error"]
+
+
+class _Unsupported:
+    """The model server refused a JSON schema (:meth:`Investigator._answer`)."""
+
+
+UNSUPPORTED = _Unsupported()
 
 
 @dataclass
@@ -126,6 +142,10 @@ class Investigator:
         self.deps = deps
         self.model = make_model(settings)
         self.tools = make_tools()
+        #: What the model is told (an answer that repeats it is refused).
+        self.told = Instructions.of(prompts.instructions(), analysis_schema())
+        #: The model server refused a JSON schema once: the first call uses the tools' path.
+        self._no_schema = False
         tokens.count("warm up")  # load the tokenizer now, not during the first investigation
 
     def _agent(self, run: RunLog, already: list[str]) -> Any:
@@ -236,37 +256,43 @@ class Investigator:
         if incident:
             fields["evidence"] += "\n\n" + incident
         question = self.prompts.render("investigation", **fields)
+        run.question = question
         final_text: str | None = None
+        first = "agent"
         try:
-            state = await self._agent(run, [f.signature() for f in findings]).ainvoke(
-                {"messages": [HumanMessage(question)]},
-                # Kubernetes reads stay in the namespaces the alert and its evidence name.
-                context=scoped_deps(
-                    self.deps, alert, run.tool_calls, self.settings.allowed_namespaces
-                ),
-            )
-            final_text = _final_text(state["messages"])
+            answered: str | None | _Unsupported = UNSUPPORTED
+            if self._structured_first(findings):
+                answered = await self._answer(question, run)
+            if isinstance(answered, _Unsupported):  # the tools' path
+                state = await self._agent(run, [f.signature() for f in findings]).ainvoke(
+                    {"messages": [HumanMessage(question)]},
+                    # Kubernetes reads stay in the namespaces the alert and its evidence name.
+                    context=scoped_deps(
+                        self.deps, alert, run.tool_calls, self.settings.allowed_namespaces
+                    ),
+                )
+                final_text = _final_text(state["messages"])
+            else:
+                first, final_text = "answer", answered
         except LLM_ERRORS as exc:  # the model server failed: keep what was gathered
             # The worker adds whether it will be investigated again (it knows the attempts).
-            url = redact(self.settings.ollama_url)  # a setting: it may carry a password
+            url = redact(self.settings.llm_url)  # a setting: it may carry a password
             reason = f"LLM call failed ({url}): {llm_failure(exc)}"
             log.warning("investigation of %s: %s", alert.labels.get("alertname"), reason)
             status: Outcome = "degraded" if run.answered() else "failed"
-            return Result(status, reason, llm_unavailable=True)
+            return Result(status, reason, llm_unavailable=server_down(exc))
 
         error = "the answer was empty"
         if final_text:
             try:
-                analysis = parse_analysis(final_text)
+                analysis = self.validate(final_text, run)
+            except CitationError as exc:  # invented ids: the retry names them
+                return await self._repair(alert, run, final_text, str(exc), miscited=True)
             except ValueError as exc:
                 error = str(exc)
             else:
-                try:
-                    check_citations(analysis, run.gathered())
-                except CitationError as exc:  # invented ids: the retry names them
-                    return await self._repair(alert, run, final_text, str(exc), miscited=True)
                 return Result("completed", analysis=analysis, raw_text=final_text)
-        cut = run.cut_off("agent")
+        cut = run.cut_off(first)
         if cut == "length":
             error = (
                 f"it was cut off at the {self.settings.num_predict}-token limit before it was"
@@ -277,7 +303,55 @@ class Investigator:
                 "it was stopped because it kept repeating the same text (done_reason:"
                 f" repetition), so {error}. Write each point once"
             )
+        elif final_text and first == "agent" and _not_json(error):
+            error = f"it was prose, not JSON ({error})"
         return await self._repair(alert, run, final_text, error)
+
+    def _structured_first(self, findings: list[Evidence]) -> bool:
+        """Whether the first call is the final answer, constrained to the Analysis schema:
+        when the evidence-first phase found something that answered (the model has what
+        it needs without tools) and the model server takes a schema."""
+        return (
+            self.settings.first_call == "structured"
+            and self.settings.evidence_first
+            and not self._no_schema
+            and any(f.answered() for f in findings)
+        )
+
+    async def _answer(self, question: str, run: RunLog) -> str | None | _Unsupported:
+        """The first call as the final answer, constrained to the Analysis schema; a model
+        server that refuses the schema is asked again without it (the tools' path) and
+        not asked for one again."""
+        messages = [SystemMessage(self.prompts.render("system")), HumanMessage(question)]
+        try:
+            with run.metered("answer") as meter:
+                schema = analysis_schema(run.gathered())  # cites only what it was shown
+                reply = await constrained(self.model, schema).ainvoke(messages)
+                meter.adopt(reply)
+        except SCHEMA_REFUSED as exc:
+            if not refused_schema(exc):
+                raise
+            self._no_schema = True
+            log.warning(
+                "the model server refused a JSON schema (%s): the first call and the retry go"
+                " without one from now on (restart sre-agent after changing the server)",
+                describe_error(exc),
+            )
+            return UNSUPPORTED
+        reply = clean_reply(reply)  # redacted where it arrives
+        run.remember([reply])
+        text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        return text.strip() or None
+
+    def validate(self, text: str, run: RunLog) -> Analysis:
+        """The analysis in ``text``, held to the schema, to saying what the evidence shows
+        (not the instructions: :mod:`sre_agent.echoes`) and to citing what was gathered.
+        Raises ValueError (CitationError for invented ids) with a message for the retry."""
+        analysis = parse_analysis(text)
+        facts = [run.question, *(item.output for item in run.evidence if item.in_prompt)]
+        check_echo(analysis, self.told, "\n".join(facts))
+        check_citations(analysis, run.gathered())
+        return analysis
 
     def salvage(self, run: RunLog, reason: str) -> Result:
         """What a run cut short (the deadline) still has: the model's last complete answer,
@@ -288,12 +362,11 @@ class Investigator:
         answer = run.last_answer
         if answer:
             try:
-                analysis = parse_analysis(answer)
-                check_citations(analysis, run.gathered())
+                analysis = self.validate(answer, run)
             except CitationError as exc:  # not shown: its citations are invented
                 reason, answer = f"{reason}; the model's last answer {exc}", None
-            except ValueError:
-                pass
+            except ValueError as exc:
+                reason = f"{reason}; the model's last answer is not a valid analysis: {exc}"
             else:
                 kept = f"{reason}; the analysis is the model's last complete answer"
                 return Result("completed", kept, analysis=analysis, raw_text=answer)
@@ -328,7 +401,9 @@ class Investigator:
         kept_text = None if miscited else final_text
         notes = self._notes(alert, run, final_text)
         prompt = self.prompts.render("repair", error=error, notes=notes)
-        structured = self.model.model_copy(update={"format": analysis_schema()})
+        # Held to the schema, unless the server refused one: then asked plainly.
+        schema = analysis_schema(run.gathered())  # cites only what it was shown
+        structured = self.model if self._no_schema else constrained(self.model, schema)
         try:
             with run.metered("repair") as meter:
                 reply = await structured.ainvoke(
@@ -338,12 +413,11 @@ class Investigator:
             reply = clean_reply(reply)  # redacted where it arrives
         except LLM_ERRORS as exc:
             reason = f"final answer invalid ({error}); retry failed: {llm_failure(exc)}"
-            return Result("degraded", reason, raw_text=kept_text, llm_unavailable=True)
+            return Result("degraded", reason, raw_text=kept_text, llm_unavailable=server_down(exc))
         run.remember([reply])
         text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         try:
-            analysis = parse_analysis(text)
-            check_citations(analysis, run.gathered())
+            analysis = self.validate(text, run)
             return Result("completed", analysis=analysis, raw_text=text)
         except ValueError as exc:
             reason = f"the model gave no valid analysis after one retry: {exc}"
@@ -372,7 +446,7 @@ class Investigator:
             if budget <= 0:
                 break
         if final_text:  # a cut-off answer ran long: its start is all the retry needs
-            shown = 1000 if run.cut_off("agent") else 4000
+            shown = 1000 if run.cut_off() else 4000
             parts.append(f"## Your previous answer\n{final_text[:shown]}")
         return "\n\n".join(parts)
 
@@ -394,6 +468,10 @@ def llm_failure(exc: BaseException) -> str:
     """A model-server failure, for a reason: ours already says what the server did
     (redacted where it was made, in :mod:`sre_agent.llm`)."""
     return str(exc)[:500] if isinstance(exc, ModelServerError) else describe_error(exc)
+
+
+def _not_json(error: str) -> bool:
+    return "no JSON" in error
 
 
 def _ongoing(run: RunLog) -> str:

@@ -5,7 +5,7 @@ The report it makes is :mod:`sre_agent.report`'s."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -121,9 +121,50 @@ class Analysis(BaseModel):
         return value
 
 
-def analysis_schema() -> dict[str, Any]:
-    """JSON schema for Ollama's ``format`` (constrained decoding of the final answer)."""
-    return Analysis.model_json_schema()
+#: Bounds of the schema sent for constrained decoding (not of validation: an answer
+#: written freely may run longer). A small model held to a schema can loop inside a list
+#: or a string until the generation cap; with these the grammar closes it and moves on.
+_MAX_ITEMS = {
+    "root_causes": 3,
+    "evidence": 5,
+    "evidence_ids": 6,
+    "mitigation": 5,
+    "follow_up_queries": 4,
+    "follow_up_commands": 4,
+}
+_MAX_LENGTH = {"summary": 600, "impact": 400}
+_MAX_ITEM_LENGTH = 300
+#: Fields the schema makes the model write (the model may omit the others).
+_REQUIRED = {
+    "Analysis": ["summary", "root_causes", "impact", "mitigation"],
+    "RootCause": ["cause", "evidence", "evidence_ids", "confidence"],
+}
+
+
+def analysis_schema(ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """JSON schema for constrained decoding of the final answer (Ollama's ``format``, an
+    OpenAI-compatible server's ``response_format``): the Analysis, every list and text
+    bounded, the fields that make an analysis required, a root cause at least. With
+    ``ids`` (the evidence ids the model was shown), a citation can only be one of them."""
+    schema = Analysis.model_json_schema()
+    if ids is not None:
+        shown = sorted(set(ids), key=lambda i: (len(i), i))
+        cited = schema["$defs"]["RootCause"]["properties"]["evidence_ids"]
+        cited["items"] = {"type": "string", "enum": shown} if shown else {"type": "string"}
+        if not shown:
+            cited["maxItems"] = 0
+    for model in [schema, *schema.get("$defs", {}).values()]:
+        model["required"] = _REQUIRED.get(model.get("title", ""), model.get("required", []))
+        for name, field in model.get("properties", {}).items():
+            if field.get("type") == "array":
+                field.setdefault("maxItems", _MAX_ITEMS.get(name, 5))
+                items = field.get("items", {})
+                if items.get("type") == "string" and "enum" not in items:
+                    field["items"].setdefault("maxLength", _MAX_ITEM_LENGTH)
+            elif field.get("type") == "string" and "enum" not in field:
+                field["maxLength"] = _MAX_LENGTH.get(name, _MAX_ITEM_LENGTH)
+    schema["properties"]["root_causes"]["minItems"] = 1
+    return schema
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

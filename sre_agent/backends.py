@@ -179,23 +179,37 @@ def make_deps(settings: Settings, kube: tuple[Any | None, str | None] | None = N
 
 
 async def check_ollama(settings: Settings, timeout: float = 3.0) -> dict[str, Any]:
-    """Reachability of Ollama and whether it has the configured model."""
-    url = f"{settings.ollama_url}/api/tags"
+    """Reachability of the model server and whether it has the configured model
+    (Ollama's ``/api/tags``, or an OpenAI-compatible server's ``/models``)."""
+    openai = settings.llm_api == "openai"
+    url = f"{settings.llm_url}/models" if openai else f"{settings.ollama_url}/api/tags"
+    key = settings.openai_api_key
+    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if openai and key else {}
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
-            response = await http.get(url)
+            response = await http.get(url, headers=headers)
             response.raise_for_status()
-            models = [m.get("name", "") for m in response.json().get("models", [])]
-    except (httpx.HTTPError, ValueError) as exc:
-        return _unreachable(settings.ollama_url, exc)
+            body = response.json()
+            if openai:
+                models = [str(m.get("id", "")) for m in body.get("data", [])]
+            else:
+                models = [m.get("name", "") for m in body.get("models", [])]
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError) as exc:
+        return _unreachable(settings.llm_url, exc)
     wanted = settings.model if ":" in settings.model else f"{settings.model}:latest"
     has_model = wanted in models or settings.model in models
     result: dict[str, Any] = {
         "ok": has_model,
-        "url": redact(settings.ollama_url),
+        "url": redact(settings.llm_url),
         "model": settings.model,
     }
-    if not has_model:
+    if not has_model and openai:
+        shown = ", ".join(repr(m) for m in models[:5]) or "none"
+        result["error"] = (
+            f"model {settings.model!r} is not served there (it serves {shown}): set"
+            " SRE_AGENT_MODEL to one of them"
+        )
+    elif not has_model:
         result["error"] = (
             f"model {settings.model!r} is not pulled on this Ollama"
             f" (run `ollama pull {settings.model}`)"
@@ -207,6 +221,12 @@ async def require_ollama(settings: Settings) -> None:
     """Fail fast, naming the URL tried and the setting to change."""
     status = await check_ollama(settings)
     if not status["ok"]:
+        if settings.llm_api == "openai":
+            raise OllamaUnavailable(
+                f"the model server is not usable at {redact(settings.llm_url)}:"
+                f" {status['error']}. Start it there, or point SRE_AGENT_OPENAI_BASE_URL"
+                " at yours (and SRE_AGENT_MODEL at a model it serves)."
+            )
         raise OllamaUnavailable(
             f"Ollama is not usable at {settings.ollama_url}: {status['error']}. "
             "Start Ollama there, or point SRE_AGENT_OLLAMA_URL at yours "
@@ -230,7 +250,8 @@ async def check_prometheus(settings: Settings, timeout: float = 3.0) -> dict[str
 
 def _unreachable(url: str, exc: Exception) -> dict[str, Any]:
     """A failed HTTP check's result: the URL tried (redacted) and the error."""
-    return {"ok": False, "url": redact(url), "error": f"{exc.__class__.__name__}: {exc}"}
+    # httpx's message repeats the URL, and a URL may carry a password.
+    return {"ok": False, "url": redact(url), "error": redact(f"{exc.__class__.__name__}: {exc}")}
 
 
 async def check_kubernetes(

@@ -287,9 +287,9 @@ class ChatService:
         except LLM_ERRORS as exc:
             await self._forget_turn(record.id, before)
             message = redact(
-                f"the model server failed ({self.settings.ollama_url}): {describe_error(exc)};"
-                " check that Ollama runs there (SRE_AGENT_OLLAMA_URL) with the model"
-                f" {self.settings.model!r} pulled (SRE_AGENT_MODEL)"
+                f"the model server failed ({self.settings.llm_url}): {describe_error(exc)};"
+                f" check that it runs there ({self.settings.llm_setting}) with the model"
+                f" {self.settings.model!r} (SRE_AGENT_MODEL)"
             )
             log.warning("chat about %s: %s", record.id, message)
             yield "error", {"error": message}

@@ -223,12 +223,13 @@ def serve(settings: Settings, host: str, port: int) -> int:
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     log.info(
-        "sre-agent %s: webhook URL http://%s:%d/webhook/alert (Ollama %s, model %s,"
+        "sre-agent %s: webhook URL http://%s:%d/webhook/alert (%s %s, model %s,"
         " Prometheus %s, database %s)",
         __version__,
         shown,
         port,
-        settings.ollama_url,
+        "Ollama" if settings.llm_api == "ollama" else "OpenAI-compatible model server",
+        redact(settings.llm_url),
         settings.model,
         settings.prometheus_url,
         settings.database_url,

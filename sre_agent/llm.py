@@ -1,4 +1,5 @@
-"""The model client: ``ChatOllama`` whose failures are named where they happen, whose
+"""The model client: ``ChatOllama`` (or, with ``SRE_AGENT_LLM_API=openai``, ``ChatOpenAI``
+on an OpenAI-compatible server) whose failures are named where they happen, whose
 generation is capped, and whose every call is metered.
 
 Everything between sending a request and Ollama's final chunk -- the connection, the
@@ -26,8 +27,15 @@ from typing import Any
 
 import httpx
 import ollama
-from langchain_core.messages import BaseMessage
+import openai
+from langchain_core.exceptions import ContextOverflowError
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.runnables import Runnable
 from langchain_ollama import ChatOllama
+from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 from sre_agent_tools.redact import redact
 
 from sre_agent import tokens
@@ -40,9 +48,18 @@ from sre_agent.settings import Settings
 LLM_ERRORS: tuple[type[BaseException], ...] = (
     ModelServerError,
     ollama.ResponseError,
+    openai.APIError,
     httpx.TransportError,
     ConnectionError,
 )
+#: What a model server that takes no JSON schema answers a request carrying one.
+SCHEMA_REFUSED: tuple[type[BaseException], ...] = (
+    ollama.ResponseError,
+    openai.BadRequestError,
+    openai.UnprocessableEntityError,
+)
+#: OpenAI's finish_reason as Ollama's done_reason (the record's word for how a call ended).
+DONE_REASONS = {"tool_calls": "stop", "function_call": "stop"}
 
 #: A server that ignores ``num_predict`` is stopped by us past this share of it (with some
 #: slack: a chunk can be less than a token) ...
@@ -58,6 +75,8 @@ MAX_LINE_BYTES = 1024 * 1024
 #: ours) instead of burning the GPU up to num_predict.
 REPEAT_WINDOW = 512
 REPEAT_MAX_PERIOD = 128
+#: Characters of new content between two looks for a loop.
+REPEAT_CHECK = 32
 
 
 @dataclass
@@ -74,6 +93,8 @@ class CallMeter:
     text: list[str] = field(default_factory=list)
     #: The latest content, for spotting a loop.
     tail: str = ""
+    content_chars: int = 0
+    _looked_at: int = 0
     done: bool = False
     done_reason: str | None = None
     prompt_eval_count: int | None = None
@@ -104,27 +125,45 @@ class CallMeter:
             self.eval_count = int(usage.get("output_tokens", 0))
 
     def seen(self, part: ollama.ChatResponse) -> None:
+        """One of Ollama's chunks."""
         message = part.message
-        for text in (message.content, message.thinking):
-            if text:
-                self.chars += len(text)
-        if message.content:
-            self.text.append(message.content)
-            self.tail = (self.tail + message.content)[-2 * REPEAT_WINDOW :]
-        if message.tool_calls:
-            self.chars += len(json.dumps([c.model_dump() for c in message.tool_calls]))
-        self.chunks += 1
-        if not (message.content or message.thinking or message.tool_calls or part.done):
-            self.empty += 1
+        calls = message.tool_calls
+        self.add(
+            message.content or "",
+            message.thinking or "",
+            len(json.dumps([c.model_dump() for c in calls])) if calls else 0,
+            final=bool(part.done),
+        )
         if part.done:
-            self.done = True
-            self.done_reason = part.done_reason
-            self.prompt_eval_count = part.prompt_eval_count
-            self.eval_count = part.eval_count
+            self.finish(part.done_reason, part.prompt_eval_count, part.eval_count)
+
+    def add(
+        self, content: str, thinking: str = "", tool_chars: int = 0, final: bool = False
+    ) -> None:
+        """One chunk of any API: its text, its thinking, the size of its tool calls."""
+        self.chars += len(content) + len(thinking) + tool_chars
+        if content:
+            self.text.append(content)
+            self.content_chars += len(content)
+            self.tail = (self.tail + content)[-2 * REPEAT_WINDOW :]
+        self.chunks += 1
+        if not (content or thinking or tool_chars or final):
+            self.empty += 1
+
+    def finish(self, reason: str | None, prompt: int | None, completion: int | None) -> None:
+        """The server's last word: why it stopped, and its counts (None: not sent)."""
+        self.done = True
+        self.done_reason = reason
+        self.prompt_eval_count = prompt
+        self.eval_count = completion
 
     def looping(self) -> int | None:
-        """The period of the loop the content ends in, if it ends in one."""
-        return repetition(self.tail) if self.chunks % 8 == 0 else None
+        """The period of the loop the content ends in, if it ends in one (looked at every
+        REPEAT_CHECK characters of content, whatever the size of the chunks)."""
+        if self.content_chars - self._looked_at < REPEAT_CHECK:
+            return None
+        self._looked_at = self.content_chars
+        return repetition(self.tail)
 
 
 def repetition(text: str) -> int | None:
@@ -164,7 +203,7 @@ def _excerpt(text: str, limit: int = 80) -> str:
     return redact(text[:limit] + ("…" if len(text) > limit else ""))
 
 
-def _server_fault(exc: Exception, timeout: Any) -> ModelServerError:
+def _server_fault(exc: Exception, timeout: Any, api: str = "Ollama's chat") -> ModelServerError:
     """What the model server did, from what its client raised while reading the answer."""
     if isinstance(exc, json.JSONDecodeError):
         what = f"sent a line that is not JSON: {_excerpt(exc.doc)!r}"
@@ -176,7 +215,7 @@ def _server_fault(exc: Exception, timeout: Any) -> ModelServerError:
         what = f"could not be read ({describe_error(exc)})"
     else:  # pydantic's ValidationError, or a JSON value that is not an object at all
         first = str(exc).strip().splitlines()
-        what = f"sent a chunk that is not Ollama's chat format ({exc.__class__.__name__}: "
+        what = f"sent a chunk that is not {api} format ({exc.__class__.__name__}: "
         what += f"{_excerpt(' '.join(first[:3]), 200)})"
     return ModelServerError(f"the model server {what}")
 
@@ -239,7 +278,7 @@ class OllamaChat(ChatOllama):
         meter = _current.get() or CallMeter("unmetered")
         meter.request = params
         cap = (params.get("options") or {}).get("num_predict")
-        limit = int(cap * RUNAWAY_FACTOR) + RUNAWAY_SLACK if isinstance(cap, int) else None
+        limit = _runaway_limit(cap)
         client = self._async_client
         if client is None:  # pragma: no cover - ChatOllama builds it
             raise RuntimeError("Ollama async client is not initialized")
@@ -259,9 +298,7 @@ class OllamaChat(ChatOllama):
                     meter.seen(final)
                     yield final
                     return
-                if limit is not None and (
-                    meter.generated() > limit or meter.chars > limit * RUNAWAY_CHARS_PER_TOKEN
-                ):
+                if limit is not None and _runaway(meter, limit):
                     raise ModelServerError(
                         f"the model server kept generating past num_predict={cap}"
                         f" (~{meter.generated()} tokens, no final chunk): the call was stopped"
@@ -297,8 +334,144 @@ async def _single(response: ollama.ChatResponse) -> AsyncIterator[ollama.ChatRes
     yield response
 
 
-def make_model(settings: Settings) -> OllamaChat:
+class OpenAIChat(ChatOpenAI):
+    """``ChatOpenAI`` for an OpenAI-compatible model server (llama.cpp's server, vLLM, LM
+    Studio, LocalAI), held to what :class:`OllamaChat` holds Ollama to: each chunk reaches
+    the current :class:`CallMeter`, a looping answer is stopped, a server that ignores the
+    cap is stopped past it, and whatever the server does wrong is a
+    :class:`ModelServerError` (the API's own errors are ``openai.APIError``)."""
+
+    async def _astream(  # type: ignore[override]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        meter = _current.get() or CallMeter("unmetered")
+        meter.request = self._get_request_payload(messages, stop=stop, **kwargs)  # ours
+        limit = _runaway_limit(self.max_tokens)
+        stream = super()._astream(messages, stop, run_manager, **kwargs)
+        try:
+            async for chunk in stream:
+                message = chunk.message
+                reason = (chunk.generation_info or {}).get("finish_reason")
+                usage = getattr(message, "usage_metadata", None)
+                content = without_surrogates(message.content) if message.content else ""
+                if isinstance(content, str) and content != message.content:
+                    message.content = content
+                tool_chars = sum(
+                    len(c.get("name") or "") + len(c.get("args") or "")
+                    for c in getattr(message, "tool_call_chunks", None) or ()
+                )
+                if not usage or content or tool_chars or reason:
+                    meter.add(content if isinstance(content, str) else "", "", tool_chars)
+                if reason:  # counts that came first (a usage chunk) are kept
+                    done = DONE_REASONS.get(reason, reason)
+                    meter.finish(done, meter.prompt_eval_count, meter.eval_count)
+                if usage:  # the last chunk when stream_options.include_usage is honoured
+                    meter.prompt_eval_count = int(usage.get("input_tokens") or 0)
+                    meter.eval_count = int(usage.get("output_tokens") or 0)
+                yield chunk
+                if not meter.done and meter.looping() is not None:
+                    meter.stopped_by_us = True
+                    meter.finish("repetition", None, None)
+                    yield ChatGenerationChunk(
+                        message=AIMessageChunk(content=""),
+                        generation_info={"finish_reason": "repetition"},
+                    )
+                    return
+                if limit is not None and _runaway(meter, limit):
+                    raise ModelServerError(
+                        f"the model server kept generating past max_tokens={self.max_tokens}"
+                        f" (~{meter.generated()} tokens, no finish_reason): the call was stopped"
+                    )
+        except (ModelServerError, openai.APIError, ConnectionError):
+            raise
+        except Exception as exc:  # the request was built above: what breaks now is theirs
+            raise _server_fault(exc, self.request_timeout, "the OpenAI chat-completion") from exc
+        finally:
+            with contextlib.suppress(Exception):  # the connection goes: the server stops
+                await stream.aclose()  # type: ignore[attr-defined]
+        if not meter.done:
+            raise ModelServerError(
+                f"the model server ended the answer without a finish_reason after"
+                f" {meter.chunks} chunk(s)"
+            )
+
+
+def _runaway_limit(cap: Any) -> int | None:
+    return int(cap * RUNAWAY_FACTOR) + RUNAWAY_SLACK if isinstance(cap, int) else None
+
+
+def _runaway(meter: CallMeter, limit: int) -> bool:
+    return meter.generated() > limit or meter.chars > limit * RUNAWAY_CHARS_PER_TOKEN
+
+
+def constrained(model: BaseChatModel, schema: dict[str, Any]) -> Runnable[Any, Any]:
+    """``model`` whose answer is held to the JSON ``schema`` as it is generated: Ollama's
+    ``format``, or an OpenAI-compatible server's ``response_format`` (sent as is, so
+    the answer streams and is metered like any other)."""
+    if isinstance(model, ChatOllama):
+        return model.model_copy(update={"format": schema})
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "analysis", "schema": schema},
+    }
+    extra = getattr(model, "extra_body", None) or {}
+    return model.bind(extra_body={**extra, "response_format": response_format})
+
+
+#: What a refusal of the schema names (a 400 for a prompt too long names none of them).
+_SCHEMA_WORDS = ("response_format", "json_schema", "json schema", "grammar", "schema", "format")
+
+
+def refused_schema(exc: BaseException) -> bool:
+    """Whether a model server's error says it takes no JSON schema: a 400 or 422 whose
+    message names the schema (not a prompt past the context, not a server that is down)."""
+    if isinstance(exc, ContextOverflowError):
+        return False
+    if not isinstance(
+        exc, openai.BadRequestError | openai.UnprocessableEntityError | ollama.ResponseError
+    ):
+        return False
+    status: int = exc.status_code
+    text = str(exc).lower()
+    return status in (400, 422) and any(word in text for word in _SCHEMA_WORDS)
+
+
+def server_down(exc: BaseException) -> bool:
+    """Whether a model call's failure is worth trying again once the server answers: not
+    when the server refused the request itself (a 4xx but timeouts and rate limits)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, openai.APIStatusError | ollama.ResponseError) and isinstance(status, int):
+        return not (400 <= status < 500) or status in (404, 408, 429)
+    return True
+
+
+def make_model(settings: Settings) -> BaseChatModel:
     """The model every agent of ours runs on (investigations and chat alike)."""
+    if settings.llm_api == "openai":
+        key = settings.openai_api_key
+        return OpenAIChat(
+            model=settings.model,
+            base_url=settings.openai_base_url,
+            api_key=key or SecretStr("none"),  # most servers want none
+            temperature=0,
+            max_completion_tokens=settings.num_predict,  # per call, as Ollama's num_predict...
+            # ... sent as max_completion_tokens, which Ollama's own /v1 does not read.
+            extra_body={"max_tokens": settings.num_predict},
+            streaming=True,
+            stream_usage=True,
+            max_retries=0,  # the worker retries, once the server answers again
+            timeout=settings.llm_timeout,  # httpx's: silence on the wire, as for Ollama
+            # Not langchain-openai's own per-chunk timer: it waits with asyncio.wait_for,
+            # which on Python 3.11 can drop the cancel of our deadline.
+            stream_chunk_timeout=None,
+            http_async_client=httpx.AsyncClient(
+                timeout=settings.llm_timeout, event_hooks={"response": [bound_lines]}
+            ),
+        )
     return OllamaChat(
         model=settings.model,
         base_url=settings.ollama_url,

@@ -35,6 +35,10 @@ class Prompts:
         text = self.templates[name]
         return _FIELD.sub(lambda m: str(fields.get(m.group(1), "(unknown)")), text).strip()
 
+    def instructions(self) -> list[str]:
+        """Every prompt's own text, its fields left out: what an answer must not repeat."""
+        return [_FIELD.sub(" ", text) for text in self.templates.values()]
+
 
 def load_prompts(directory: Path | None = None) -> Prompts:
     directory = directory or default_prompts_dir()

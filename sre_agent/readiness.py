@@ -96,6 +96,8 @@ class Readiness:
         self.timeout = timeout
         self.on_result = on_result
         self._ping = ping
+        #: The model server's API ("ollama", "openai"): what to call it in messages.
+        self.llm_api = "ollama"
         self._ping_thread = OneAtATime("readyz-db-ping")
         self._states: dict[str, dict[str, Any]] = {
             name: {"ok": False, "error": "not checked yet"} for name in checks
@@ -120,13 +122,15 @@ class Readiness:
             "prometheus": lambda: check_prometheus(settings, timeout),
             "kubernetes": lambda: check_kubernetes(deps, timeout, run=kube_thread),
         }
-        return cls(
+        readiness = cls(
             checks,
             interval=settings.readiness_interval,
             timeout=timeout,
             on_result=on_result,
             ping=ping,
         )
+        readiness.llm_api = settings.llm_api
+        return readiness
 
     async def refresh(self) -> None:
         """Check every backend once (concurrently); at most ``timeout`` plus a little."""
@@ -149,7 +153,10 @@ class Readiness:
             log.exception("readiness check of %s failed", name)
             result = {"ok": False, "error": f"check failed: {exc.__class__.__name__}"}
         if not result.get("ok") and name in SETTINGS:
-            result = {**result, "setting": SETTINGS[name]}
+            setting = SETTINGS[name]
+            if name == "ollama" and self.llm_api == "openai":
+                setting = "SRE_AGENT_OPENAI_BASE_URL and SRE_AGENT_MODEL"
+            result = {**result, "setting": setting}
         if name in self._checked:  # the first result is said once for all by describe()
             if not result.get("ok") and previous.get("ok"):
                 log.warning("%s is not reachable: %s", name, result.get("error"))
@@ -184,6 +191,8 @@ class Readiness:
         lines = []
         for name, state in self._states.items():
             title = TITLES.get(name, name)
+            if name == "ollama" and self.llm_api == "openai":
+                title = "The model server"
             where = f" at {state['url']}" if state.get("url") else ""
             if state.get("ok"):
                 extra = "".join(

@@ -40,6 +40,8 @@ class RunLog:
     #: One entry per model call: kind, done_reason, tokens, seconds (``partial`` when the
     #: call ended before Ollama's final chunk: its tokens are then our tokenizer's count).
     calls_detail: list[LlmCall] = field(default_factory=list)
+    #: The investigation's question (the alert and its evidence, as the model got them).
+    question: str = ""
     #: The model's last complete answer (text), kept for a run that is cut short.
     last_answer: str | None = None
     #: The number of the next evidence id (``E<n>``): the gatherer's findings take the
@@ -99,8 +101,13 @@ class RunLog:
         elapsed = time.perf_counter() - meter.started
         self.llm_seconds += elapsed
         entry = LlmCall(kind=meter.kind, done_reason=meter.done_reason, seconds=round(elapsed, 3))
-        if meter.done and not meter.stopped_by_us:  # Ollama's (a cached prompt: maybe none)
+        counted = meter.prompt_eval_count is not None or meter.eval_count is not None
+        if meter.done and not meter.stopped_by_us and counted:
+            # The server's counts (Ollama sends no prompt count for a cached prompt).
             prompt, completion = meter.prompt_eval_count or 0, meter.eval_count or 0
+        elif meter.done and not meter.stopped_by_us:  # a server that sends no usage
+            prompt, completion = meter.estimate_prompt(), tokens.count("".join(meter.text))
+            entry.partial = True
         elif ended == "cancelled" or meter.chunks:  # the server had the prompt: count it
             prompt, completion = meter.estimate_prompt(), tokens.count("".join(meter.text))
             entry.partial = True

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -63,7 +63,18 @@ class Settings(AuthSettings):
     model_config = SettingsConfigDict(env_prefix="SRE_AGENT_", extra="ignore")
 
     ollama_url: str = Field(default_factory=_default_ollama_url)
+    #: The model server's API: Ollama's own (the default), or an OpenAI-compatible one
+    #: (llama.cpp's server, vLLM, LM Studio, LocalAI) at SRE_AGENT_OPENAI_BASE_URL.
+    llm_api: Literal["ollama", "openai"] = "ollama"
+    #: The OpenAI-compatible API's base, with its version (``http://127.0.0.1:8000/v1``).
+    openai_base_url: str | None = None
+    #: Its key, if it wants one (most self-hosted servers want none).
+    openai_api_key: SecretStr | None = None
     model: str = "qwen2.5:7b-instruct"
+    #: The first model call: ``structured`` is the final answer, constrained to the
+    #: Analysis schema, when the evidence gathered first answered (tools otherwise);
+    #: ``tools`` always starts the tool-calling agent, whose answer is free text.
+    first_call: Literal["structured", "tools"] = "structured"
     prometheus_url: str = "http://localhost:9090"
     #: A kubeconfig file, or several joined by ``:`` (merged as kubectl does); default
     #: ``KUBECONFIG``, then in-cluster, then ~/.kube/config.
@@ -93,8 +104,10 @@ class Settings(AuthSettings):
     #: Bounds on a request's headers (431 above).
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_headers: int = Field(default=100, ge=10)
-    #: Seconds an LLM request may take before it is abandoned.
-    llm_timeout: float = Field(default=240.0, gt=0)
+    #: Seconds the model server may stay silent (no byte of its answer) before the call
+    #: is abandoned as "down". Longer than an investigation's deadline by default: a long
+    #: prompt on a busy GPU is slow, not down, and the deadline ends it keeping its work.
+    llm_timeout: float = Field(default=600.0, gt=0)
     #: Seconds a Prometheus or Kubernetes request may take.
     backend_timeout: float = Field(default=10.0, gt=0)
     #: Seconds an identical Kubernetes read is answered from memory (0: never): a
@@ -232,6 +245,18 @@ class Settings(AuthSettings):
         return value
 
     @property
+    def llm_url(self) -> str:
+        """The model server's URL, whichever API it speaks."""
+        if self.llm_api == "openai" and self.openai_base_url:
+            return self.openai_base_url
+        return self.ollama_url
+
+    @property
+    def llm_setting(self) -> str:
+        """The setting that points at the model server (for messages)."""
+        return "SRE_AGENT_OPENAI_BASE_URL" if self.llm_api == "openai" else "SRE_AGENT_OLLAMA_URL"
+
+    @property
     def kubeconfig_files(self) -> tuple[Path, ...]:
         """The kubeconfig files named, in order (``~`` expanded); empty when none is."""
         parts = str(self.kubeconfig or "").split(os.pathsep)
@@ -266,7 +291,7 @@ class Settings(AuthSettings):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
         return value
 
-    @field_validator("slack_api_url", "public_url", "prometheus_external_url")
+    @field_validator("slack_api_url", "public_url", "prometheus_external_url", "openai_base_url")
     @classmethod
     def _check_optional_url(cls, value: str | None) -> str | None:
         return None if value is None else cls._check_url(value)
@@ -328,6 +353,11 @@ class Settings(AuthSettings):
 
     @model_validator(mode="after")
     def _check_budgets(self) -> Settings:
+        if self.llm_api == "openai" and not self.openai_base_url:
+            raise ValueError(
+                "SRE_AGENT_LLM_API=openai needs SRE_AGENT_OPENAI_BASE_URL (the server's API"
+                " base with its version, e.g. http://127.0.0.1:8000/v1)"
+            )
         if self.auth_proxy_header and not self.auth_proxy_cidrs:
             raise ValueError(
                 "SRE_AGENT_AUTH_PROXY_HEADER needs SRE_AGENT_AUTH_PROXY_CIDRS (the proxy's"

@@ -627,7 +627,9 @@ class Worker:
                 log.exception("re-investigation check failed")
                 continue
             if idents:
-                log.info("Ollama answers again: investigating %d alert(s) again", len(idents))
+                log.info(
+                    "the model server answers again: investigating %d alert(s) again", len(idents)
+                )
             for ident in idents:
                 self.submit(ident)
 

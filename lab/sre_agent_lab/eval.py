@@ -206,7 +206,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(f"cannot serve the scenario worlds: {exc}", 4)
     every = [r for runs in results.values() for r in runs]
     print(
-        f"model {settings.model} at {settings.ollama_url}, prompts {prompts.version},"
+        f"model {settings.model} at {settings.llm_url}, prompts {prompts.version},"
         f" {len(scenarios)} scenario(s) x {args.repeat}"
     )
     print(format_table(HEADERS, table_rows(results)))
@@ -221,20 +221,40 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _evaluate(
-    settings: Settings, prompts: Prompts, scenarios: list[Scenario], repeat: int
+    settings: Settings,
+    prompts: Prompts,
+    scenarios: list[Scenario],
+    repeat: int,
+    *,
+    max_world_age: float | None = None,
 ) -> dict[str, list[RunResult]]:
+    """Every scenario ``repeat`` times against the worlds; a world older than
+    ``max_world_age`` seconds (default :data:`sre_agent_lab.world.MAX_AGE`) when a run
+    starts is re-opened at a new "now" for the scenarios still to run, so a long run
+    (a slow model) queries series that end where its alerts say."""
+    from sre_agent_lab import world as worlds_module
     from sre_agent_lab.runs import run_alert, scenario_alert
-    from sre_agent_lab.world import open_world
 
+    max_age = worlds_module.MAX_AGE if max_world_age is None else max_world_age
     results: dict[str, list[RunResult]] = {s.name: [] for s in scenarios}
     with tempfile.TemporaryDirectory(prefix="sre-agent-eval-") as tmp:
         print(f"serving {len(scenarios)} scenario world(s)...", file=sys.stderr)
-        with open_world(Path(tmp), scenarios) as world:
-            settings = world.settings(settings)
+        with worlds_module.FreshWorlds(Path(tmp), scenarios, max_age=max_age) as worlds:
             for n, scenario in enumerate(scenarios, 1):
                 for attempt in range(1, repeat + 1):
+                    world, replaced_age = worlds.fresh(scenarios[n - 1 :])
+                    if replaced_age is not None:
+                        print(
+                            f"re-anchoring the scenario worlds at {world.now:%H:%M:%S} UTC"
+                            f" (the last one was {replaced_age:.0f} s old)",
+                            file=sys.stderr,
+                        )
                     run = await run_alert(
-                        scenario_alert(scenario), settings, prompts, Path(tmp) / "db", scenario
+                        scenario_alert(scenario, world.now),
+                        world.settings(settings),
+                        prompts,
+                        Path(tmp) / "db",
+                        scenario,
                     )
                     results[scenario.name].append(run)
                     which = f" run {attempt}/{repeat}" if repeat > 1 else ""
@@ -253,6 +273,8 @@ def _document(
     return {
         "model": settings.model,
         "ollama_url": settings.ollama_url,
+        "llm_api": settings.llm_api,
+        "llm_url": settings.llm_url,
         "prompt_version": prompts.version,
         "repeat": repeat,
         "scenarios": [

@@ -124,6 +124,7 @@ class RunResult:
             "keywords_found": self.keywords_found,
             "keyword_fraction": self.keyword_fraction,
             "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.record.llm_usage.completion_tokens,
             "first_prompt_tokens": self.first_prompt_tokens,
             "llm_calls": self.llm_calls,
             "model_tool_calls": self.model_tool_calls,
@@ -132,14 +133,18 @@ class RunResult:
             "passed": self.passed,
             "root_causes": self.causes,
             "root_causes_citing_evidence": self.cited_causes,
+            "llm_usage": self.record.llm_usage.model_dump(mode="json"),
+            "raw_text": self.record.raw_text,
             "analysis": self.record.analysis.model_dump(mode="json")
             if self.record.analysis
             else None,
         }
 
 
-def scenario_alert(scenario: Scenario) -> Alert:
-    return parse_payload(scenario.webhook_body(datetime.now(UTC))).alerts[0]
+def scenario_alert(scenario: Scenario, now: datetime | None = None) -> Alert:
+    """The scenario's alert as delivered at ``now`` (default: this moment); pass the
+    ``World.now`` of the world serving it, so its times and the world's agree."""
+    return parse_payload(scenario.webhook_body(now or datetime.now(UTC))).alerts[0]
 
 
 async def run_alert(

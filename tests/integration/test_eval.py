@@ -93,6 +93,10 @@ def test_json_results_have_every_run_and_its_scores(every_scenario):
         assert run["evidence_tool_calls"] > 0 and run["seconds"] > 0
         assert run["analysis"]["root_causes"]
         assert run["root_causes_citing_evidence"] == run["root_causes"] >= 1
+        # Each call as recorded: the schema-held answer, its tokens.
+        (call,) = run["llm_usage"]["calls_detail"]
+        assert call["kind"] == "answer" and call["prompt_tokens"] == run["first_prompt_tokens"]
+        assert run["completion_tokens"] == call["completion_tokens"] > 0
 
 
 @needs_prometheus

@@ -140,7 +140,7 @@ async def test_a_model_that_never_stops_is_capped_by_num_predict(make_settings, 
     assert [r["options"]["num_predict"] for r in ollama.requests] == [64, 64]
     usage = record["llm_usage"]
     assert [(c["kind"], c["done_reason"]) for c in usage["calls_detail"]] == [
-        ("agent", "length"),
+        ("answer", "length"),
         ("repair", "length"),
     ]
     assert usage["truncated"] == 2 and usage["completion_tokens"] == 128
@@ -181,7 +181,7 @@ async def test_a_deadline_mid_answer_keeps_the_first_answer_and_the_usage(make_s
     assert prose in record["report"]
     usage = record["llm_usage"]
     first, cut = usage["calls_detail"]
-    assert first["kind"] == "agent" and first["done_reason"] == "stop" and not first.get("partial")
+    assert first["kind"] == "answer" and first["done_reason"] == "stop" and not first.get("partial")
     assert cut["kind"] == "repair" and cut["partial"] and cut["ended"] == "cancelled"
     assert cut["prompt_tokens"] > 300 and cut["completion_tokens"] > 0
     assert usage["calls"] == 2
@@ -197,7 +197,7 @@ async def test_a_deadline_keeps_a_complete_analysis_given_before_it(make_setting
         return calls([("promql_query", {"query": "up"})], content=content)
 
     ollama.enqueue(analysis_and_lookup, faults.stall_after_headers(60))
-    record, _ = await investigate(make_settings(investigation_timeout=3))
+    record, _ = await investigate(make_settings(investigation_timeout=3, first_call="tools"))
     assert record["status"] == "completed", record["status_reason"]
     assert "the analysis is the model's last complete answer" in record["status_reason"]
     assert "FATAL: config: required setting SITE_API_UPSTREAM_URL" in json.dumps(record["analysis"])

@@ -25,7 +25,8 @@ CORRECTED = "the api ConfigMap lost its DATABASE_URL key in the last Flux sync"
 
 
 def _crash(body: dict, starts: datetime | None = None) -> dict:
-    """The group with only its KubePodCrashLooping alert (startsAt moved: a new firing)."""
+    """The group with only its KubePodCrashLooping alert (startsAt moved: a new firing; a
+    resolved one ends half an hour after it)."""
     body = copy.deepcopy(body)
     body["alerts"] = [
         a for a in body["alerts"] if a["labels"]["alertname"] == "KubePodCrashLooping"
@@ -33,6 +34,9 @@ def _crash(body: dict, starts: datetime | None = None) -> dict:
     if starts is not None:
         for alert in body["alerts"]:
             alert["startsAt"] = starts.isoformat().replace("+00:00", "Z")
+            if alert["status"] == "resolved":
+                ends = starts + timedelta(minutes=30)
+                alert["endsAt"] = ends.isoformat().replace("+00:00", "Z")
     return body
 
 
@@ -65,7 +69,9 @@ def test_feedback_from_api_and_cli_reaches_the_next_investigation(make_settings,
         alice = httpx.Client(
             base_url=svc.url, headers={"Authorization": f"Bearer {ALICE}"}, timeout=30
         )
-        first = alice.post("/webhook/alert?wait=true", json=_crash(FIRING)).json()
+        # The first firing an hour ago (not the example's date: "the last 7 days" moves on).
+        began = datetime.now(UTC) - timedelta(hours=1)
+        first = alice.post("/webhook/alert?wait=true", json=_crash(FIRING, began)).json()
         [result] = first["results"]
         ident = result["investigation_id"]
         record = _wait(alice, ident)
@@ -121,7 +127,7 @@ def test_feedback_from_api_and_cli_reaches_the_next_investigation(make_settings,
         alice.post(
             f"/investigations/{ident}/feedback", json={"verdict": "wrong", "cause": CORRECTED}
         )
-        alice.post("/webhook/alert", json=_crash(RESOLVED))
+        alice.post("/webhook/alert", json=_crash(RESOLVED, began))
 
         # It fires again, an hour later: the first prompt carries what was learned.
         again = alice.post(

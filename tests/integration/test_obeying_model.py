@@ -102,7 +102,12 @@ def world(kube: FakeKube) -> FakeKube:
 @pytest.fixture
 def settings(make_settings, proxy: RecordingProxy, world: FakeKube):
     # 40 phase series in the fixture: a limit of 30 makes "too many series" testable.
-    return make_settings(prometheus_url=proxy.url, promql_max_series=30, chat_rate_per_minute=60)
+    return make_settings(
+        prometheus_url=proxy.url,
+        promql_max_series=30,
+        chat_rate_per_minute=60,
+        first_call="tools",  # the model asks for things: its tools' path
+    )
 
 
 def answer(request: dict[str, Any]):
@@ -145,7 +150,9 @@ async def test_investigation_refuses_what_the_alert_does_not_need(
 
 async def test_allowed_namespaces_widens_the_scope(make_settings, ollama, proxy, world, tmp_path):
     """The control: the same read succeeds once the operator allows the namespace."""
-    settings = make_settings(prometheus_url=proxy.url, allowed_namespaces="kube-system")
+    settings = make_settings(
+        prometheus_url=proxy.url, allowed_namespaces="kube-system", first_call="tools"
+    )
     ollama.enqueue(call("kubectl_logs", pod=OTHER_POD, namespace="kube-system"), answer)
     record = served((await run_alert(CRASH, settings, load_prompts(), tmp_path)).record)
     (result,) = tool_messages(ollama.requests[1])

@@ -26,6 +26,17 @@ CRASH = parse_payload(json.loads((EXAMPLES / "group-firing-homepage.json").read_
 POD, NS = "bruno-site-api-7d9f8c6b5-x2x4q", "homepage"
 
 
+@pytest.fixture
+def make_settings(make_settings):
+    """The tools' path: these misbehaviours happen where the model calls its tools (with
+    evidence that answered, the first call is otherwise the schema-held answer)."""
+    return lambda **overrides: make_settings(**{"first_call": "tools", **overrides})
+
+
+#: A long answer that does not repeat itself (a loop would be stopped before the cap).
+RAMBLING = " ".join(f"then step {n} of the plan," for n in range(600))
+
+
 async def investigate(settings) -> dict[str, Any]:
     """One real investigation of the crash-loop alert, into a fresh store."""
     result = await run_alert(CRASH, settings, load_prompts(), settings.database_path.parent)
@@ -156,7 +167,7 @@ async def test_an_answer_cut_off_at_num_predict_is_retried_saying_why(make_setti
 
     def rambling(request: dict[str, Any]):
         good.append(analysis_from(request))
-        return answer_json({**good[0], "impact": "and so on " * 400})
+        return answer_json({**good[0], "impact": RAMBLING})
 
     ollama.enqueue(rambling, lambda request: answer_json(good[0]))
     record = await investigate(make_settings(num_predict=600))

@@ -87,7 +87,7 @@ async def test_a_locked_database_does_not_stall_the_event_loop(make_settings, ol
 async def test_a_full_disk_when_storing_leaves_the_run_failed_with_the_reason(
     make_settings, ollama
 ):
-    settings = make_settings()
+    settings = make_settings(num_predict=100_000)  # the large answer is not cut short
 
     def answer_and_fill_the_disk(request: dict[str, Any]):
         # From now on the database may not grow (SQLite's own limit, on the store's
@@ -95,7 +95,8 @@ async def test_a_full_disk_when_storing_leaves_the_run_failed_with_the_reason(
         pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: SLF001
         store._db.execute(f"PRAGMA max_page_count={pages}")  # noqa: SLF001
         analysis = analysis_from(request)
-        analysis["impact"] = "x" * 200_000  # a large record: needs new pages
+        # A large record: needs new pages (words that do not loop: a loop is stopped).
+        analysis["impact"] = " ".join(f"service {n} is affected," for n in range(10_000))
         return answer_json(analysis)
 
     ollama.enqueue(answer_and_fill_the_disk)

@@ -1,4 +1,6 @@
-"""A scripted Ollama server for tests: the real ``ChatOllama``/``ollama`` clients talk to it.
+"""A scripted Ollama server for tests: the real ``ChatOllama``/``ollama`` clients talk to it,
+and so do ``ChatOpenAI``/``openai`` through the OpenAI-compatible API Ollama serves at
+``/v1`` (as llama.cpp's llama-server, vLLM and LM Studio do).
 
 It speaks the parts of Ollama's HTTP API those clients use, byte-compatible with what
 they parse (``ollama/_client.py``, ``ollama/_types.py``, ``langchain_ollama/chat_models.py``):
@@ -12,20 +14,34 @@ they parse (``ollama/_client.py``, ``ollama/_types.py``, ``langchain_ollama/chat
 - An unknown model answers 404 ``{"error": "model \\"x\\" not found, try pulling it first"}``.
 - ``options.num_predict`` is honoured as Ollama does: a longer reply stops there, with
   ``done_reason: "length"`` and ``eval_count`` equal to the cap.
+- Under ``/v1`` (base URL ``fake.url + "/v1"``, byte-compatible with ``openai``'s
+  ``_streaming.py`` and ``langchain_openai/chat_models/base.py``): ``GET /v1/models`` (and
+  ``/v1/models/{model}``); ``POST /v1/chat/completions`` with ``"stream": true`` answers
+  Server-Sent Events of ``chat.completion.chunk`` objects (content over a few chunks, one
+  delta per tool call, a ``finish_reason`` chunk, a ``usage`` chunk when
+  ``stream_options.include_usage``, then ``data: [DONE]``), otherwise one
+  ``chat.completion``. ``max_completion_tokens``/``max_tokens`` cap the reply like
+  ``num_predict`` (``finish_reason: "length"``). Errors there -- an unknown model's 404, a
+  :func:`fail`, ``unavailable = "busy"`` -- have OpenAI's body,
+  ``{"error": {"message": ..., "type": "api_error", "param": null, "code": null}}``.
+  ``response_format`` is recorded, not enforced.
 
-Replies are scripted with :meth:`FakeOllama.enqueue`, one consumed per ``/api/chat``
-request (see :func:`say`, :func:`call`, :func:`calls`, :func:`fail`, :func:`hang`, a
-:class:`Wire` reply that writes raw bytes -- broken servers, in ``ollama_faults.py`` -- or a
-callable ``(request_json) -> reply``). When the queue is empty :attr:`FakeOllama.default`
+Replies are scripted with :meth:`FakeOllama.enqueue`, one consumed per chat request on
+either API, ``/api/chat`` or ``/v1/chat/completions`` (see :func:`say`, :func:`call`,
+:func:`calls`, :func:`fail`, :func:`hang`, a :class:`Wire` reply that writes raw bytes --
+broken servers, in ``ollama_faults.py`` -- or a callable ``(request_json) -> reply``). When the queue is empty :attr:`FakeOllama.default`
 answers, which by default is a 500 so an unscripted model call fails loudly.
 
 Token counts are an honest approximation, not a tokenizer: one token per 4 characters,
 rounded up, at least 1 (see :func:`prompt_eval_count` and :func:`eval_count`).
 ``ChatOllama`` turns them into ``usage_metadata`` as ``input_tokens = prompt_eval_count``,
-``output_tokens = eval_count``.
+``output_tokens = eval_count``; on ``/v1`` they are ``usage.prompt_tokens`` and
+``usage.completion_tokens``, which ``ChatOpenAI`` maps the same way.
 
 This module holds the server's state and script; the replies and token estimates are
-:mod:`tests.support.ollama_replies`, the HTTP handler :mod:`tests.support.ollama_http`.
+:mod:`tests.support.ollama_replies`, the HTTP handler :mod:`tests.support.ollama_http`,
+the ``/v1`` bodies :mod:`tests.support.openai_http`. :attr:`FakeOllama.requests` holds
+every chat request body as received, in the form of the API it came by.
 """
 
 from __future__ import annotations
@@ -71,7 +87,7 @@ class FakeOllama:
         self.unavailable: Literal["busy", "drop"] | None = None
         self.requests: list[dict[str, Any]] = []
         self.raw_bodies: list[bytes] = []
-        self.paths: list[str] = []  # "POST /api/chat", "GET /api/tags", ...
+        self.paths: list[str] = []  # "POST /api/chat", "GET /v1/models", ...
         self._port = port
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -137,7 +153,8 @@ class FakeOllama:
     # scripting and inspection
 
     def enqueue(self, *replies: Reply) -> None:
-        """Append replies; each ``/api/chat`` request consumes the next one."""
+        """Append replies; each chat request (``/api/chat``, ``/v1/chat/completions``)
+        consumes the next one. A callable reply gets the request in its API's form."""
         with self._lock:
             self._replies.extend(replies)
 

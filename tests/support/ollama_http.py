@@ -2,21 +2,27 @@
 and not, ``/api/tags``, ``/api/show``, ...) and the :class:`WireWriter` a :class:`Wire`
 reply writes raw bytes with. The server's state and script are
 :class:`~tests.support.fake_ollama.FakeOllama`'s.
+
+The handler also serves the OpenAI-compatible API Ollama has under ``/v1``
+(``GET /v1/models``, ``GET /v1/models/{model}``, ``POST /v1/chat/completions``, streamed as
+Server-Sent Events over the same chunked encoding or answered as one object), with
+OpenAI's ``{"error": {"message": ...}}`` bodies for every error on a ``/v1`` path; its
+bodies are built in :mod:`tests.support.openai_http`. One script answers both APIs.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from tests.support import openai_http
 from tests.support.ollama_replies import (
     Fail,
     Hang,
@@ -24,9 +30,9 @@ from tests.support.ollama_replies import (
     Say,
     Wire,
     capped,
-    eval_count,
-    prompt_eval_count,
     say,
+    stream_pieces,
+    usage_counts,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +88,11 @@ class WireWriter:
         else:
             data = json.dumps(obj).encode()
         self.write(data + b"\n")
+
+    def event(self, obj: Any) -> None:
+        """One Server-Sent Event, as ``/v1`` streams: ``data: <obj as JSON>`` (a ``str`` as
+        it is, e.g. ``"[DONE]"``); send ``headers(content_type="text/event-stream")`` first."""
+        self.write(openai_http.sse_event(obj))
 
     def chunk(self, request: dict[str, Any], content: str = "", **fields: Any) -> dict[str, Any]:
         """A well-formed streaming chunk, as Ollama sends them (``done`` false unless given)."""
@@ -165,11 +176,6 @@ def _show(name: str) -> dict[str, Any]:
     }
 
 
-def _split(text: str, parts: int = 3) -> list[str]:
-    size = max(1, math.ceil(len(text) / parts))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: without this, Nagle and delayed ACKs
@@ -215,12 +221,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             if fake.unavailable == "busy":
-                return self._json(503, {"error": BUSY_ERROR})
-            self._route(body)
+                return self._error(503, BUSY_ERROR)
+            if self.path.startswith("/v1/"):
+                self._route_openai(body)
+            else:
+                self._route(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:  # a broken script: say so to the client, not only on stderr
-            self._json(500, {"error": f"fake ollama: scripted reply raised {exc!r}"})
+            self._error(500, f"fake ollama: scripted reply raised {exc!r}")
 
     def _route(self, body: bytes) -> None:
         fake = self.server.fake
@@ -247,9 +256,51 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": f'model "{model}" not found, try pulling it first'})
         if route[1] == "/api/show":
             return self._json(200, _show(model))
-        self._chat(request, fake._next_reply())
+        reply = self._resolve(request, fake._next_reply())
+        if reply is None:
+            return
+        chunks = list(self._chunks(request, capped(request, reply)))
+        if request.get("stream", True):
+            self._stream(json.dumps(part).encode() + b"\n" for part in chunks)
+        else:
+            self._json(200, self._aggregate(chunks))
 
-    def _chat(self, request: dict[str, Any], reply: Reply) -> None:
+    def _route_openai(self, body: bytes) -> None:
+        fake = self.server.fake
+        path = self.path.split("?")[0]
+        if self.command == "GET" and path == "/v1/models":
+            return self._json(200, openai_http.models_list(fake.models))
+        if self.command == "GET" and path.startswith("/v1/models/"):
+            model = path.removeprefix("/v1/models/")
+            if not fake._knows(model):
+                return self._error(404, f"model '{model}' not found")
+            return self._json(200, openai_http.model_object(model))
+        if (self.command, path) != ("POST", "/v1/chat/completions"):
+            return self._send(404, b"404 page not found", "text/plain")
+        try:
+            request = json.loads(body or b"{}")
+        except json.JSONDecodeError as exc:
+            return self._error(400, f"invalid request body: {exc}", "invalid_request_error")
+        with fake._lock:
+            fake.requests.append(request)
+        if not request.get("messages"):
+            return self._error(400, "[] is too short - 'messages'", "invalid_request_error")
+        model = str(request.get("model") or "")
+        if not fake._knows(model):
+            return self._error(404, f'model "{model}" not found, try pulling it first')
+        reply = self._resolve(request, fake._next_reply())
+        if reply is None:
+            return
+        reply = capped(request, reply)
+        if request.get("stream") is True:
+            events = [openai_http.sse_event(c) for c in openai_http.stream_chunks(request, reply)]
+            self._stream([*events, openai_http.SSE_DONE], "text/event-stream")
+        else:
+            self._json(200, openai_http.completion(request, reply))
+
+    def _resolve(self, request: dict[str, Any], reply: Reply) -> Say | None:
+        """The scripted reply as a :class:`Say`, or None when it was answered otherwise (an
+        error, a :class:`Wire` reply, or a hang the fake's stop cut short)."""
         fake = self.server.fake
         while True:
             if isinstance(reply, str):
@@ -257,24 +308,21 @@ class _Handler(BaseHTTPRequestHandler):
             elif isinstance(reply, Hang):
                 if fake._stopped.wait(reply.seconds):
                     self.close_connection = True
-                    return
+                    return None
                 reply = reply.then
             elif isinstance(reply, Fail):
-                return self._json(reply.status, {"error": reply.error})
+                self._error(reply.status, reply.error)
+                return None
             elif isinstance(reply, Wire):
                 self.close_connection = True  # whatever it left on the connection is garbage
-                return reply.write(WireWriter(self), request)
+                reply.write(WireWriter(self), request)
+                return None
             elif isinstance(reply, Say):
-                break
+                return reply
             elif callable(reply):
                 reply = reply(request)
             else:
                 raise TypeError(f"fake ollama: not a reply: {reply!r}")
-        chunks = list(self._chunks(request, capped(request, reply)))
-        if request.get("stream", True):
-            self._stream(chunks)
-        else:
-            self._json(200, self._aggregate(chunks))
 
     def _chunks(self, request: dict[str, Any], reply: Say) -> Iterator[dict[str, Any]]:
         model = request["model"]
@@ -289,9 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
             }
 
         if reply.thinking:
-            for piece in _split(reply.thinking):
+            for piece in stream_pieces(reply.thinking):
                 yield chunk({"content": "", "thinking": piece})
-        for piece in _split(reply.content):
+        for piece in stream_pieces(reply.content):
             yield chunk({"content": piece})
         if reply.tool_calls:
             yield chunk(
@@ -306,8 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
                     ],
                 }
             )
-        prompt = reply.prompt_tokens or prompt_eval_count(request)
-        output = reply.output_tokens or eval_count(reply)
+        prompt, output = usage_counts(request, reply)
         prompt_ns, eval_ns, load_ns = prompt * 250_000, output * 20_000_000, 12_000_000
         yield chunk(
             {"content": ""},
@@ -335,18 +382,25 @@ class _Handler(BaseHTTPRequestHandler):
         final["message"] = message
         return final
 
-    def _stream(self, chunks: list[dict[str, Any]]) -> None:
+    def _stream(self, parts: Iterable[bytes], content_type: str = "application/x-ndjson") -> None:
+        """A 200 whose body goes out in chunked encoding, one HTTP chunk per part."""
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for part in chunks:
-            line = json.dumps(part).encode() + b"\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+        for part in parts:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.flush()
             time.sleep(0.001)  # let the client see separate reads, as with a real model
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _error(self, status: int, message: str, openai_type: str = "api_error") -> None:
+        """An error in the form of the API asked: Ollama's ``{"error": message}``, or on a
+        ``/v1`` path OpenAI's body (see :func:`openai_http.error_body`)."""
+        if self.path.startswith("/v1/"):
+            return self._json(status, openai_http.error_body(message, openai_type))
+        self._json(status, {"error": message})
 
     def _json(self, status: int, obj: Any) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json; charset=utf-8")

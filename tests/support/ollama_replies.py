@@ -1,6 +1,8 @@
 """What a scripted model answers: the replies :meth:`FakeOllama.enqueue` takes (:func:`say`,
 :func:`call`, :func:`calls`, :func:`fail`, :func:`hang`, a :class:`Wire`), and the honest
 token estimates the fake reports (one token per 4 characters, rounded up, at least 1).
+Both APIs the fake speaks (Ollama's ``/api/chat``, OpenAI's ``/v1/chat/completions``) use
+them; the helpers read either request form.
 """
 
 from __future__ import annotations
@@ -108,16 +110,27 @@ def approx_tokens(text: str) -> int:
 def prompt_eval_count(request: dict[str, Any]) -> int:
     """Estimated prompt tokens: every message's content (and tool calls) plus the tool schemas.
 
-    ``format`` is not counted: Ollama applies it as a grammar, not as prompt text.
+    Reads Ollama and OpenAI requests alike (OpenAI content may be a list of parts: their
+    ``text`` counts). ``format``/``response_format`` is not counted: it is applied as a
+    grammar, not as prompt text.
     """
     parts: list[str] = []
     for message in request.get("messages") or []:
-        parts.append(str(message.get("content") or ""))
+        parts.append(_text(message.get("content")))
         if message.get("tool_calls"):
             parts.append(json.dumps(message["tool_calls"]))
     if request.get("tools"):
         parts.append(json.dumps(request["tools"]))
     return approx_tokens("".join(parts))
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the ``text`` of OpenAI's content parts."""
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text") or "") if isinstance(part, dict) else str(part) for part in content
+        )
+    return str(content or "")
 
 
 def eval_count(reply: Say) -> int:
@@ -128,15 +141,32 @@ def eval_count(reply: Say) -> int:
     return approx_tokens(text)
 
 
+def usage_counts(request: dict[str, Any], reply: Say) -> tuple[int, int]:
+    """(prompt, output) tokens reported for ``reply``: its overrides, else the estimates."""
+    return (
+        reply.prompt_tokens or prompt_eval_count(request),
+        reply.output_tokens or eval_count(reply),
+    )
+
+
 def num_predict(request: dict[str, Any]) -> int | None:
-    """The request's generation cap (``options.num_predict``), as Ollama reads it."""
-    value = (request.get("options") or {}).get("num_predict")
+    """The request's generation cap: Ollama's ``options.num_predict``, or on the OpenAI API
+    ``max_completion_tokens`` (what ``ChatOpenAI(max_tokens=...)`` sends) or the older
+    ``max_tokens``, the first one present winning, as vLLM reads them."""
+    options = request.get("options")
+    candidates = (
+        options.get("num_predict") if isinstance(options, dict) else None,
+        request.get("max_completion_tokens"),
+        request.get("max_tokens"),
+    )
+    value = next((v for v in candidates if v is not None), None)
     return value if isinstance(value, int) and value > 0 else None
 
 
 def capped(request: dict[str, Any], reply: Say) -> Say:
-    """What Ollama does with a reply longer than ``num_predict``: it stops generating there
-    and says ``done_reason: "length"`` (the tool calls it never reached are not sent)."""
+    """What Ollama does with a reply longer than :func:`num_predict`: it stops generating
+    there and says ``done_reason: "length"`` (the tool calls it never reached are not sent);
+    on the OpenAI API that is ``finish_reason: "length"``."""
     cap = num_predict(request)
     wanted = reply.output_tokens or eval_count(reply)
     if cap is None or wanted <= cap:
@@ -144,3 +174,12 @@ def capped(request: dict[str, Any], reply: Say) -> Say:
     thinking = (reply.thinking or "")[: cap * 4]
     content = reply.content[: max(0, cap * 4 - len(thinking))]
     return Say(content, (), thinking or None, "length", reply.prompt_tokens, cap)
+
+
+# --- streaming -----------------------------------------------------------------------------
+
+
+def stream_pieces(text: str, parts: int = 3) -> list[str]:
+    """``text`` split over a few streamed chunks, as a model sends it (none when empty)."""
+    size = max(1, math.ceil(len(text) / parts))
+    return [text[i : i + size] for i in range(0, len(text), size)]

@@ -1,17 +1,22 @@
-"""The fake Ollama behaves like Ollama for the real ``ChatOllama`` and ``ollama`` clients."""
+"""The fake Ollama behaves like Ollama for the real ``ChatOllama`` and ``ollama`` clients, and
+like Ollama's OpenAI-compatible ``/v1`` API for ``ChatOpenAI`` and the ``openai`` client."""
 
 from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import httpx
 import ollama
+import openai
+import openai.resources.beta.beta  # noqa: F401 - ~1 s to import: at collection, not in a test
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_ollama import ChatOllama
+from langchain_openai import ChatOpenAI
 
 from tests.support.fake_ollama import (
     DEFAULT_MODEL,
@@ -281,3 +286,317 @@ async def test_broken_script_is_reported_to_the_client(fake_ollama: FakeOllama) 
 
     with pytest.raises(ollama.ResponseError, match="ZeroDivisionError"):
         await chat(fake_ollama).ainvoke("hi")
+
+
+# --- the OpenAI-compatible API under /v1 (ChatOpenAI, the openai client) -------------------
+
+
+def chat_openai(fake: FakeOllama, **kwargs: Any) -> ChatOpenAI:
+    # No retries: the openai client retries 5xx and dropped connections twice, with backoff.
+    return ChatOpenAI(
+        model=DEFAULT_MODEL, base_url=fake.url + "/v1", api_key="x", max_retries=0, **kwargs
+    )
+
+
+def openai_client(fake: FakeOllama, **kwargs: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key="x", max_retries=0, **kwargs)
+
+
+async def test_openai_client_streams_content_finish_and_usage(fake_ollama: FakeOllama) -> None:
+    text = "Memory limit too low for the JVM heap; raise it to 2Gi."
+    fake_ollama.enqueue(say(text))
+
+    stream = await openai_client(fake_ollama).chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "why OOM?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+    assert chunks[0].choices[0].delta.role == "assistant"
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices]
+    assert len([d for d in deltas if d]) >= 3 and "".join(d or "" for d in deltas) == text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens == math.ceil(len("why OOM?") / 4)
+    assert chunks[-1].usage.completion_tokens == math.ceil(len(text) / 4)
+    request = fake_ollama.requests[0]
+    assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
+    assert fake_ollama.paths == ["POST /v1/chat/completions"]
+
+
+def test_sync_openai_client_tool_calls_not_streamed(fake_ollama: FakeOllama) -> None:
+    fake_ollama.enqueue(
+        calls(
+            [("pod_status", {"namespace": "a", "pod": "p"}), ("pod_status", {"namespace": "b"})],
+            content="Checking both.",
+        )
+    )
+    client = openai.OpenAI(base_url=fake_ollama.url + "/v1", api_key="x", max_retries=0)
+
+    response = client.chat.completions.create(
+        model=DEFAULT_MODEL, messages=[{"role": "user", "content": "go"}]
+    )
+
+    choice = response.choices[0]
+    assert response.object == "chat.completion" and choice.finish_reason == "tool_calls"
+    assert choice.message.content == "Checking both."
+    tool_calls = choice.message.tool_calls or []
+    assert [json.loads(c.function.arguments) for c in tool_calls] == [  # type: ignore[union-attr]
+        {"namespace": "a", "pod": "p"},
+        {"namespace": "b"},
+    ]
+    assert all(c.id.startswith("call_") and c.type == "function" for c in tool_calls)
+    assert response.usage is not None
+    assert response.usage.total_tokens == (
+        response.usage.prompt_tokens + response.usage.completion_tokens
+    )
+    assert "stream" not in fake_ollama.requests[0]  # absent means not streamed
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_chat_openai_content_and_usage(fake_ollama: FakeOllama, streaming: bool) -> None:
+    system, user, answer = "You are an SRE.", "Why is checkout slow?", "The database is saturated."
+    fake_ollama.enqueue(say(answer))
+
+    reply = await chat_openai(fake_ollama, streaming=streaming, stream_usage=True).ainvoke(
+        [SystemMessage(system), HumanMessage(user)]
+    )
+
+    assert reply.content == answer
+    assert reply.response_metadata["finish_reason"] == "stop"
+    assert reply.response_metadata["model_name"] == DEFAULT_MODEL
+    expected_in = math.ceil((len(system) + len(user)) / 4)
+    expected_out = math.ceil(len(answer) / 4)
+    assert reply.usage_metadata is not None
+    assert (reply.usage_metadata["input_tokens"], reply.usage_metadata["output_tokens"]) == (
+        expected_in,
+        expected_out,
+    )
+    request = fake_ollama.requests[0]
+    assert request["stream"] is streaming
+    assert [m["role"] for m in request["messages"]] == ["system", "user"]
+    # stream_usage=True is what makes ChatOpenAI ask for the usage chunk.
+    assert request.get("stream_options") == ({"include_usage": True} if streaming else None)
+
+
+async def test_chat_openai_streams_several_chunks_and_one_usage(fake_ollama: FakeOllama) -> None:
+    text = "Memory limit too low for the JVM heap; raise it to 2Gi."
+    fake_ollama.enqueue(say(text))
+
+    model = chat_openai(fake_ollama, streaming=True, stream_usage=True)
+    chunks = [chunk async for chunk in model.astream("why OOM?")]
+
+    assert len([c for c in chunks if c.content]) >= 3
+    assert "".join(str(c.content) for c in chunks) == text
+    usage = [c.usage_metadata for c in chunks if c.usage_metadata]
+    assert len(usage) == 1 and usage[0]["output_tokens"] == math.ceil(len(text) / 4)
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_chat_openai_bound_tools_and_calls(fake_ollama: FakeOllama, streaming: bool) -> None:
+    fake_ollama.enqueue(call("pod_status", namespace="shop", pod="checkout-1"))
+
+    model = chat_openai(fake_ollama, streaming=streaming, stream_usage=True)
+    reply = await model.bind_tools([pod_status]).ainvoke("check checkout")
+
+    assert isinstance(reply, AIMessage)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("pod_status", {"namespace": "shop", "pod": "checkout-1"})
+    ]
+    assert str(reply.tool_calls[0]["id"]).startswith("call_")
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+    request = fake_ollama.requests[0]
+    assert request["tools"][0]["function"]["name"] == "pod_status"
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata["input_tokens"] == prompt_eval_count(request)
+    assert reply.usage_metadata["input_tokens"] > math.ceil(len("check checkout") / 4)
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_chat_openai_max_tokens_cuts_the_reply(
+    fake_ollama: FakeOllama, streaming: bool
+) -> None:
+    fake_ollama.enqueue(say("x" * 40))
+
+    model = chat_openai(fake_ollama, streaming=streaming, stream_usage=True, max_tokens=3)
+    reply = await model.ainvoke("hi")
+
+    assert reply.content == "x" * 12
+    assert reply.response_metadata["finish_reason"] == "length"
+    assert reply.usage_metadata is not None and reply.usage_metadata["output_tokens"] == 3
+    # ChatOpenAI sends max_tokens as max_completion_tokens.
+    assert fake_ollama.requests[0]["max_completion_tokens"] == 3
+    assert "max_tokens" not in fake_ollama.requests[0]
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+async def test_openai_client_either_cap_field(fake_ollama: FakeOllama, field: str) -> None:
+    fake_ollama.enqueue(call("pod_status", namespace="n" * 80, pod="p"))
+
+    response = await openai_client(fake_ollama).chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={field: 5},
+    )
+
+    # The tool call it never finished is not sent.
+    assert response.choices[0].finish_reason == "length"
+    assert response.choices[0].message.tool_calls is None
+    assert response.usage is not None and response.usage.completion_tokens == 5
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_openai_fail_is_api_status_error(fake_ollama: FakeOllama, status: int) -> None:
+    fake_ollama.enqueue(fail(status, "llama runner process has terminated"))
+
+    with pytest.raises(openai.APIStatusError) as info:
+        await openai_client(fake_ollama).chat.completions.create(
+            model=DEFAULT_MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+
+    assert info.value.status_code == status
+    assert info.value.body == {
+        "message": "llama runner process has terminated",
+        "type": "api_error",
+        "param": None,
+        "code": None,
+    }
+    # ChatOpenAI raises its own subclasses of the openai errors.
+    fake_ollama.enqueue(fail(status, "again"))
+    with pytest.raises(openai.APIStatusError, match="again"):
+        await chat_openai(fake_ollama, streaming=True).ainvoke("hi")
+
+
+async def test_openai_unknown_model_is_404_and_consumes_no_reply(fake_ollama: FakeOllama) -> None:
+    fake_ollama.enqueue(say("unused"))
+
+    with pytest.raises(openai.NotFoundError) as info:
+        await openai_client(fake_ollama).chat.completions.create(
+            model="llama9:70b", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.status_code == 404
+    assert (
+        info.value.message == 'Error code: 404 - model "llama9:70b" not found, try pulling it first'
+    )
+    assert isinstance(info.value.body, dict) and info.value.body["type"] == "api_error"
+
+    model = ChatOpenAI(model="llama9:70b", base_url=fake_ollama.url + "/v1", api_key="x")
+    with pytest.raises(openai.NotFoundError):
+        await model.ainvoke("hi")
+    assert fake_ollama.pending == 1
+
+
+async def test_v1_models_lists_the_models() -> None:
+    with FakeOllama(models=[DEFAULT_MODEL, "llama3.2"]) as fake:
+        client = openai_client(fake)
+        models = await client.models.list()
+        one = await client.models.retrieve("llama3.2")
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve("missing")
+
+    assert models.object == "list"
+    assert [(m.id, m.object, m.owned_by) for m in models.data] == [
+        (DEFAULT_MODEL, "model", "library"),
+        ("llama3.2", "model", "library"),
+    ]
+    assert all(isinstance(m.created, int) for m in models.data)
+    assert one.id == "llama3.2"
+    assert fake.paths[0] == "GET /v1/models"
+
+
+async def test_openai_busy_dropping_hanging_and_back(fake_ollama: FakeOllama) -> None:
+    client = openai_client(fake_ollama, timeout=0.2)
+    messages: Any = [{"role": "user", "content": "hi"}]
+
+    fake_ollama.unavailable = "busy"
+    with pytest.raises(openai.InternalServerError) as info:
+        await client.chat.completions.create(model=DEFAULT_MODEL, messages=messages)
+    assert info.value.status_code == 503
+    assert isinstance(info.value.body, dict) and "server busy" in info.value.body["message"]
+
+    fake_ollama.unavailable = "drop"
+    with pytest.raises(openai.APIConnectionError):
+        await client.chat.completions.create(model=DEFAULT_MODEL, messages=messages)
+
+    fake_ollama.unavailable = None
+    fake_ollama.enqueue(hang(5), say("after"))
+    with pytest.raises(openai.APITimeoutError):
+        await client.chat.completions.create(model=DEFAULT_MODEL, messages=messages, stream=True)
+    response = await client.chat.completions.create(model=DEFAULT_MODEL, messages=messages)
+    assert response.choices[0].message.content == "after"
+
+
+async def test_openai_callable_reply_sees_the_openai_request(fake_ollama: FakeOllama) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def reply(request: dict[str, Any]) -> Any:
+        seen.append(request)
+        return say("parts: " + request["messages"][-1]["content"][0]["text"])
+
+    fake_ollama.enqueue(reply)
+    content: Any = [{"type": "text", "text": "ping "}, {"type": "text", "text": "pong"}]
+
+    response = await openai_client(fake_ollama).chat.completions.create(
+        model=DEFAULT_MODEL, messages=[{"role": "user", "content": content}], temperature=0
+    )
+
+    assert response.choices[0].message.content == "parts: ping "
+    assert seen == fake_ollama.requests and seen[0]["temperature"] == 0
+    # A list of content parts counts by its text.
+    assert response.usage is not None
+    assert response.usage.prompt_tokens == math.ceil(len("ping pong") / 4)
+    assert prompt_eval_count(seen[0]) == math.ceil(len("ping pong") / 4)
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_chat_openai_response_format_is_recorded(
+    fake_ollama: FakeOllama, streaming: bool
+) -> None:
+    schema = {
+        "title": "Summary",
+        "type": "object",
+        "properties": {"summary": {"type": "string"}},
+        "required": ["summary"],
+    }
+    fake_ollama.enqueue(answer_json({"summary": "disk full"}))
+
+    model = chat_openai(fake_ollama, streaming=streaming)
+    result = await model.with_structured_output(schema, method="json_schema").ainvoke("analyse")
+
+    assert result == {"summary": "disk full"}
+    response_format = fake_ollama.requests[0]["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["schema"]["properties"] == schema["properties"]
+
+
+async def test_create_agent_end_to_end_over_v1(fake_ollama: FakeOllama) -> None:
+    @tool
+    async def double(x: int) -> str:
+        """Double a number."""
+        return f"doubled: {x * 2}"
+
+    fake_ollama.enqueue(call("double", x=1), say("done"))
+    model = chat_openai(fake_ollama, streaming=True, stream_usage=True)
+    agent = create_agent(model=model, tools=[double])
+
+    result = await agent.ainvoke({"messages": [HumanMessage("double 1")]})
+
+    assert result["messages"][-1].content == "done"
+    second = fake_ollama.requests[1]["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "tool"]
+    assert json.loads(second[1]["tool_calls"][0]["function"]["arguments"]) == {"x": 1}
+    assert second[2]["tool_call_id"] == second[1]["tool_calls"][0]["id"]
+    assert second[2]["content"] == "doubled: 2"
+
+
+async def test_broken_script_is_reported_in_openai_form(fake_ollama: FakeOllama) -> None:
+    fake_ollama.enqueue(lambda request: 1 / 0)
+
+    with pytest.raises(openai.InternalServerError, match="ZeroDivisionError"):
+        await openai_client(fake_ollama).chat.completions.create(
+            model=DEFAULT_MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
