@@ -270,7 +270,7 @@ def main() -> int:
         try:
             results = Path(tmp) / "eval.json"
             env = {
-                **os.environ,
+                **{k: v for k, v in os.environ.items() if k != "SRE_AGENT_SMOKE_CACHE"},
                 "SRE_AGENT_LLM_API": "openai",
                 "SRE_AGENT_OPENAI_BASE_URL": f"{url}/v1",
                 "SRE_AGENT_MODEL": ALIAS,

@@ -331,12 +331,7 @@ class Investigator:
         except SCHEMA_REFUSED as exc:
             if not refused_schema(exc):
                 raise
-            self._no_schema = True
-            log.warning(
-                "the model server refused a JSON schema (%s): the first call and the retry go"
-                " without one from now on (restart sre-agent after changing the server)",
-                describe_error(exc),
-            )
+            self._refuse_schemas(exc)
             return UNSUPPORTED
         reply = clean_reply(reply)  # redacted where it arrives
         run.remember([reply])
@@ -401,16 +396,9 @@ class Investigator:
         kept_text = None if miscited else final_text
         notes = self._notes(alert, run, final_text)
         prompt = self.prompts.render("repair", error=error, notes=notes)
-        # Held to the schema, unless the server refused one: then asked plainly.
-        schema = analysis_schema(run.gathered())  # cites only what it was shown
-        structured = self.model if self._no_schema else constrained(self.model, schema)
+        messages = [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
         try:
-            with run.metered("repair") as meter:
-                reply = await structured.ainvoke(
-                    [SystemMessage(self.prompts.render("system")), HumanMessage(prompt)]
-                )
-                meter.adopt(reply)
-            reply = clean_reply(reply)  # redacted where it arrives
+            reply = await self._retry_call(messages, run)
         except LLM_ERRORS as exc:
             reason = f"final answer invalid ({error}); retry failed: {llm_failure(exc)}"
             return Result("degraded", reason, raw_text=kept_text, llm_unavailable=server_down(exc))
@@ -429,6 +417,30 @@ class Investigator:
             elif cut == "repetition":
                 reason += " (the retry was stopped: it kept repeating itself)"
             return Result("degraded", reason, raw_text=kept_text or text)
+
+    async def _retry_call(self, messages: list[BaseMessage], run: RunLog) -> BaseMessage:
+        """The retry's model call: held to the schema (citing only what the model was
+        shown), unless the server refuses schemas: then, and from then on, asked plainly."""
+        for held in (not self._no_schema, False):
+            model = constrained(self.model, analysis_schema(run.gathered())) if held else self.model
+            try:
+                with run.metered("repair") as meter:
+                    reply = await model.ainvoke(messages)
+                    meter.adopt(reply)
+                return clean_reply(reply)  # redacted where it arrives
+            except SCHEMA_REFUSED as exc:
+                if not (held and refused_schema(exc)):
+                    raise
+                self._refuse_schemas(exc)
+        raise AssertionError("unreachable: the plain call returns or raises")
+
+    def _refuse_schemas(self, exc: BaseException) -> None:
+        self._no_schema = True
+        log.warning(
+            "the model server refused a JSON schema (%s): the first call and the retry go"
+            " without one from now on (restart sre-agent after changing the server)",
+            describe_error(exc),
+        )
 
     def _notes(self, alert: AlertRecord, run: RunLog, final_text: str | None) -> str:
         """What the model saw, within the evidence budget, for the schema-constrained retry."""

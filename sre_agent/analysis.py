@@ -124,16 +124,19 @@ class Analysis(BaseModel):
 #: Bounds of the schema sent for constrained decoding (not of validation: an answer
 #: written freely may run longer). A small model held to a schema can loop inside a list
 #: or a string until the generation cap; with these the grammar closes it and moves on.
+#: At most ~5,800 characters in all (~1,600 tokens; an analysis is 300-600): a model may
+#: still reach SRE_AGENT_NUM_PREDICT (1024) inside the bounds, but not loop past them.
 _MAX_ITEMS = {
     "root_causes": 3,
-    "evidence": 5,
-    "evidence_ids": 6,
-    "mitigation": 5,
-    "follow_up_queries": 4,
-    "follow_up_commands": 4,
+    "evidence": 3,
+    "evidence_ids": 4,
+    "mitigation": 4,
+    "follow_up_queries": 3,
+    "follow_up_commands": 3,
 }
-_MAX_LENGTH = {"summary": 600, "impact": 400}
-_MAX_ITEM_LENGTH = 300
+_MAX_LENGTH = {"summary": 500, "impact": 300}
+_MAX_ITEM_LENGTH = 200
+_MAX_ITEM_LENGTHS = {"follow_up_queries": 300, "follow_up_commands": 300}  # PromQL runs long
 #: Fields the schema makes the model write (the model may omit the others).
 _REQUIRED = {
     "Analysis": ["summary", "root_causes", "impact", "mitigation"],
@@ -157,10 +160,12 @@ def analysis_schema(ids: Iterable[str] | None = None) -> dict[str, Any]:
         model["required"] = _REQUIRED.get(model.get("title", ""), model.get("required", []))
         for name, field in model.get("properties", {}).items():
             if field.get("type") == "array":
-                field.setdefault("maxItems", _MAX_ITEMS.get(name, 5))
+                field.setdefault("maxItems", _MAX_ITEMS.get(name, 3))
                 items = field.get("items", {})
                 if items.get("type") == "string" and "enum" not in items:
-                    field["items"].setdefault("maxLength", _MAX_ITEM_LENGTH)
+                    field["items"].setdefault(
+                        "maxLength", _MAX_ITEM_LENGTHS.get(name, _MAX_ITEM_LENGTH)
+                    )
             elif field.get("type") == "string" and "enum" not in field:
                 field["maxLength"] = _MAX_LENGTH.get(name, _MAX_ITEM_LENGTH)
     schema["properties"]["root_causes"]["minItems"] = 1

@@ -87,22 +87,26 @@ class Instructions:
         phrases += descriptions
         # "high | medium | low" and the like: each alternative is its own phrase.
         phrases += [p for phrase in list(phrases) for p in phrase.split("|")]
-        # A single word ("high", "impact", "runbook") is an answer, not a copy of one.
-        normalised = {n for n in map(normalise, phrases) if " " in n}
+        # A word or two ("high", "status error") is an answer, not a copy of one.
+        normalised = {n for n in map(normalise, phrases) if n.count(" ") >= 2}
         vocabulary = set()
         for text in [*texts, *descriptions]:
             vocabulary |= words(text)
         return cls(tuple(sorted(p for p in normalised if p)), frozenset(vocabulary))
 
-    def echoed(self, text: str) -> str | None:
-        """The instruction phrase ``text`` repeats, if it repeats one."""
+    def echoed(self, text: str, named: frozenset[str] = frozenset()) -> str | None:
+        """The instruction phrase ``text`` repeats, if it repeats one. A text that names
+        one of ``named`` (facts of the alert and its evidence) says something of its own:
+        only an exact copy counts then ("The most likely cause is that the container
+        exceeds its 256Mi limit" starts like the format's placeholder, and is no copy)."""
         mine = normalise(text)
         if not mine:
             return None
+        own = bool(words(text) & named)
         for phrase in self.phrases:
             if mine == phrase:
                 return phrase
-            if len(mine) < MIN_COMPARED or len(phrase) < MIN_COMPARED:
+            if own or len(mine) < MIN_COMPARED or len(phrase) < MIN_COMPARED:
                 continue
             if _copied_start(mine, phrase):  # the instruction, then a ramble of its own
                 return phrase
@@ -161,9 +165,10 @@ def check_echo(analysis: Analysis, told: Instructions, facts: str) -> None:
     the instructions, or names nothing of ``facts`` (the alert and the evidence) that the
     instructions do not also say."""
     drop_placeholders(analysis)
+    named = frozenset(words(facts) - told.vocabulary)
     copied: list[tuple[str, str]] = []
     for name, text in _fields(analysis):
-        phrase = told.echoed(text)
+        phrase = told.echoed(text, named)
         if phrase:
             copied.append((name, phrase))
     if copied:
@@ -176,7 +181,7 @@ def check_echo(analysis: Analysis, told: Instructions, facts: str) -> None:
     said = words(" ".join([analysis.summary, analysis.impact]))
     for cause in analysis.root_causes:
         said |= words(" ".join([cause.cause, *cause.evidence]))
-    if not (said - told.vocabulary) & words(facts):
+    if not said & named:
         raise EchoError(
             "it names nothing from the alert or the evidence (no object, metric, value or"
             " message that was shown); say what is happening to what, quoting the evidence"

@@ -437,6 +437,10 @@ def refused_schema(exc: BaseException) -> bool:
         return False
     status: int = exc.status_code
     text = str(exc).lower()
+    if isinstance(exc, ollama.ResponseError) and (
+        "invalid json schema" in text or "grammar" in text
+    ):
+        return True  # Ollama: a 500, or an error in the stream (status -1)
     return status in (400, 422) and any(word in text for word in _SCHEMA_WORDS)
 
 

@@ -78,7 +78,7 @@ async def test_without_evidence_that_answered_the_model_gets_its_tools(make_sett
 
 
 async def test_a_server_that_refuses_the_schema_is_asked_with_tools(make_settings, ollama):
-    ollama.enqueue(fail(400, "invalid format: json schema not supported"), answer)
+    ollama.enqueue(fail(500, "invalid JSON schema in format"), answer)
     record = await investigate(make_settings())
     assert_reported(record)
     assert ollama.requests[0].get("format") and ollama.requests[1].get("tools")
@@ -131,7 +131,7 @@ async def test_a_real_analysis_of_the_evidence_is_accepted_at_once(make_settings
 
 async def test_after_a_refused_schema_the_retry_asks_without_one(make_settings, ollama):
     ollama.enqueue(
-        fail(400, "invalid format: json schema not supported"),
+        fail(500, "invalid JSON schema in format"),
         say("The api pod crash-loops: SITE_API_UPSTREAM_URL is not set."),  # prose, tools' path
         answer,  # the retry
     )
@@ -148,3 +148,17 @@ async def test_a_prompt_too_long_is_not_a_refused_schema_nor_a_server_down(make_
     assert len(ollama.requests) == 1  # no second try with tools: the schema was not the matter
     assert "exceeds the available context size" in record["status_reason"]
     assert "investigate again" not in record["status_reason"]  # a retry would fail the same
+
+
+async def test_a_retry_whose_schema_is_refused_is_asked_again_plainly(make_settings, ollama):
+    ollama.enqueue(
+        say("The api pod crash-loops: SITE_API_UPSTREAM_URL is not set."),  # tools' path, prose
+        fail(500, "invalid JSON schema in format"),  # what Ollama answers a bad schema
+        answer,
+    )
+    record = await investigate(make_settings(first_call="tools"))
+    assert_reported(record)
+    assert ollama.requests[1].get("format") and not ollama.requests[2].get("format")
+    detail = record["llm_usage"]["calls_detail"]
+    # The refused call ended in an error; the plain one answered (nothing to note).
+    assert [(c["kind"], c["ended"]) for c in detail][1:] == [("repair", "error"), ("repair", None)]

@@ -168,3 +168,29 @@ def test_an_instruction_followed_by_a_ramble_is_an_echo(told):
 
 def test_a_summary_that_starts_like_a_question_is_not_an_echo(told):
     check_echo(analysis(summary="What is happening: report-worker is OOMKilled."), told, FACTS)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cause", "The most likely cause is that the worker exceeds its 512Mi memory limit."),
+        ("cause", "The most likely cause appears to be OOMKilled."),
+        ("impact", "Who or what is affected: report-worker builds no reports."),
+        ("evidence", "Alert expression (PromQL): kube_pod_container_status_waiting_reason"),
+        ("evidence", "Evidence already gathered shows OOMKilled"),
+        ("evidence", "[E2] status: error"),
+        ("command", "Read-only commands worth running: kubectl top pod -n lab-oom"),
+    ],
+)
+def test_what_a_7b_model_writes_starting_like_an_instruction_passes(told, field, value):
+    cause = {"cause": "Memory limit too small for report-worker.", "evidence": []}
+    changes: dict[str, object] = {}
+    if field == "cause":
+        cause["cause"] = value
+    elif field == "evidence":
+        cause["evidence"] = [value]
+    elif field == "impact":
+        changes["impact"] = value
+    else:
+        changes["follow_up_commands"] = [value]
+    check_echo(analysis(root_causes=[cause], **changes), told, FACTS)
