@@ -157,6 +157,20 @@ class CallMeter:
         self.prompt_eval_count = prompt
         self.eval_count = completion
 
+    def must_stop(self, limit: int | None, cap: str, missing: str) -> bool:
+        """After a chunk: True when the content loops (we end the call, ``stopped_by_us``);
+        raises :class:`ModelServerError` when the server generates far past ``limit``
+        (``cap`` and the final word it never sent, ``missing``, say so)."""
+        if self.looping() is not None:
+            self.stopped_by_us = True
+            return True
+        if limit is not None and _runaway(self, limit):
+            raise ModelServerError(
+                f"the model server kept generating past {cap} (~{self.generated()} tokens,"
+                f" {missing}): the call was stopped"
+            )
+        return False
+
     def looping(self) -> int | None:
         """The period of the loop the content ends in, if it ends in one (looked at every
         REPEAT_CHECK characters of content, whatever the size of the chunks)."""
@@ -291,18 +305,12 @@ class OllamaChat(ChatOllama):
                 yield part
                 if part.done:  # Ollama's last word: anything after it is not read
                     return
-                period = meter.looping()
-                if period is not None:  # end the call here, as Ollama ends one at the cap
-                    meter.stopped_by_us = True
+                if meter.must_stop(limit, f"num_predict={cap}", "no final chunk"):
+                    # End the call here, as Ollama ends one at the cap.
                     final: Any = _final_part(part, "repetition")
                     meter.seen(final)
                     yield final
                     return
-                if limit is not None and _runaway(meter, limit):
-                    raise ModelServerError(
-                        f"the model server kept generating past num_predict={cap}"
-                        f" (~{meter.generated()} tokens, no final chunk): the call was stopped"
-                    )
         except (ModelServerError, ollama.ResponseError, ConnectionError):
             raise
         except Exception as exc:
@@ -373,19 +381,15 @@ class OpenAIChat(ChatOpenAI):
                     meter.prompt_eval_count = int(usage.get("input_tokens") or 0)
                     meter.eval_count = int(usage.get("output_tokens") or 0)
                 yield chunk
-                if not meter.done and meter.looping() is not None:
-                    meter.stopped_by_us = True
+                if meter.done:  # the usage chunk may still follow
+                    continue
+                if meter.must_stop(limit, f"max_tokens={self.max_tokens}", "no finish_reason"):
                     meter.finish("repetition", None, None)
                     yield ChatGenerationChunk(
                         message=AIMessageChunk(content=""),
                         generation_info={"finish_reason": "repetition"},
                     )
                     return
-                if limit is not None and _runaway(meter, limit):
-                    raise ModelServerError(
-                        f"the model server kept generating past max_tokens={self.max_tokens}"
-                        f" (~{meter.generated()} tokens, no finish_reason): the call was stopped"
-                    )
         except (ModelServerError, openai.APIError, ConnectionError):
             raise
         except Exception as exc:  # the request was built above: what breaks now is theirs
